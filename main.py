@@ -1,0 +1,155 @@
+#!/usr/bin/env python
+"""FCN-8s road segmentation on KITTI (the Udacity project), TensorFlow 1.x graph mode on TF 1.15 and 2.x.
+
+    python main.py                    # train, then write inference images to runs/<timestamp>/
+    python main.py --evaluate RUN     # MaxF1/AP/IoU on the validation split
+    python main.py --video in.mp4 --output out.mp4 --checkpoint RUN
+"""
+import math
+import sys
+
+import numpy as np
+from tqdm import tqdm
+
+from roadseg.tfcompat import tf
+from roadseg import vgg as vgg_model
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+def load_vgg(sess, vgg_path):
+    """
+    Load the VGG16 SavedModel (tag 'vgg16') into sess.
+    :return: (image_input, keep_prob, layer3_out, layer4_out, layer7_out) tensors
+    """
+    return vgg_model.load_vgg_tensors(sess, vgg_path)
+
+
+def _bilinear_kernel(size, channels):
+    """(size, size, channels, channels) kernel upsampling each channel bilinearly, as in FCN."""
+    factor = (size + 1) // 2
+    center = factor - 1 if size % 2 == 1 else factor - 0.5
+    og = np.ogrid[:size, :size]
+    filt = (1 - abs(og[0] - center) / factor) * (1 - abs(og[1] - center) / factor)
+    kernel = np.zeros((size, size, channels, channels), np.float32)
+    for c in range(channels):
+        kernel[:, :, c, c] = filt
+    return kernel
+
+
+def _regularized(name, shape, initializer, l2_scale):
+    """A kernel variable whose l2_scale * l2_loss is added to REGULARIZATION_LOSSES (the one place it is)."""
+    w = tf.get_variable(name, shape, initializer=initializer)
+    tf.add_to_collection(tf.GraphKeys.REGULARIZATION_LOSSES, tf.multiply(l2_scale, tf.nn.l2_loss(w),
+                                                                         name=name + '_l2'))
+    return w
+
+
+def _score(net, num_classes, name, l2_scale):
+    """1x1 convolution to class scores; zero-initialised as in FCN."""
+    with tf.variable_scope(name):
+        w = _regularized('kernel', [1, 1, net.shape[-1], num_classes], tf.zeros_initializer(), l2_scale)
+        b = tf.get_variable('bias', [num_classes], initializer=tf.zeros_initializer())
+        return tf.nn.bias_add(tf.nn.conv2d(net, w, [1, 1, 1, 1], 'SAME'), b)
+
+
+def _upsample(net, like_hw, factor, num_classes, name, l2_scale):
+    """Transposed conv (kernel 2*factor, stride factor, bilinear init) to spatial size like_hw."""
+    size = 2 * factor
+    with tf.variable_scope(name):
+        w = _regularized('kernel', [size, size, num_classes, num_classes],
+                         tf.constant_initializer(_bilinear_kernel(size, num_classes)), l2_scale)
+        out_shape = tf.stack([tf.shape(net)[0], like_hw[0], like_hw[1], num_classes])
+        out = tf.nn.conv2d_transpose(net, w, out_shape, [1, factor, factor, 1], 'SAME')
+        out.set_shape([None, None, None, num_classes])
+        return out
+
+
+def layers(vgg_layer3_out, vgg_layer4_out, vgg_layer7_out, num_classes,
+           l2_scale=1e-3, skip_scaling=False, crop_to=None):
+    """
+    FCN-8s decoder: 1x1 scores on layers 3, 4, 7; x2, x2, x8 transposed convs with skip additions.
+    :param l2_scale: L2 weight on every new kernel (scale * sum(w**2) / 2)
+    :param skip_scaling: scale pool4 by 0.01 and pool3 by 0.0001 as the at-once FCN-8s did with SGD.
+        Off by default: under Adam each weight moves by ~lr per step whatever its gradient's size,
+        so those constants shrink the skip paths' effective learning rate 100x and 10000x.
+    :param crop_to: optional image tensor (N, H, W, C); the output is cropped to its H, W
+    :return: (N, 8*ceil(H/8), 8*ceil(W/8), num_classes) logits; exactly (N, H, W, num_classes) when
+        H and W are multiples of 32 (the pools are SAME, so other sizes round up) or crop_to is given
+    """
+    layer3, layer4 = vgg_layer3_out, vgg_layer4_out
+    if skip_scaling:
+        layer3, layer4 = layer3 * 0.0001, layer4 * 0.01
+    with tf.variable_scope('decoder'):
+        score7 = _score(vgg_layer7_out, num_classes, 'score7', l2_scale)
+        score4 = _score(layer4, num_classes, 'score4', l2_scale)
+        score3 = _score(layer3, num_classes, 'score3', l2_scale)
+        fuse4 = _upsample(score7, tf.shape(layer4)[1:3], 2, num_classes, 'up7', l2_scale) + score4
+        fuse3 = _upsample(fuse4, tf.shape(layer3)[1:3], 2, num_classes, 'up4', l2_scale) + score3
+        out = _upsample(fuse3, 8 * tf.shape(layer3)[1:3], 8, num_classes, 'up3', l2_scale)
+        if crop_to is not None:
+            out = out[:, :tf.shape(crop_to)[1], :tf.shape(crop_to)[2], :]
+        return tf.identity(out, name='fcn_output')
+
+
+def optimize(nn_last_layer, correct_label, learning_rate, num_classes):
+    """
+    Cross-entropy over labelled pixels (all-zero label rows are "don't care") plus the L2 losses, Adam.
+    :return: (logits (pixels, num_classes), train_op, cross_entropy_loss without the L2 term)
+    """
+    logits = tf.reshape(nn_last_layer, (-1, num_classes), name='logits')
+    labels = tf.reshape(correct_label, (-1, num_classes))
+    xent = tf.nn.softmax_cross_entropy_with_logits_v2(labels=tf.stop_gradient(labels), logits=logits)
+    weight = tf.reduce_sum(labels, axis=1)  # 1 labelled, 0 don't care
+    cross_entropy_loss = tf.divide(tf.reduce_sum(xent * weight), tf.maximum(tf.reduce_sum(weight), 1.0),
+                                   name='cross_entropy_loss')
+    total = cross_entropy_loss
+    reg = tf.get_collection(tf.GraphKeys.REGULARIZATION_LOSSES)
+    if reg:
+        total = tf.add(cross_entropy_loss, tf.add_n(reg), name='total_loss')
+    global_step = tf.train.get_or_create_global_step()
+    train_op = tf.train.AdamOptimizer(learning_rate).minimize(total, global_step=global_step)
+    return logits, train_op, cross_entropy_loss
+
+
+def train_nn(sess, epochs, batch_size, get_batches_fn, train_op, cross_entropy_loss, input_image,
+             correct_label, keep_prob, learning_rate, keep_prob_value=0.5, learning_rate_value=1e-3,
+             first_epoch=0, on_epoch_end=None):
+    """
+    Train for epochs [first_epoch, epochs); print each epoch's mean loss, tqdm per epoch.
+    :param get_batches_fn: get_batches_fn(batch_size) yields (images, labels) batches
+    :param on_epoch_end: optional callback(epoch, mean_loss) after each epoch (validation, checkpoints)
+    :return: list of per-epoch mean losses
+    :raises TrainingDiverged: on a NaN or infinite loss, before anything else is saved
+    """
+    history = []
+    for epoch in range(first_epoch, epochs):
+        losses = []
+        bar = tqdm(get_batches_fn(batch_size), desc='Epoch {}/{}'.format(epoch + 1, epochs),
+                   unit='batch', leave=False, file=sys.stdout)
+        for images, labels in bar:
+            _, loss = sess.run([train_op, cross_entropy_loss],
+                               {input_image: images, correct_label: labels,
+                                keep_prob: keep_prob_value, learning_rate: learning_rate_value})
+            if not math.isfinite(float(loss)):
+                raise TrainingDiverged('loss became {} in epoch {}; lower --learning-rate'.format(loss, epoch + 1))
+            losses.append(float(loss))
+            bar.set_postfix(loss='{:.4f}'.format(loss))
+        mean = float(np.mean(losses)) if losses else float('nan')
+        history.append(mean)
+        print('Epoch {}/{}: loss {:.4f}'.format(epoch + 1, epochs, mean))
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, mean)
+    return history
+
+
+def run(argv=None):
+    """Parse flags and train / evaluate / make a video (see README.md or --help)."""
+    from roadseg import cli
+    return cli.main(argv, sys.modules[__name__])
+
+
+if __name__ == '__main__':
+    sys.exit(run())

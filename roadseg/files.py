@@ -1,0 +1,93 @@
+"""User-facing errors, atomic file writes and run folders."""
+import contextlib
+import datetime
+import errno
+import os
+import shutil
+import tempfile
+
+
+class InputError(Exception):
+    """A problem with the user's input: main.py prints it as one line and exits 2."""
+
+
+def check_writable_dir(path, what='output folder'):
+    """Create `path` if needed and prove it is writable; InputError otherwise."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix='.write-test-'):
+            pass
+    except OSError as e:
+        raise InputError('{} {} is not writable: {}'.format(what, path, e.strerror or e))
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds.
+
+    On any error (disk full included) the temporary file is removed and an existing `path` is untouched.
+    """
+    directory, name = os.path.split(os.path.abspath(path))
+    base, ext = os.path.splitext(name)
+    fd, tmp = tempfile.mkstemp(prefix='.' + base + '.', suffix='.tmp' + ext, dir=directory)
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+
+
+def write_bytes_atomic(path, data):
+    with atomic_path(path) as tmp:
+        with open(tmp, 'wb') as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def save_image_atomic(path, image):
+    """Write a PIL image to `path` (format from the extension) via a temporary file."""
+    with atomic_path(path) as tmp:
+        image.save(tmp, format=os.path.splitext(path)[1][1:].upper().replace('JPG', 'JPEG'))
+
+
+def new_run_dir(runs_dir):
+    """Reserve a fresh `<runs_dir>/<timestamp>.partial` folder; return (partial_path, final_path).
+
+    Runs started in the same second get `-2`, `-3`, ... suffixes: mkdir is the lock, so two
+    processes never share a folder.
+    """
+    check_writable_dir(runs_dir, 'runs folder')
+    stamp = datetime.datetime.now().strftime('%Y%m%d-%H%M%S')
+    for n in range(1, 1000):
+        name = stamp if n == 1 else '{}-{}'.format(stamp, n)
+        final = os.path.join(runs_dir, name)
+        partial = final + '.partial'
+        if os.path.exists(final):
+            continue
+        try:
+            os.mkdir(partial)
+        except FileExistsError:
+            continue
+        return partial, final
+    raise InputError('could not reserve a run folder in {}'.format(runs_dir))
+
+
+def finish_run_dir(partial, final):
+    """Rename a complete run folder to its final name."""
+    try:
+        os.rename(partial, final)
+    except OSError as e:
+        raise InputError('could not rename {} to {}: {}'.format(partial, final, e.strerror or e))
+    return final
+
+
+def is_disk_full(exc):
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def remove_tree(path):
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,106 @@
+"""Inference: the road-probability op, batched prediction at any frame size, overlays, loading a trained model."""
+import json
+import os
+
+import numpy as np
+
+from .files import InputError
+from .kitti import resize_prob, resize_rgb
+from .tfcompat import tf
+
+ROAD_PROB = 'road_prob'
+
+
+def road_probability_op(logits, image_pl):
+    """(N, H, W) road probability from (pixels, classes) logits; built once per graph, then reused."""
+    graph = logits.graph
+    try:
+        return graph.get_tensor_by_name(ROAD_PROB + ':0')
+    except KeyError:
+        pass
+    with graph.as_default():
+        prob = tf.nn.softmax(logits)[:, 1]
+        return tf.reshape(prob, tf.shape(image_pl)[:3], name=ROAD_PROB)
+
+
+def predict_road(sess, road_prob, image_pl, images, image_shape, batch_size=4, feed=None):
+    """Road probabilities for uint8 RGB frames of any size.
+
+    images: iterable of (H_i, W_i, 3) uint8; each is resized to image_shape (h, w) for the network and
+    its probability map is resized back to (H_i, W_i). Yields float32 maps, one per image, in order.
+    """
+    feed = dict(feed or {})
+    batch = []
+
+    def flush():
+        net_in = np.stack([resize_rgb(im, image_shape) for im in batch]).astype(np.float32)
+        feed[image_pl] = net_in
+        probs = sess.run(road_prob, feed)
+        for im, p in zip(batch, probs):
+            yield resize_prob(p, im.shape[:2])
+
+    for image in images:
+        batch.append(image)
+        if len(batch) == batch_size:
+            yield from flush()
+            batch = []
+    if batch:
+        yield from flush()
+
+
+def overlay(image, prob, threshold=0.5, color=(0, 255, 0), alpha=0.5):
+    """uint8 RGB image with pixels whose prob > threshold blended toward color (translucent)."""
+    out = image.astype(np.float32)
+    road = prob > threshold
+    out[road] = (1 - alpha) * out[road] + alpha * np.asarray(color, np.float32)
+    return out.astype(np.uint8)
+
+
+class TrainedModel:
+    """A checkpoint of a training run, loaded for inference: graph from its .meta, weights restored.
+
+    Loading runs the graph the checkpoint contains: load only checkpoints you trust.
+    """
+
+    def __init__(self, path, which='best'):
+        prefix = find_checkpoint(path, which)
+        config_path = os.path.join(os.path.dirname(os.path.dirname(prefix)), 'config.json')
+        self.image_shape = (160, 576)
+        if os.path.exists(config_path):
+            with open(config_path) as f:
+                self.image_shape = tuple(json.load(f)['image_shape'])
+        self.graph = tf.Graph()
+        self.sess = tf.Session(graph=self.graph)
+        try:
+            with self.graph.as_default():
+                saver = tf.train.import_meta_graph(prefix + '.meta', clear_devices=True)
+                saver.restore(self.sess, prefix)
+                self.image_pl = self.graph.get_tensor_by_name('image_input:0')
+                self.road_prob = self.graph.get_tensor_by_name(ROAD_PROB + ':0')
+        except (KeyError, ValueError, OSError, tf.errors.OpError) as e:
+            self.sess.close()
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise InputError('cannot load checkpoint {}: {}'.format(prefix, first))
+        self.prefix = prefix
+
+    def predict(self, images, batch_size=4):
+        return predict_road(self.sess, self.road_prob, self.image_pl, images, self.image_shape, batch_size)
+
+    def close(self):
+        self.sess.close()
+
+
+def find_checkpoint(path, which='best'):
+    """Checkpoint prefix from a run folder (its best/ or last/ checkpoint), a checkpoint folder or a prefix."""
+    if path is None:
+        raise InputError('no checkpoint given: pass --checkpoint runs/<timestamp>')
+    candidates = [os.path.join(path, which), os.path.join(path, 'last'), path]
+    for folder in candidates:
+        if os.path.isdir(folder):
+            prefix = tf.train.latest_checkpoint(folder)
+            if prefix:
+                return prefix
+    if os.path.exists(path + '.index') and os.path.exists(path + '.meta'):
+        return path
+    raise InputError('no checkpoint found at {} (expected a training run folder with best/ or last/)'
+                     .format(path))

@@ -1,0 +1,251 @@
+"""KITTI Road data: listing and pairing files, decoding masks, the fixed split, augmented batches."""
+import glob
+import os
+import queue
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from PIL import Image
+
+from .files import InputError
+
+BACKGROUND = (255, 0, 0)
+ROAD = (255, 0, 255)
+IGNORE = 255  # class-map value of "don't care" pixels (any colour but the two above)
+IMAGE_EXTS = ('.png', '.jpg', '.jpeg')
+CATEGORIES = ('um', 'umm', 'uu')
+SPLIT_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'splits', 'val.txt')
+
+
+def image_files(folder):
+    """Sorted image paths in folder; other files (.DS_Store, Thumbs.db, ...) are skipped with a note."""
+    if not os.path.isdir(folder):
+        raise InputError('folder not found: {}'.format(folder))
+    images, skipped = [], []
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        if os.path.isfile(path) and not name.startswith('.') and name.lower().endswith(IMAGE_EXTS):
+            images.append(path)
+        else:
+            skipped.append(name)
+    if skipped:
+        print('note: skipping {} non-image entries in {}: {}'.format(
+            len(skipped), folder, ', '.join(skipped[:3]) + (' ...' if len(skipped) > 3 else '')))
+    return images
+
+
+def category(path):
+    """'um', 'umm' or 'uu' from a KITTI file name such as umm_000012.png."""
+    return os.path.basename(path).split('_')[0]
+
+
+def mask_name(image_name):
+    """um_000000.png -> um_road_000000.png (the KITTI naming of road masks)."""
+    stem, ext = os.path.splitext(image_name)
+    prefix, _, rest = stem.partition('_')
+    return '{}_road_{}'.format(prefix, rest)
+
+
+def list_training_pairs(training_folder):
+    """[(image_path, mask_path)] for training/image_2 and training/gt_image_2, sorted by image name.
+
+    An image without a mask or a road mask without an image is an InputError naming the file;
+    lane masks (*_lane_*) are ignored as KITTI ships them beside the road masks.
+    """
+    images = image_files(os.path.join(training_folder, 'image_2'))
+    if not images:
+        raise InputError('no training images in {}'.format(os.path.join(training_folder, 'image_2')))
+    mask_dir = os.path.join(training_folder, 'gt_image_2')
+    masks = {os.path.splitext(os.path.basename(p))[0]: p
+             for p in image_files(mask_dir) if '_lane_' not in os.path.basename(p)}
+    pairs = []
+    for image in images:
+        mask = masks.pop(mask_name(os.path.basename(image)), None)
+        if mask is None:
+            raise InputError('image {} has no mask {}.png in {}'.format(
+                image, mask_name(os.path.basename(image)), mask_dir))
+        pairs.append((image, mask))
+    if masks:
+        raise InputError('mask {} has no matching image in {}'.format(
+            sorted(masks.values())[0], os.path.join(training_folder, 'image_2')))
+    return pairs
+
+
+def read_rgb(path):
+    """uint8 (H, W, 3) RGB from any PNG/JPEG: RGBA drops alpha, grey is replicated, 16-bit is scaled."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            if img.mode in ('I;16', 'I;16B', 'I;16L', 'I'):
+                arr = np.asarray(img, dtype=np.uint32)
+                img = Image.fromarray((arr >> 8 if arr.max() > 255 else arr).astype(np.uint8))
+            return np.asarray(img.convert('RGB'))
+    except FileNotFoundError:
+        raise InputError('file not found: {}'.format(path))
+    except (OSError, ValueError, SyntaxError) as e:
+        size = os.path.getsize(path) if os.path.exists(path) else 0
+        why = 'empty file (0 bytes)' if size == 0 else 'not a readable image ({})'.format(e)
+        raise InputError('{}: {}'.format(path, why))
+
+
+def mask_to_classes(mask_rgb, path='mask'):
+    """(H, W, 3) KITTI mask -> uint8 (H, W): 0 background, 1 road, IGNORE for any other colour."""
+    classes = np.full(mask_rgb.shape[:2], IGNORE, np.uint8)
+    classes[np.all(mask_rgb == BACKGROUND, axis=-1)] = 0
+    classes[np.all(mask_rgb == ROAD, axis=-1)] = 1
+    if not (classes != IGNORE).any():
+        raise InputError('{}: no pixel is road (255,0,255) or background (255,0,0); is it a KITTI road mask?'
+                         .format(path))
+    return classes
+
+
+def one_hot(classes, num_classes=2):
+    """uint8 class map (..., H, W) -> float32 (..., H, W, num_classes); IGNORE pixels are all zero."""
+    return (classes[..., None] == np.arange(num_classes, dtype=np.uint8)).astype(np.float32)
+
+
+def resize_rgb(image, image_shape):
+    """Bilinear resize of uint8 (H, W, 3) to image_shape (height, width)."""
+    return np.asarray(Image.fromarray(image).resize((image_shape[1], image_shape[0]), Image.BILINEAR))
+
+
+def resize_classes(classes, image_shape):
+    """Nearest-neighbour resize of a class map, so no new labels appear at edges."""
+    return np.asarray(Image.fromarray(classes).resize((image_shape[1], image_shape[0]), Image.NEAREST))
+
+
+def resize_prob(prob, size_hw):
+    """Bilinear resize of a float (h, w) probability map to size_hw (height, width)."""
+    return np.asarray(Image.fromarray(prob.astype(np.float32), 'F').resize((size_hw[1], size_hw[0]),
+                                                                           Image.BILINEAR))
+
+
+def load_pair(image_path, mask_path):
+    """(uint8 RGB image, uint8 class map) at the original size; InputError if sizes differ."""
+    image = read_rgb(image_path)
+    classes = mask_to_classes(read_rgb(mask_path), mask_path)
+    if image.shape[:2] != classes.shape:
+        raise InputError('image {} is {}x{} but its mask {} is {}x{}'.format(
+            image_path, image.shape[1], image.shape[0], mask_path, classes.shape[1], classes.shape[0]))
+    return image, classes
+
+
+def read_split(path=SPLIT_FILE):
+    with open(path) as f:
+        return {line.strip() for line in f if line.strip() and not line.startswith('#')}
+
+
+def split_pairs(pairs, val_names):
+    """(train, val) lists: val holds the pairs whose image file name is in val_names."""
+    train = [p for p in pairs if os.path.basename(p[0]) not in val_names]
+    val = [p for p in pairs if os.path.basename(p[0]) in val_names]
+    return train, val
+
+
+def make_split(names):
+    """The fixed validation split: within each category, sorted, every 5th name (index 4, 9, ...)."""
+    val = []
+    for cat in CATEGORIES:
+        members = sorted(n for n in names if category(n) == cat)
+        val += members[4::5]
+    return sorted(val)
+
+
+class TrainingSet:
+    """Training pairs resized once to image_shape and kept in memory (289 pairs at 160x576: 80 MB)."""
+
+    def __init__(self, pairs, image_shape, workers=4):
+        if not pairs:
+            raise InputError('no training pairs')
+        self.image_shape = tuple(image_shape)
+        with ThreadPoolExecutor(workers) as pool:
+            loaded = list(pool.map(lambda p: self._load(*p), pairs))
+        self.images = np.stack([im for im, _ in loaded])
+        self.classes = np.stack([c for _, c in loaded])
+
+    def _load(self, image_path, mask_path):
+        image, classes = load_pair(image_path, mask_path)
+        return resize_rgb(image, self.image_shape), resize_classes(classes, self.image_shape)
+
+    def __len__(self):
+        return len(self.images)
+
+    def batches(self, batch_size, rng, augment=True):
+        """One epoch of shuffled (images float32 (B,H,W,3) 0..255, labels one-hot (B,H,W,2)) batches."""
+        order = rng.permutation(len(self))
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            images = self.images[idx].astype(np.float32)
+            classes = self.classes[idx]
+            if augment:
+                images, classes = augment_batch(images, classes, rng)
+            yield images, one_hot(classes)
+
+
+def augment_batch(images, classes, rng, max_zoom=1.25):
+    """Random horizontal flip, zoom-crop (1..max_zoom) and brightness/contrast/saturation jitter."""
+    h, w = classes.shape[1:]
+    images, classes = images.copy(), classes.copy()
+    for i in range(len(images)):
+        if rng.rand() < 0.5:
+            images[i], classes[i] = images[i, :, ::-1], classes[i, :, ::-1]
+        zoom = rng.uniform(1.0, max_zoom)
+        ch, cw = int(round(h / zoom)), int(round(w / zoom))
+        if ch < h:
+            y, x = rng.randint(0, h - ch + 1), rng.randint(0, w - cw + 1)
+            box = (x, y, x + cw, y + ch)
+            img = Image.fromarray(images[i].astype(np.uint8)).resize((w, h), Image.BILINEAR, box=box)
+            images[i] = np.asarray(img, np.float32)
+            classes[i] = np.asarray(Image.fromarray(classes[i]).resize((w, h), Image.NEAREST, box=box))
+        grey = images[i].mean(axis=-1, keepdims=True)
+        images[i] = grey + (images[i] - grey) * rng.uniform(0.7, 1.3)          # saturation
+        images[i] = (images[i] - images[i].mean()) * rng.uniform(0.7, 1.3) + images[i].mean()  # contrast
+        images[i] += rng.uniform(-30, 30)                                       # brightness
+    return np.clip(images, 0, 255), classes
+
+
+def prefetch(iterable, depth=2):
+    """Run a generator in a background thread, depth items ahead; exceptions re-raise in the consumer."""
+    q = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def work():
+        try:
+            for item in iterable:
+                if stop.is_set():
+                    return
+                q.put(item)
+            q.put(done)
+        except BaseException as e:  # handed to the consumer
+            q.put(e)
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+
+
+def list_test_images(data_dir):
+    """Sorted testing images of data_road (testing/image_2)."""
+    folder = os.path.join(data_dir, 'testing', 'image_2')
+    images = image_files(folder)
+    if not images:
+        raise InputError('no testing images in {}'.format(folder))
+    return images
+
+
+def count_kitti(data_dir):
+    """(training images, road masks, testing images) counts under data_dir (data_road layout)."""
+    return (len(glob.glob(os.path.join(data_dir, 'training', 'image_2', '*.png'))),
+            len(glob.glob(os.path.join(data_dir, 'training', 'gt_image_2', '*_road_*.png'))),
+            len(glob.glob(os.path.join(data_dir, 'testing', 'image_2', '*.png'))))

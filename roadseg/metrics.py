@@ -1,0 +1,83 @@
+"""KITTI road metrics in perspective space: MaxF1 and AP over a threshold sweep, IoU, the Udacity rubric.
+
+Like the KITTI devkit and KittiSeg's kitti_eval.py: thresholds t_k = k/255 (k = 0..255), a pixel is
+predicted road at t_k when prob >= t_k, "don't care" pixels are left out; AP is the 11-point
+interpolated average precision (max precision at recall >= 0, 0.1, ..., 1; 0 where never reached).
+IoU and the rubric use prob > 0.5.
+"""
+import numpy as np
+
+LEVELS = 256
+
+
+def _hist(prob):
+    """Bin k holds the pixels with k/255 <= prob < (k+1)/255 (bin 255 holds prob >= 1)."""
+    idx = np.clip(np.floor(prob * (LEVELS - 1)), 0, LEVELS - 1).astype(np.int64)
+    return np.bincount(idx, minlength=LEVELS)
+
+
+class RoadEvaluator:
+    """Accumulates per-category counts over images; results() gives the metrics."""
+
+    def __init__(self):
+        self.pos = {}   # category -> histogram of road-pixel probabilities
+        self.neg = {}   # category -> histogram of non-road-pixel probabilities
+        self.half = {}  # category -> [tp, fp, fn, tn] at prob > 0.5
+
+    def add(self, prob, classes, category='all'):
+        """prob: float (H, W) road probability; classes: uint8 (H, W) 0/1/IGNORE. Returns this image's F1 at 0.5."""
+        if prob.shape != classes.shape:
+            raise ValueError('prediction {} and label {} differ in shape'.format(prob.shape, classes.shape))
+        road = classes == 1
+        bg = classes == 0
+        pos, neg = self.pos.setdefault(category, np.zeros(LEVELS, np.int64)), \
+            self.neg.setdefault(category, np.zeros(LEVELS, np.int64))
+        pos += _hist(prob[road])
+        neg += _hist(prob[bg])
+        pred = prob > 0.5
+        counts = np.array([np.sum(pred & road), np.sum(pred & bg), np.sum(~pred & road), np.sum(~pred & bg)])
+        self.half.setdefault(category, np.zeros(4, np.int64))[:] += counts
+        tp, fp, fn, _ = counts
+        return float(2 * tp / max(2 * tp + fp + fn, 1))
+
+    def results(self):
+        """{'overall': {...}, 'um': {...}, ...}; see summarize()."""
+        out = {cat: summarize(self.pos[cat], self.neg[cat], self.half[cat]) for cat in sorted(self.pos)}
+        out['overall'] = summarize(sum(self.pos.values()), sum(self.neg.values()), sum(self.half.values()))
+        return out
+
+
+def pr_curve(pos_hist, neg_hist):
+    """(thresholds, precision, recall) over t_k = k/255."""
+    tp = np.cumsum(pos_hist[::-1])[::-1].astype(np.float64)   # road pixels with prob >= t_k
+    fp = np.cumsum(neg_hist[::-1])[::-1].astype(np.float64)   # non-road pixels with prob >= t_k
+    positives = max(float(pos_hist.sum()), 1.0)
+    precision = np.where(tp + fp > 0, tp / np.maximum(tp + fp, 1.0), 1.0)
+    recall = tp / positives
+    return np.arange(LEVELS) / (LEVELS - 1.0), precision, recall
+
+
+def summarize(pos_hist, neg_hist, half):
+    """Metrics dict: max_f1, max_f1_threshold, average_precision, precision/recall at MaxF1, iou, rubric."""
+    thresholds, precision, recall = pr_curve(pos_hist, neg_hist)
+    f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0.0)
+    best = int(np.argmax(f1))
+    ap = np.mean([precision[recall >= level].max() if (recall >= level).any() else 0.0
+                  for level in np.linspace(0, 1, 11)])
+    tp, fp, fn, tn = (int(x) for x in half)
+    road_as_road = tp / max(tp + fn, 1)
+    nonroad_as_road = fp / max(fp + tn, 1)
+    return {
+        'max_f1': float(f1[best]),
+        'max_f1_threshold': float(thresholds[best]),
+        'precision': float(precision[best]),
+        'recall': float(recall[best]),
+        'average_precision': float(ap),
+        'iou': tp / max(tp + fp + fn, 1),
+        'road_labeled_road': road_as_road,
+        'nonroad_labeled_road': nonroad_as_road,
+        'rubric_passed': bool(road_as_road >= 0.8 and nonroad_as_road <= 0.2),
+        'road_pixels': int(pos_hist.sum()),
+        'nonroad_pixels': int(neg_hist.sum()),
+    }
+

@@ -1,0 +1,97 @@
+"""Road overlay on driving video, streamed frame by frame through imageio's bundled ffmpeg."""
+import os
+import time
+
+from tqdm import tqdm
+
+from .files import InputError, atomic_path, check_writable_dir
+from .inference import TrainedModel, overlay
+
+
+def _reader(path):
+    import imageio
+    if not os.path.isfile(path):
+        raise InputError('video not found: {}'.format(path))
+    if os.path.getsize(path) == 0:
+        raise InputError('{}: empty file (0 bytes), not a video'.format(path))
+    try:
+        reader = imageio.get_reader(path, 'ffmpeg')
+        meta = reader.get_meta_data()
+    except Exception as e:  # imageio raises OSError/RuntimeError/IndexError for non-videos
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise InputError('{}: not a readable video ({})'.format(path, first[:160]))
+    if not meta.get('size') or not meta.get('fps'):
+        reader.close()
+        raise InputError('{}: no video stream'.format(path))
+    return reader, meta
+
+
+def _frames(reader, path):
+    """Frames as uint8 (H, W, 3); InputError when the stream is broken mid-way."""
+    try:
+        for frame in reader:
+            yield frame[:, :, :3]
+    except (OSError, RuntimeError) as e:
+        raise InputError('{}: cannot decode frames ({})'.format(path, str(e).splitlines()[0][:160]))
+
+
+def overlay_video(checkpoint, video_in, video_out, which='best', batch_size=4, model=None):
+    """Write video_out: video_in with the road in translucent green, same fps and frame size.
+
+    Streams frames (memory stays flat), batches them through the model, writes to a temporary file
+    that is renamed to video_out only when complete. Returns (frames written, frames per second).
+    """
+    import imageio
+    reader, meta = _reader(video_in)
+    out_dir = os.path.dirname(os.path.abspath(video_out))
+    check_writable_dir(out_dir, 'output folder for the video')
+    own_model = model is None
+    model = model or TrainedModel(checkpoint, which)
+    fps = meta['fps']
+    width, height = meta['size']
+    # yuv420p needs even sizes; odd frames keep their size with full-resolution chroma instead
+    pixfmt = 'yuv420p' if width % 2 == 0 and height % 2 == 0 else 'yuv444p'
+    count, start = 0, time.time()
+    try:
+        with atomic_path(video_out) as tmp:
+            writer = imageio.get_writer(tmp, format='ffmpeg', fps=fps, codec='libx264', quality=7,
+                                        pixelformat=pixfmt, macro_block_size=1)
+            try:
+                bar = tqdm(desc='Video', unit='frame', total=_frame_count(meta))
+                frames = _frames(reader, video_in)
+                batch = []
+                for frame in frames:
+                    batch.append(frame)
+                    if len(batch) == batch_size:
+                        count += _write(writer, model, batch, bar)
+                        batch = []
+                if batch:
+                    count += _write(writer, model, batch, bar)
+                bar.close()
+            finally:
+                writer.close()
+            if count == 0:
+                raise InputError('{}: the video has no frames'.format(video_in))
+    finally:
+        reader.close()
+        if own_model:
+            model.close()
+    rate = count / max(time.time() - start, 1e-9)
+    print('Wrote {} ({} frames, {}x{}, {:g} fps; {:.2f} frames/s)'.format(video_out, count, width, height, fps, rate))
+    return count, rate
+
+
+def _write(writer, model, batch, bar):
+    for frame, prob in zip(batch, model.predict(batch, len(batch))):
+        writer.append_data(overlay(frame, prob))
+    bar.update(len(batch))
+    bar.set_postfix(fps='{:.2f}'.format(bar.format_dict['n'] / max(bar.format_dict['elapsed'], 1e-9)))
+    return len(batch)
+
+
+def _frame_count(meta):
+    n = meta.get('nframes')
+    if n and n != float('inf'):
+        return int(n)
+    duration = meta.get('duration')
+    return int(round(duration * meta['fps'])) if duration else None
