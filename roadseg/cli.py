@@ -1,5 +1,6 @@
 """Command line of main.py: flags, and the training run around the five Udacity functions."""
 import argparse
+import errno
 import json
 import os
 import sys
@@ -9,7 +10,7 @@ import numpy as np
 
 from . import evaluate as evaluation
 from . import kitti
-from .files import InputError, finish_run_dir, new_run_dir, write_bytes_atomic
+from .files import InputError, check_writable_dir, finish_run_dir, new_run_dir, write_bytes_atomic
 from .tfcompat import tf
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -104,27 +105,38 @@ def main(argv, m):
     except InputError as e:
         print('error: {}'.format(e), file=sys.stderr)
         return 2
+    except OSError as e:  # disk full, permissions, ... while writing outputs
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS, errno.EPERM):
+            raise
+        print('error: cannot write {}: {}'.format(e.filename or 'output', e.strerror or e), file=sys.stderr)
+        return 1
 
 
 class Run:
     """A run folder: config.json, last/ and best/ checkpoints, TensorBoard logs, history, inference images."""
 
     def __init__(self, args, data_dir):
+        self.partial = self.final = None
         if args.resume:
             self.partial = args.resume.rstrip('/')
-            if not os.path.isdir(self.partial):
-                raise InputError('--resume folder not found: {}'.format(self.partial))
-            with open(os.path.join(self.partial, 'config.json')) as f:
+            config = os.path.join(self.partial, 'config.json')
+            if not os.path.isfile(config):
+                raise InputError('--resume needs a run folder with config.json: {} not found'.format(config))
+            with open(config) as f:
                 self.config = json.load(f)
             if args.epochs is not None:
                 self.config['epochs'] = args.epochs
             self.final = self.partial[:-len('.partial')] if self.partial.endswith('.partial') else self.partial
         else:
-            self.partial, self.final = new_run_dir(args.runs_dir)
             self.config = {k: v for k, v in vars(args).items()
                            if k not in ('resume', 'evaluate', 'video', 'output', 'checkpoint', 'which')}
             self.config['data_dir'] = data_dir
             self.config['epochs'] = args.epochs or 50
+
+    def create(self, runs_dir):
+        """Reserve the folder (unless resuming) and write config.json; called once the inputs are checked."""
+        if self.partial is None:
+            self.partial, self.final = new_run_dir(runs_dir)
         write_bytes_atomic(self.path('config.json'), json.dumps(self.config, indent=2).encode())
 
     def path(self, *parts):
@@ -163,8 +175,10 @@ def restore(saver, sess, prefix):
 
 def train(args, data_dir, m):
     import helper
+    check_writable_dir(args.runs_dir, 'runs folder')
     run = Run(args, data_dir)
     cfg = run.config
+    data_dir = cfg['data_dir']
     image_shape = tuple(cfg['image_shape'])
     val_names = kitti.read_split()
     val_pairs = evaluation.validation_pairs(data_dir)
@@ -176,6 +190,7 @@ def train(args, data_dir, m):
             batch_size, get_batches_fn.num_images, get_batches_fn.num_images))
         batch_size = get_batches_fn.num_images
     vgg_path = helper.maybe_download_pretrained_vgg(args.vgg_dir, cfg['fc_width'], cfg['fc6_kernel'])
+    run.create(args.runs_dir)
     print('Run folder: {} ({} training, {} validation images)'.format(
         run.partial, get_batches_fn.num_images, len(val_pairs)))
 
@@ -185,9 +200,9 @@ def train(args, data_dir, m):
     with tf.Session(config=session_config(cfg['threads'])) as sess:
         g = build_graph(m, sess, vgg_path, cfg)
         step = tf.train.get_global_step()
-        last_saver = tf.train.Saver(max_to_keep=1)  # everything, Adam slots included, to resume
+        last_saver = tf.train.Saver(max_to_keep=1, save_relative_paths=True)  # everything, Adam slots included, to resume
         best_saver = tf.train.Saver(tf.trainable_variables() + [g['epochs_done'], g['best_f1'], step],
-                                    max_to_keep=1)  # the model only, for evaluation and video
+                                    max_to_keep=1, save_relative_paths=True)  # the model only, for evaluation and video
         last = tf.train.latest_checkpoint(run.path('last'))
         if last:
             restore(last_saver, sess, last)

@@ -1,9 +1,7 @@
 """User-facing errors, atomic file writes and run folders."""
 import contextlib
 import datetime
-import errno
 import os
-import shutil
 import tempfile
 
 
@@ -34,9 +32,11 @@ def atomic_path(path):
     try:
         yield tmp
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(OSError):
             os.remove(tmp)
+        if isinstance(e, OSError) and e.errno:
+            raise OSError(e.errno, e.strerror, path)  # name the file the user asked for
         raise
 
 
@@ -84,10 +84,3 @@ def finish_run_dir(partial, final):
         raise InputError('could not rename {} to {}: {}'.format(partial, final, e.strerror or e))
     return final
 
-
-def is_disk_full(exc):
-    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
-
-
-def remove_tree(path):
-    shutil.rmtree(path, ignore_errors=True)

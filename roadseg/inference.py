@@ -1,4 +1,5 @@
 """Inference: the road-probability op, batched prediction at any frame size, overlays, loading a trained model."""
+import glob
 import json
 import os
 
@@ -100,6 +101,10 @@ def find_checkpoint(path, which='best'):
             prefix = tf.train.latest_checkpoint(folder)
             if prefix:
                 return prefix
+            # a folder moved after training: its `checkpoint` file names the old place
+            indexes = sorted(glob.glob(os.path.join(folder, '*.index')), key=os.path.getmtime)
+            if indexes and os.path.exists(indexes[-1][:-len('.index')] + '.meta'):
+                return indexes[-1][:-len('.index')]
     if os.path.exists(path + '.index') and os.path.exists(path + '.meta'):
         return path
     raise InputError('no checkpoint found at {} (expected a training run folder with best/ or last/)'

@@ -1,9 +1,37 @@
 """`tf` = tensorflow.compat.v1 in graph mode, the same API on TensorFlow 1.15 and 2.x."""
 import os
+import sys
+import tempfile
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-import tensorflow.compat.v1 as tf  # noqa: E402
+def _import_quietly():
+    """Import TensorFlow with its C++ start-up chatter (oneDNN, CUDA probing) kept off stderr.
 
-tf.disable_v2_behavior()
+    TF 2.x logs before it reads TF_CPP_MIN_LOG_LEVEL from os.environ, so stderr's file descriptor is
+    pointed at a temporary file during the import; if the import fails, what was logged is replayed.
+    Set TF_CPP_MIN_LOG_LEVEL=0 to see everything.
+    """
+    if os.environ.get('TF_CPP_MIN_LOG_LEVEL') == '0':
+        import tensorflow.compat.v1 as tf
+        return tf
+    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            import tensorflow.compat.v1 as tf
+        except BaseException:
+            os.dup2(saved, 2)
+            log.seek(0)
+            sys.stderr.write(log.read().decode(errors='replace'))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+    return tf
+
+
+tf = _import_quietly()
 tf.logging.set_verbosity(tf.logging.ERROR)
+tf.disable_v2_behavior()

@@ -19,7 +19,7 @@ def _reader(path):
         meta = reader.get_meta_data()
     except Exception as e:  # imageio raises OSError/RuntimeError/IndexError for non-videos
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise InputError('{}: not a readable video ({})'.format(path, first[:160]))
+        raise InputError('{}: not a readable video or has no frames ({})'.format(path, first[:160]))
     if not meta.get('size') or not meta.get('fps'):
         reader.close()
         raise InputError('{}: no video stream'.format(path))
