@@ -1,8 +1,10 @@
 """Command line of main.py: flags, and the training run around the five Udacity functions."""
 import argparse
+import contextlib
 import errno
 import json
 import os
+import signal
 import sys
 import time
 
@@ -218,6 +220,10 @@ def train(args, data_dir, m):
             return evaluator, worst
 
         def on_epoch_end(epoch, mean_loss):
+            with deferred_sigint():  # validation, checkpoint and history stay consistent under Ctrl-C
+                epoch_end(epoch, mean_loss)
+
+        def epoch_end(epoch, mean_loss):
             t = time.time()
             result = validate()
             summary = [tf.Summary.Value(tag='loss/train', simple_value=mean_loss)]
@@ -274,6 +280,19 @@ def train(args, data_dir, m):
     final = finish_run_dir(run.partial, run.final)
     print('Done: {}'.format(final))
     return 0
+
+
+@contextlib.contextmanager
+def deferred_sigint():
+    """Hold Ctrl-C until the block is done, then raise KeyboardInterrupt."""
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
 
 
 def _append_history(path, entry):

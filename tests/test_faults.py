@@ -132,7 +132,7 @@ def test_11_spaces_and_non_ascii_names(tmp_path):
                           ('gt_image_2', 'um_road_000001.png', 'um_road_straße 1.png')):
         os.rename(os.path.join(data, 'training', sub, old), os.path.join(data, 'training', sub, new))
     pairs = kitti.list_training_pairs(os.path.join(data, 'training'))
-    assert os.path.basename(pairs[1][0]) == 'um_straße 1.png'
+    assert ('um_straße 1.png', 'um_road_straße 1.png') in [tuple(map(os.path.basename, p)) for p in pairs]
     assert len(kitti.TrainingSet(pairs, (32, 64))) == 3
 
 
@@ -382,14 +382,17 @@ def test_28_runs_started_in_the_same_second(tmp_path):
     assert len({f for _, f in made}) == 5
 
 
-def test_29_checkpoint_from_other_number_of_classes(tmp_path, tiny_vgg_dir, capsys, monkeypatch):
-    runs = tmp_path / 'runs'
+def test_29_checkpoint_from_other_number_of_classes(tmp_path, tiny_run, tiny_vgg_dir, capsys, monkeypatch):
+    run = str(tmp_path / 'run')
+    shutil.copytree(tiny_run, run)
+    config = json.load(open(os.path.join(run, 'config.json')))
     monkeypatch.setattr(cli, 'NUM_CLASSES', 3)
-    assert run_cli(*train_args(SAMPLE, tiny_vgg_dir, runs)) == 0
+    with tf.Graph().as_default(), tf.Session() as sess:  # the same model with 3 classes, saved as last/
+        cli.build_graph(main, sess, os.path.join(tiny_vgg_dir, 'vgg'), config)
+        shutil.rmtree(os.path.join(run, 'last'))
+        tf.train.Saver().save(sess, os.path.join(run, 'last', 'model'), global_step=5)
     monkeypatch.setattr(cli, 'NUM_CLASSES', 2)
-    (run,) = os.listdir(runs)
-    capsys.readouterr()
-    assert run_cli('--resume', runs / run, '--vgg-dir', tiny_vgg_dir, '--epochs', 2) == 2
+    assert run_cli('--resume', run, '--vgg-dir', tiny_vgg_dir, '--epochs', 2) == 2
     assert 'does not fit this model (2 classes' in error_line(capsys)
 
 
