@@ -13,6 +13,7 @@ import numpy as np
 from . import evaluate as evaluation
 from . import kitti
 from .files import InputError, check_writable_dir, finish_run_dir, new_run_dir, write_bytes_atomic
+from .inference import export_frozen, road_probability_op
 from .tfcompat import tf
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -51,6 +52,8 @@ def build_parser():
     p.add_argument('--video', metavar='IN', help='overlay road predictions on this video (needs --checkpoint)')
     p.add_argument('--output', metavar='OUT', help='output video path for --video')
     p.add_argument('--checkpoint', metavar='RUN', help='run folder or checkpoint used by --video')
+    p.add_argument('--export', metavar='RUN',
+                   help='freeze a run\'s checkpoint into <run>/best/frozen_inference.pb (done after training too)')
     p.add_argument('--which', choices=('best', 'last'), default='best',
                    help='which checkpoint of a run --evaluate/--video use')
     return p
@@ -99,6 +102,9 @@ def main(argv, m):
             from .video import overlay_video
             overlay_video(args.checkpoint, args.video, args.output, which=args.which)
             return 0
+        if args.export:
+            print('Wrote {}'.format(export_frozen(m, args.export, args.which)))
+            return 0
         data_dir = resolve_data_dir(args, parser)
         if args.evaluate:
             evaluation.evaluate_run(args.evaluate, data_dir, which=args.which)
@@ -131,7 +137,7 @@ class Run:
             self.final = self.partial[:-len('.partial')] if self.partial.endswith('.partial') else self.partial
         else:
             self.config = {k: v for k, v in vars(args).items()
-                           if k not in ('resume', 'evaluate', 'video', 'output', 'checkpoint', 'which')}
+                           if k not in ('resume', 'evaluate', 'video', 'output', 'checkpoint', 'which', 'export')}
             self.config['data_dir'] = data_dir
             self.config['epochs'] = args.epochs or 50
 
@@ -154,7 +160,6 @@ def build_graph(m, sess, vgg_path, cfg):
     output = m.layers(layer3, layer4, layer7, NUM_CLASSES, l2_scale=cfg['l2_scale'],
                       skip_scaling=cfg['skip_scaling'], crop_to=image_input)
     logits, train_op, loss = m.optimize(output, correct_label, learning_rate, NUM_CLASSES)
-    from .inference import road_probability_op
     road_prob = road_probability_op(logits, image_input)
     epochs_done = tf.Variable(0, trainable=False, name='epochs_done')
     best_f1 = tf.Variable(-1.0, trainable=False, name='best_val_max_f1')
@@ -274,6 +279,7 @@ def train(args, data_dir, m):
         best = tf.train.latest_checkpoint(run.path('best'))
         if best:
             best_saver.restore(sess, best)
+            export_frozen(m, run.partial)
         evaluation.plot_history(run.path('loss_curve.png'), run.path('history.jsonl'))
         helper.save_inference_samples(args.runs_dir, data_dir, sess, image_shape, g['logits'],
                                       g['keep_prob'], g['image_input'], output_dir=run.path('test_images'))

@@ -5,11 +5,12 @@ import os
 
 import numpy as np
 
-from .files import InputError
+from .files import InputError, write_bytes_atomic
 from .kitti import resize_prob, resize_rgb
 from .tfcompat import tf
 
 ROAD_PROB = 'road_prob'
+FROZEN = 'frozen_inference.pb'
 
 
 def road_probability_op(logits, image_pl):
@@ -58,30 +59,39 @@ def overlay(image, prob, threshold=0.5, color=(0, 255, 0), alpha=0.5):
 
 
 class TrainedModel:
-    """A checkpoint of a training run, loaded for inference: graph from its .meta, weights restored.
+    """A trained model loaded for inference: the frozen graph beside the checkpoint when it is current,
+    else the checkpoint's own graph (.meta) with its weights restored.
 
-    Loading runs the graph the checkpoint contains: load only checkpoints you trust.
+    Loading runs the graph the files contain: load only models you trust.
     """
 
-    def __init__(self, path, which='best'):
+    def __init__(self, path, which='best', threads=0):
         prefix = find_checkpoint(path, which)
         config_path = os.path.join(os.path.dirname(os.path.dirname(prefix)), 'config.json')
         self.image_shape = (160, 576)
         if os.path.exists(config_path):
             with open(config_path) as f:
                 self.image_shape = tuple(json.load(f)['image_shape'])
+        frozen = os.path.join(os.path.dirname(prefix), FROZEN)
+        self.frozen = os.path.exists(frozen) and os.path.getmtime(frozen) >= os.path.getmtime(prefix + '.index')
         self.graph = tf.Graph()
-        self.sess = tf.Session(graph=self.graph)
+        self.sess = tf.Session(graph=self.graph, config=tf.ConfigProto(intra_op_parallelism_threads=threads))
         try:
             with self.graph.as_default():
-                saver = tf.train.import_meta_graph(prefix + '.meta', clear_devices=True)
-                saver.restore(self.sess, prefix)
+                if self.frozen:
+                    graph_def = tf.GraphDef()
+                    with open(frozen, 'rb') as f:
+                        graph_def.ParseFromString(f.read())
+                    tf.import_graph_def(graph_def, name='')
+                else:
+                    saver = tf.train.import_meta_graph(prefix + '.meta', clear_devices=True)
+                    saver.restore(self.sess, prefix)
                 self.image_pl = self.graph.get_tensor_by_name('image_input:0')
                 self.road_prob = self.graph.get_tensor_by_name(ROAD_PROB + ':0')
         except (KeyError, ValueError, OSError, tf.errors.OpError) as e:
             self.sess.close()
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            raise InputError('cannot load checkpoint {}: {}'.format(prefix, first))
+            raise InputError('cannot load model {}: {}'.format(frozen if self.frozen else prefix, first))
         self.prefix = prefix
 
     def predict(self, images, batch_size=4):
@@ -89,6 +99,42 @@ class TrainedModel:
 
     def close(self):
         self.sess.close()
+
+
+def export_frozen(m, path, which='best'):
+    """Freeze a run's checkpoint into <checkpoint folder>/frozen_inference.pb; returns its path.
+
+    The graph is rebuilt for inference (no dropout ops, no optimizer, no placeholders but image_input)
+    from the checkpoint's variable shapes, weights become constants; TensorFlow's graph optimizer folds
+    constants when a session loads it. m: the main module (its layers() builds the decoder).
+    In: image_input float (N, H, W, 3) RGB 0..255. Out: road_prob float (N, H, W).
+    """
+    from .vgg import vgg16_encoder
+    prefix = find_checkpoint(path, which)
+    shapes = dict(tf.train.list_variables(prefix))
+    try:
+        widths = tuple(shapes['conv{}_1/filter'.format(b)][-1] for b in range(1, 6))
+        fc6 = shapes['fc6/filter']
+        num_classes = shapes['decoder/score7/kernel'][-1]
+    except KeyError as e:
+        raise InputError('{} is not an FCN-8s checkpoint of this project (no {})'.format(prefix, e))
+    config_path = os.path.join(os.path.dirname(os.path.dirname(prefix)), 'config.json')
+    skip_scaling = False
+    if os.path.exists(config_path):
+        with open(config_path) as f:
+            skip_scaling = json.load(f).get('skip_scaling', False)
+    graph = tf.Graph()
+    with graph.as_default(), tf.Session(graph=graph) as sess:
+        image_input = tf.placeholder(tf.float32, [None, None, None, 3], name='image_input')
+        net, ends = vgg16_encoder(image_input, None, widths, fc6[-1], fc6[0])
+        out = m.layers(ends['pool3'], ends['pool4'], net, num_classes, skip_scaling=skip_scaling,
+                       crop_to=image_input)
+        road_probability_op(tf.reshape(out, (-1, num_classes)), image_input)
+        tf.train.Saver(tf.global_variables()).restore(sess, prefix)
+        frozen = tf.graph_util.convert_variables_to_constants(sess, graph.as_graph_def(), [ROAD_PROB])
+    out_path = os.path.join(os.path.dirname(prefix), FROZEN)
+    write_bytes_atomic(out_path, frozen.SerializeToString())
+    return out_path
 
 
 def find_checkpoint(path, which='best'):

@@ -123,6 +123,7 @@ def vgg16_encoder(image_input, keep_prob, widths=VGG16_WIDTHS, fc_width=1024, fc
     """VGG16 conv1_1..pool5 plus fc6/fc7 as convolutions, TF-slim style.
 
     image_input: float (N, H, W, 3) RGB in 0..255; preprocessing (BGR minus mean) happens here.
+    keep_prob: dropout keep probability after fc6 and fc7 (a tensor), or None for no dropout ops.
     Returns (net, end_points): net is fc7 after ReLU and dropout (N, H/32, W/32, fc_width);
     end_points has every conv, pool1..pool5, fc6, fc7. Pools are 2x2/2 SAME, so any size works.
     """
@@ -136,11 +137,12 @@ def vgg16_encoder(image_input, keep_prob, widths=VGG16_WIDTHS, fc_width=1024, fc
             channels = width
         net = tf.nn.max_pool(net, [1, 2, 2, 1], [1, 2, 2, 1], 'SAME', name='pool{}'.format(b))
         end_points['pool{}'.format(b)] = net
-    rate = 1.0 - keep_prob
     net = _conv(net, 'fc6', [fc6_kernel, fc6_kernel, channels, fc_width], he, end_points)
-    net = tf.nn.dropout(net, rate=rate)
+    if keep_prob is not None:
+        net = tf.nn.dropout(net, rate=1.0 - keep_prob)
     net = _conv(net, 'fc7', [1, 1, fc_width, fc_width], he, end_points)
-    net = tf.nn.dropout(net, rate=rate)
+    if keep_prob is not None:
+        net = tf.nn.dropout(net, rate=1.0 - keep_prob)
     return net, end_points
 
 
