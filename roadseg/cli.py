@@ -14,7 +14,7 @@ from . import evaluate as evaluation
 from . import kitti
 from .files import InputError, check_writable_dir, finish_run_dir, new_run_dir, write_bytes_atomic
 from .inference import export_frozen, road_probability_op
-from .tfcompat import tf
+from .tfcompat import session_config, tf
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE_DIR = os.path.join(HERE, 'data', 'sample')
@@ -42,11 +42,15 @@ def build_parser():
     p.add_argument('--l2-scale', type=float, default=1e-3, help='L2 regularization weight of decoder kernels')
     p.add_argument('--skip-scaling', action='store_true',
                    help='scale pool4 by 0.01 and pool3 by 0.0001 (at-once FCN-8s)')
-    p.add_argument('--fc-width', type=int, default=1024, help='channels of fc6/fc7 when building data/vgg')
-    p.add_argument('--fc6-kernel', type=int, default=3, help='fc6 kernel size when building data/vgg (VGG: 7)')
+    p.add_argument('--fc-width', type=int, default=None,
+                   help='channels of fc6/fc7 when building vgg/ (default 1024; VGG16: 4096); must match an existing one')
+    p.add_argument('--fc6-kernel', type=int, default=None,
+                   help='fc6 kernel size when building vgg/ (default 3; VGG16: 7); must match an existing one')
     p.add_argument('--no-augment', action='store_true', help='train without flips/zoom/colour jitter')
     p.add_argument('--seed', type=int, default=0, help='random seed (data order, augmentation, init)')
     p.add_argument('--threads', type=int, default=0, help='TensorFlow intra-op threads (0: all cores)')
+    p.add_argument('--bf16', action='store_true',
+                   help='bfloat16 auto mixed precision on TF 2.x with oneDNN (CPUs with AVX512-BF16/AMX)')
     p.add_argument('--resume', metavar='RUN', help='continue an interrupted run folder (runs/<timestamp>.partial)')
     p.add_argument('--evaluate', metavar='RUN', help='evaluate a run (or checkpoint) on the validation split')
     p.add_argument('--video', metavar='IN', help='overlay road predictions on this video (needs --checkpoint)')
@@ -75,6 +79,11 @@ def check_args(args):
             h, w, max(32, round(h / 32) * 32), max(32, round(w / 32) * 32)))
     if args.video and not args.output:
         raise InputError('--video needs --output OUT.mp4')
+    if args.bf16:
+        try:
+            session_config(bf16=True)
+        except ValueError as e:
+            raise InputError('--bf16: {}'.format(e))
 
 
 def resolve_data_dir(args, parser):
@@ -86,10 +95,6 @@ def resolve_data_dir(args, parser):
               .format(args.data_dir, SAMPLE_DIR))
         return SAMPLE_DIR
     raise InputError('KITTI data not found: {} has no training/ folder (see data/README.md)'.format(args.data_dir))
-
-
-def session_config(threads):
-    return tf.ConfigProto(intra_op_parallelism_threads=threads, inter_op_parallelism_threads=min(threads, 2))
 
 
 def main(argv, m):
@@ -204,7 +209,7 @@ def train(args, data_dir, m):
     tf.reset_default_graph()
     tf.set_random_seed(cfg['seed'])
     np.random.seed(cfg['seed'])
-    with tf.Session(config=session_config(cfg['threads'])) as sess:
+    with tf.Session(config=session_config(cfg['threads'], bf16=cfg.get('bf16', False))) as sess:
         g = build_graph(m, sess, vgg_path, cfg)
         step = tf.train.get_global_step()
         last_saver = tf.train.Saver(max_to_keep=1, save_relative_paths=True)  # everything, Adam slots included, to resume

@@ -187,7 +187,8 @@ def build_vgg_savedmodel(export_dir, weights=None, widths=VGG16_WIDTHS, fc_width
 
 
 def validate_vgg_savedmodel(vgg_path):
-    """Raise InputError unless vgg_path is a loadable SavedModel with tag vgg16 and the five tensors."""
+    """Raise InputError unless vgg_path is a loadable SavedModel with tag vgg16 and the five tensors.
+    Returns {'fc_width': channels of layer7_out, 'fc6_kernel': fc6's kernel size where known}."""
     if not os.path.isdir(vgg_path):
         raise InputError('VGG SavedModel folder not found: {}'.format(vgg_path))
     variables = os.path.join(vgg_path, 'variables')
@@ -200,7 +201,9 @@ def validate_vgg_savedmodel(vgg_path):
         raise InputError('incomplete VGG SavedModel: no variables.data-* in {} (delete {} to rebuild it)'
                          .format(variables, vgg_path))
     with tf.Graph().as_default() as graph, tf.Session(graph=graph) as sess:
-        load_vgg_tensors(sess, vgg_path)
+        tensors = load_vgg_tensors(sess, vgg_path)
+        fc6 = [v for v in tf.global_variables() if v.op.name == 'fc6/filter']
+        return {'fc_width': tensors[4].shape[-1], 'fc6_kernel': fc6[0].shape[0] if fc6 else None}
 
 
 def load_vgg_tensors(sess, vgg_path):
@@ -220,12 +223,21 @@ def load_vgg_tensors(sess, vgg_path):
     return tuple(tensors)
 
 
-def maybe_build_vgg(data_dir, fc_width=1024, fc6_kernel=3):
-    """data_dir/vgg: validated if present, else built from the HED weights. Returns its path."""
+def maybe_build_vgg(data_dir, fc_width=None, fc6_kernel=None):
+    """data_dir/vgg: validated if present, else built from the HED weights. Returns its path.
+
+    fc_width / fc6_kernel: fc6/fc7 shape when building (default 1024 and 3); given for an existing
+    model, they must match it.
+    """
     vgg_path = os.path.join(data_dir, 'vgg')
     if os.path.exists(vgg_path):
-        validate_vgg_savedmodel(vgg_path)
+        found = validate_vgg_savedmodel(vgg_path)
+        for name, wanted in (('fc_width', fc_width), ('fc6_kernel', fc6_kernel)):
+            if wanted is not None and found[name] is not None and found[name] != wanted:
+                raise InputError('{} has {} {}, not {}: use another --vgg-dir or delete it to rebuild'
+                                 .format(vgg_path, name.replace('_', ' '), found[name], wanted))
         return vgg_path
+    fc_width, fc6_kernel = fc_width or 1024, fc6_kernel or 3
     weights = load_hed_weights(hed_weights_path(data_dir))
     print('Building VGG16 SavedModel in {} (fc6 {}x{}x{}, fc7 1x1x{})'.format(
         vgg_path, fc6_kernel, fc6_kernel, fc_width, fc_width))

@@ -407,3 +407,8 @@ def test_29_checkpoint_from_other_number_of_classes(tmp_path, tiny_run, tiny_vgg
 def test_30_invalid_flag_values(flag, value, message, capsys):
     assert run_cli(flag, value) == 2
     assert message in error_line(capsys)
+
+
+def test_fc_flags_must_match_an_existing_vgg(tmp_path, tiny_vgg_dir, capsys):
+    assert run_cli('--data-dir', SAMPLE, '--vgg-dir', tiny_vgg_dir, '--fc-width', 4096) == 2
+    assert 'has fc width 16, not 4096' in error_line(capsys)

@@ -1,0 +1,234 @@
+#!/usr/bin/env python
+"""Speed of FCN-8s/VGG16 training and inference on this machine, against PyTorch and ONNX Runtime.
+
+    python bench/benchmark.py            # full table at 160x576 (several minutes)
+    python bench/benchmark.py --short    # tiny shapes, seconds (CI)
+
+Random weights (speed does not depend on them). Everything is measured in one process, interleaved
+(A B A B ...) over --repeats rounds, and each figure is the median; a NumPy sgemm calibration runs
+before and after, since this machine's speed drifts by about 2x over minutes. FLOPs are counted
+analytically (2 per multiply-add): convs 2*H*W*k*k*Cin*Cout at their output size, transposed convs at
+their input size; a training step is forward + 2x forward (gradients for inputs and weights) minus the
+input gradient of conv1_1, which is never computed.
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from roadseg.tfcompat import session_config, tf  # noqa: E402
+from roadseg import inference, vgg  # noqa: E402
+import main  # noqa: E402
+import peers  # noqa: E402
+
+
+def fcn8_flops(height, width, widths, fc_width, fc6_kernel, num_classes=2):
+    """(forward FLOPs per image, FLOPs of conv1_1's input gradient)."""
+    flops, cin, h, w = 0, 3, height, width
+    for n, c in zip(vgg.CONVS_PER_BLOCK, widths):
+        for _ in range(n):
+            flops += 2 * h * w * 9 * cin * c
+            cin = c
+        h, w = (h + 1) // 2, (w + 1) // 2
+    flops += 2 * h * w * fc6_kernel ** 2 * cin * fc_width + 2 * h * w * fc_width ** 2      # fc6, fc7
+    flops += 2 * num_classes * (h * w * fc_width + 4 * h * w * widths[3] + 16 * h * w * widths[2])  # scores
+    flops += 2 * num_classes ** 2 * (h * w * 16 + 4 * h * w * 16 + 16 * h * w * 256)      # transposed convs
+    return flops, 2 * height * width * 9 * 3 * widths[0]
+
+
+def sgemm_gflops(n=2048, runs=5):
+    a = np.random.rand(n, n).astype(np.float32)
+    b = np.random.rand(n, n).astype(np.float32)
+    a @ b
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - start)
+    return 2 * n ** 3 / statistics.median(times) / 1e9
+
+
+class TFModel:
+    """The project's graph (load_vgg + layers + optimize) on a random VGG SavedModel."""
+
+    def __init__(self, vgg_path, threads, inter, bf16=False):
+        self.graph = tf.Graph()
+        self.sess = tf.Session(graph=self.graph, config=session_config(threads, inter, bf16))
+        with self.graph.as_default():
+            tf.set_random_seed(0)
+            self.image, self.keep_prob, l3, l4, l7 = main.load_vgg(self.sess, vgg_path)
+            pretrained = set(tf.global_variables())
+            out = main.layers(l3, l4, l7, 2, crop_to=self.image)
+            self.label = tf.placeholder(tf.float32, [None, None, None, 2])
+            self.lr = tf.placeholder(tf.float32, [])
+            logits, self.train_op, self.loss = main.optimize(out, self.label, self.lr, 2)
+            self.prob = inference.road_probability_op(logits, self.image)
+            self.sess.run(tf.variables_initializer([v for v in tf.global_variables() if v not in pretrained]))
+
+    def train_step(self, images, labels):
+        start = time.perf_counter()
+        self.sess.run(self.train_op, {self.image: images, self.label: labels, self.keep_prob: 0.5, self.lr: 1e-4})
+        return time.perf_counter() - start
+
+    def forward(self, images):
+        start = time.perf_counter()
+        self.sess.run(self.prob, {self.image: images})
+        return time.perf_counter() - start
+
+    def export(self, folder, image_shape):
+        """Checkpoint + frozen graph, loaded as the product loads it (TrainedModel)."""
+        os.makedirs(os.path.join(folder, 'best'))
+        with self.graph.as_default():
+            tf.train.Saver().save(self.sess, os.path.join(folder, 'best', 'model'))
+        with open(os.path.join(folder, 'config.json'), 'w') as f:
+            json.dump({'image_shape': list(image_shape), 'skip_scaling': False}, f)
+        inference.export_frozen(main, folder)
+
+
+class Frozen:
+    def __init__(self, folder, threads, inter, bf16=False):
+        model = inference.TrainedModel(folder)
+        assert model.frozen
+        model.sess.close()
+        self.graph, self.image, self.prob = model.graph, model.image_pl, model.road_prob
+        self.sess = tf.Session(graph=self.graph, config=session_config(threads, inter, bf16))
+
+    def forward(self, images):
+        start = time.perf_counter()
+        self.sess.run(self.prob, {self.image: images})
+        return time.perf_counter() - start
+
+
+def timed(fn, runs, warmup=1):
+    for _ in range(warmup):
+        fn()
+    return statistics.median(fn() for _ in range(runs))
+
+
+def interleaved(contenders, repeats, runs):
+    """{name: median seconds} over repeats rounds of A B A B ..., each a median of `runs` calls."""
+    per_round = {name: [] for name in contenders}
+    for _ in range(repeats):
+        for name, fn in contenders.items():
+            per_round[name].append(timed(fn, runs))
+    return {name: statistics.median(v) for name, v in per_round.items()}
+
+
+def main_bench(args):
+    h, w = args.shape
+    widths, fc_width, fc6_kernel = ((4, 8, 8, 16, 16), 16, 3) if args.short else \
+        ((64, 128, 256, 512, 512), args.fc_width, args.fc6_kernel)
+    fwd_flops, conv1_input_grad = fcn8_flops(h, w, widths, fc_width, fc6_kernel)
+    train_flops = 3 * fwd_flops - conv1_input_grad
+    rng = np.random.RandomState(0)
+    has_bf16 = 'auto_mixed_precision_onednn_bfloat16' in \
+        type(tf.ConfigProto().graph_options.rewrite_options).DESCRIPTOR.fields_by_name
+    use_peers = peers.available() and not args.no_peers
+    rows = []
+    calib = [sgemm_gflops(1024 if args.short else 2048)]
+    print('TensorFlow {}, {} threads, {}x{}, forward {:.2f} GFLOP/image, train step {:.2f} GFLOP/image'.format(
+        tf.__version__, args.threads, h, w, fwd_flops / 1e9, train_flops / 1e9))
+    print('sgemm before: {:.0f} GFLOP/s'.format(calib[0]))
+    with tempfile.TemporaryDirectory() as tmp:
+        vgg_path = vgg.build_vgg_savedmodel(os.path.join(tmp, 'vgg'), None, widths, fc_width, fc6_kernel)
+        tf_model = TFModel(vgg_path, args.threads, args.inter)
+        tf_model.export(os.path.join(tmp, 'run'), (h, w))
+        frozen = Frozen(os.path.join(tmp, 'run'), args.threads, args.inter)
+        bf16 = TFModel(vgg_path, args.threads, args.inter, bf16=True) if has_bf16 and args.bf16 else None
+        torch_peer = ort_peer = None
+        if use_peers:
+            torch_peer = peers.TorchPeer(widths, fc_width, fc6_kernel, args.threads)
+            torch_peer.export_onnx(os.path.join(tmp, 'fcn8.onnx'), h, w)
+            ort_peer = peers.OrtPeer(os.path.join(tmp, 'fcn8.onnx'), args.threads)
+
+        for batch in args.batches:
+            images = rng.uniform(0, 255, (batch, h, w, 3)).astype(np.float32)
+            onehot = np.zeros((batch, h, w, 2), np.float32)
+            onehot[:, h // 2:, :, 1] = 1
+            onehot[:, :h // 2, :, 0] = 1
+            labels = onehot[..., 1].astype(np.int64)
+            train = {'TF train': lambda: tf_model.train_step(images, onehot)}
+            if bf16:
+                train['TF train bf16'] = lambda: bf16.train_step(images, onehot)
+            if torch_peer:
+                train['PyTorch train'] = lambda: torch_peer.train_step(images, labels)
+            infer = {'TF infer (live graph)': lambda: tf_model.forward(images),
+                     'TF infer (frozen)': lambda: frozen.forward(images)}
+            if bf16:
+                infer['TF infer bf16'] = lambda: bf16.forward(images)
+            if ort_peer:
+                infer['ONNX Runtime infer'] = lambda: ort_peer.forward(images)
+            for kind, contenders, flops in (('train', train, train_flops), ('infer', infer, fwd_flops)):
+                for name, seconds in interleaved(contenders, args.repeats, args.runs).items():
+                    rows.append({'what': name, 'batch': batch, 's_per_image': seconds / batch,
+                                 'gflops': flops * batch / seconds / 1e9})
+    calib.append(sgemm_gflops(1024 if args.short else 2048))
+    print('sgemm after: {:.0f} GFLOP/s'.format(calib[1]))
+    sgemm = statistics.mean(calib)
+    for r in rows:
+        r['pct_of_sgemm'] = 100 * r['gflops'] / sgemm
+    print_table(rows)
+    print_ratios(rows)
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump({'tensorflow': tf.__version__, 'shape': [h, w], 'threads': args.threads,
+                       'sgemm_gflops': calib, 'rows': rows}, f, indent=2)
+    return rows
+
+
+def print_table(rows):
+    print('\n| what | batch | s/image | GFLOP/s | % of sgemm |')
+    print('|---|---:|---:|---:|---:|')
+    for r in rows:
+        print('| {} | {} | {:.4f} | {:.1f} | {:.0f} |'.format(r['what'], r['batch'], r['s_per_image'], r['gflops'],
+                                                          r['pct_of_sgemm']))
+
+
+def print_ratios(rows):
+    """Speed ratios (>1: the first is faster) between same-batch entries of this run."""
+    by = {(r['what'], r['batch']): r['s_per_image'] for r in rows}
+    pairs = [('TF train', 'PyTorch train'), ('TF infer (frozen)', 'ONNX Runtime infer'),
+             ('TF infer (frozen)', 'TF infer (live graph)'), ('TF train bf16', 'TF train'),
+             ('TF infer bf16', 'TF infer (frozen)')]
+    print()
+    for batch in sorted({r['batch'] for r in rows}):
+        for a, b in pairs:
+            if (a, batch) in by and (b, batch) in by:
+                print('batch {:2d}: {} / {} speed = {:.2f}x'.format(batch, a, b, by[(b, batch)] / by[(a, batch)]))
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument('--short', action='store_true', help='tiny network and shapes, for CI')
+    p.add_argument('--shape', type=int, nargs=2, default=None, metavar=('H', 'W'),
+                   help='input size (default 160 576; --short: 64 96)')
+    p.add_argument('--batches', type=int, nargs='+', default=None, help='batch sizes (default 1 4 10)')
+    p.add_argument('--fc-width', type=int, default=1024, help='fc6/fc7 channels')
+    p.add_argument('--fc6-kernel', type=int, default=3, help='fc6 kernel size')
+    p.add_argument('--threads', type=int, default=os.cpu_count(), help='intra-op threads (all engines)')
+    p.add_argument('--inter', type=int, default=1, help='TensorFlow inter-op threads')
+    p.add_argument('--repeats', type=int, default=None, help='interleaved rounds (default 3; --short: 1)')
+    p.add_argument('--runs', type=int, default=None, help='timed calls per round (default 3; --short: 2)')
+    p.add_argument('--bf16', action='store_true', help='also time bf16 auto mixed precision (TF 2.x)')
+    p.add_argument('--no-peers', action='store_true', help='skip PyTorch and ONNX Runtime')
+    p.add_argument('--json', help='also write the results here')
+    args = p.parse_args(argv)
+    args.shape = args.shape or ([64, 96] if args.short else [160, 576])
+    args.batches = args.batches or ([1, 2] if args.short else [1, 4, 10])
+    args.repeats = args.repeats or (1 if args.short else 3)
+    args.runs = args.runs or (2 if args.short else 3)
+    return args
+
+
+if __name__ == '__main__':
+    main_bench(parse_args())
