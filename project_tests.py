@@ -59,6 +59,18 @@ def test_load_vgg():
         assert len(tf.trainable_variables()) == 2 * 15, 'all 13 convs and fc6/fc7 must be trainable'
 
 
+def test_load_vgg_mocked_loader():
+    """Udacity's form: with the loader mocked out, the five tensors come from the session's graph."""
+    with tf.Graph().as_default():
+        with mock.patch.object(tf.saved_model.loader, 'load') as loader:
+            sess = tf.Session()
+            expected = [tf.placeholder(tf.float32, name=n.split(':')[0]) for n in vgg.TENSOR_NAMES]
+            got = main.load_vgg(sess, 'some/path')
+            sess.close()
+        assert loader.call_args == mock.call(sess, ['vgg16'], 'some/path')
+        assert list(got) == expected
+
+
 def _layers_output_shape(height, width, crop):
     with tf.Graph().as_default(), tf.Session() as sess:
         image_input, _, out, pretrained = tiny_fcn(sess, crop=crop)
@@ -157,7 +169,7 @@ def test_for_kitti_dataset():
 
 
 if __name__ == '__main__':
-    tests = [test_load_vgg, test_layers, test_layers_placeholders, test_optimize, test_train_nn,
+    tests = [test_load_vgg, test_load_vgg_mocked_loader, test_layers, test_layers_placeholders, test_optimize, test_train_nn,
              test_for_kitti_dataset]
     for test in tests:
         test()

@@ -105,14 +105,14 @@ def main(argv, m):
         check_args(args)
         if args.video:
             from .video import overlay_video
-            overlay_video(args.checkpoint, args.video, args.output, which=args.which)
+            overlay_video(args.checkpoint, args.video, args.output, which=args.which, bf16=args.bf16)
             return 0
         if args.export:
             print('Wrote {}'.format(export_frozen(m, args.export, args.which)))
             return 0
         data_dir = resolve_data_dir(args, parser)
         if args.evaluate:
-            evaluation.evaluate_run(args.evaluate, data_dir, which=args.which)
+            evaluation.evaluate_run(args.evaluate, data_dir, which=args.which, bf16=args.bf16)
             return 0
         return train(args, data_dir, m)
     except InputError as e:

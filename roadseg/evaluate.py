@@ -80,19 +80,20 @@ def plot_pr_curve(path, evaluator):
     plt.close(fig)
 
 
-def evaluate_run(run, data_dir, out_dir=None, which='best', batch_size=4):
+def evaluate_run(run, data_dir, out_dir=None, which='best', batch_size=4, bf16=False):
     """Evaluate a training run's checkpoint on the validation split; writes the report, returns metrics."""
     pairs = validation_pairs(data_dir)
     if not pairs:
         raise kitti.InputError('no validation images of {} in {}'.format(kitti.SPLIT_FILE, data_dir))
-    model = TrainedModel(run, which)
-    out_dir = out_dir or os.path.join(run, 'evaluation')
+    model = TrainedModel(run, which, bf16=bf16)
+    out_dir = out_dir or os.path.join(run, 'evaluation_bf16' if bf16 else 'evaluation')
     check_writable_dir(out_dir, 'evaluation folder')
     try:
         evaluator, worst = score(pairs, lambda images: model.predict(images, batch_size))
     finally:
         model.close()
-    results = write_report(out_dir, evaluator, worst, {'checkpoint': model.prefix, 'images': len(pairs)})
+    results = write_report(out_dir, evaluator, worst, {'checkpoint': model.prefix, 'images': len(pairs),
+                                                       'frozen_graph': model.frozen, 'bf16': bf16})
     print_results(results)
     print('Wrote {}'.format(out_dir))
     return results

@@ -7,7 +7,7 @@ import numpy as np
 
 from .files import InputError, write_bytes_atomic
 from .kitti import resize_prob, resize_rgb
-from .tfcompat import tf
+from .tfcompat import session_config, tf
 
 ROAD_PROB = 'road_prob'
 FROZEN = 'frozen_inference.pb'
@@ -65,7 +65,7 @@ class TrainedModel:
     Loading runs the graph the files contain: load only models you trust.
     """
 
-    def __init__(self, path, which='best', threads=0):
+    def __init__(self, path, which='best', threads=0, bf16=False):
         prefix = find_checkpoint(path, which)
         config_path = os.path.join(os.path.dirname(os.path.dirname(prefix)), 'config.json')
         self.image_shape = (160, 576)
@@ -75,7 +75,7 @@ class TrainedModel:
         frozen = os.path.join(os.path.dirname(prefix), FROZEN)
         self.frozen = os.path.exists(frozen) and os.path.getmtime(frozen) >= os.path.getmtime(prefix + '.index')
         self.graph = tf.Graph()
-        self.sess = tf.Session(graph=self.graph, config=tf.ConfigProto(intra_op_parallelism_threads=threads))
+        self.sess = tf.Session(graph=self.graph, config=session_config(threads, bf16=bf16))
         try:
             with self.graph.as_default():
                 if self.frozen:

@@ -35,7 +35,7 @@ def _frames(reader, path):
         raise InputError('{}: cannot decode frames ({})'.format(path, str(e).splitlines()[0][:160]))
 
 
-def overlay_video(checkpoint, video_in, video_out, which='best', batch_size=4, model=None):
+def overlay_video(checkpoint, video_in, video_out, which='best', batch_size=4, model=None, bf16=False):
     """Write video_out: video_in with the road in translucent green, same fps and frame size.
 
     Streams frames (memory stays flat), batches them through the model, writes to a temporary file
@@ -46,7 +46,7 @@ def overlay_video(checkpoint, video_in, video_out, which='best', batch_size=4, m
     out_dir = os.path.dirname(os.path.abspath(video_out))
     check_writable_dir(out_dir, 'output folder for the video')
     own_model = model is None
-    model = model or TrainedModel(checkpoint, which)
+    model = model or TrainedModel(checkpoint, which, bf16=bf16)
     fps = meta['fps']
     width, height = meta['size']
     # yuv420p needs even sizes; odd frames keep their size with full-resolution chroma instead

@@ -60,3 +60,15 @@ def test_evaluate_command_on_tiny_run(tiny_run, capsys):
     assert os.path.getsize(os.path.join(out, 'pr_curve.png')) > 1000
     assert len([f for f in os.listdir(out) if f.startswith('worst_')]) == 3
     assert 'overall' in capsys.readouterr().out
+
+
+def test_evaluate_bf16(tiny_run, capsys):
+    """--bf16 evaluates with oneDNN bfloat16 auto mixed precision on TF 2.x; TF 1.15 says it cannot."""
+    from roadseg.tfcompat import tf
+    code = run_cli('--evaluate', tiny_run, '--data-dir', SAMPLE, '--bf16')
+    if tf.__version__.startswith('1.'):
+        assert code == 2 and '--bf16: bf16 mixed precision needs TensorFlow 2.9' in capsys.readouterr().err
+        return
+    assert code == 0
+    results = json.load(open(os.path.join(tiny_run, 'evaluation_bf16', 'metrics.json')))
+    assert results['bf16'] is True and 0.0 <= results['overall']['max_f1'] <= 1.0
