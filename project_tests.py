@@ -169,8 +169,8 @@ def test_for_kitti_dataset():
 
 
 if __name__ == '__main__':
-    tests = [test_load_vgg, test_load_vgg_mocked_loader, test_layers, test_layers_placeholders, test_optimize, test_train_nn,
-             test_for_kitti_dataset]
+    tests = [test_load_vgg, test_load_vgg_mocked_loader, test_layers, test_layers_placeholders, test_optimize,
+             test_train_nn, test_for_kitti_dataset]
     for test in tests:
         test()
         print('Tests Passed: {}'.format(test.__name__))

@@ -43,7 +43,7 @@ def build_parser():
     p.add_argument('--skip-scaling', action='store_true',
                    help='scale pool4 by 0.01 and pool3 by 0.0001 (at-once FCN-8s)')
     p.add_argument('--fc-width', type=int, default=None,
-                   help='channels of fc6/fc7 when building vgg/ (default 1024; VGG16: 4096); must match an existing one')
+                   help='fc6/fc7 channels when building vgg/ (default 1024; VGG16: 4096); must match an existing one')
     p.add_argument('--fc6-kernel', type=int, default=None,
                    help='fc6 kernel size when building vgg/ (default 3; VGG16: 7); must match an existing one')
     p.add_argument('--no-augment', action='store_true', help='train without flips/zoom/colour jitter')
@@ -212,15 +212,15 @@ def train(args, data_dir, m):
     with tf.Session(config=session_config(cfg['threads'], bf16=cfg.get('bf16', False))) as sess:
         g = build_graph(m, sess, vgg_path, cfg)
         step = tf.train.get_global_step()
-        last_saver = tf.train.Saver(max_to_keep=1, save_relative_paths=True)  # everything, Adam slots included, to resume
+        # last/: everything, Adam slots included, to resume; best/: the model only, for evaluation and video
+        last_saver = tf.train.Saver(max_to_keep=1, save_relative_paths=True)
         best_saver = tf.train.Saver(tf.trainable_variables() + [g['epochs_done'], g['best_f1'], step],
-                                    max_to_keep=1, save_relative_paths=True)  # the model only, for evaluation and video
+                                    max_to_keep=1, save_relative_paths=True)
         last = tf.train.latest_checkpoint(run.path('last'))
         if last:
             restore(last_saver, sess, last)
             print('Resumed from {} (epoch {})'.format(last, sess.run(g['epochs_done'])))
         writer = tf.summary.FileWriter(run.path('logs'), sess.graph if not last else None)
-        history = []
 
         def validate():
             if not val_pairs:
@@ -264,7 +264,6 @@ def train(args, data_dir, m):
                                             extra={'epoch': epoch + 1})
             writer.add_summary(tf.Summary(value=summary), entry['step'])
             writer.flush()
-            history.append(entry)
             _append_history(run.path('history.jsonl'), entry)
 
         try:
