@@ -55,9 +55,14 @@ def write_report(out_dir, evaluator, worst_cases, extra=None):
     results.update(extra or {})
     write_bytes_atomic(os.path.join(out_dir, 'metrics.json'), json.dumps(results, indent=2).encode())
     plot_pr_curve(os.path.join(out_dir, 'pr_curve.png'), evaluator)
+    written = set()
     for n, (f1, name, image, prob, classes) in enumerate(worst_cases, start=1):
-        save_image_atomic(os.path.join(out_dir, 'worst_{}_{}'.format(n, os.path.splitext(name)[0] + '.png')),
-                          Image.fromarray(error_overlay(image, prob, classes)))
+        file_name = 'worst_{}_{}.png'.format(n, os.path.splitext(name)[0])
+        save_image_atomic(os.path.join(out_dir, file_name), Image.fromarray(error_overlay(image, prob, classes)))
+        written.add(file_name)
+    for stale in set(os.listdir(out_dir)) - written:  # from an earlier report in this folder
+        if stale.startswith('worst_') and stale.endswith('.png'):
+            os.remove(os.path.join(out_dir, stale))
     return results
 
 

@@ -60,6 +60,10 @@ def test_evaluate_command_on_tiny_run(tiny_run, capsys):
     assert os.path.getsize(os.path.join(out, 'pr_curve.png')) > 1000
     assert len([f for f in os.listdir(out) if f.startswith('worst_')]) == 3
     assert 'overall' in capsys.readouterr().out
+    open(os.path.join(out, 'worst_1_old.png'), 'wb').close()  # a report from an earlier evaluation
+    assert run_cli('--evaluate', tiny_run, '--data-dir', SAMPLE) == 0
+    assert len([f for f in os.listdir(out) if f.startswith('worst_')]) == 3, 'stale overlays removed'
+
 
 
 def test_evaluate_bf16(tiny_run, capsys):
