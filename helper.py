@@ -31,7 +31,8 @@ def gen_batch_function(data_folder, image_shape, exclude=(), augment=True, seed=
         labels float32 one-hot (B,H,W,2), background/road; "don't care" pixels all zero).
         It has .num_images; batches are prepared in a background thread.
     """
-    pairs = [p for p in kitti.list_training_pairs(data_folder) if os.path.basename(p[0]) not in set(exclude)]
+    exclude = set(exclude)
+    pairs = [p for p in kitti.list_training_pairs(data_folder) if os.path.basename(p[0]) not in exclude]
     dataset = kitti.TrainingSet(pairs, image_shape)
     rng = np.random.RandomState(seed)
 
@@ -39,7 +40,6 @@ def gen_batch_function(data_folder, image_shape, exclude=(), augment=True, seed=
         return kitti.prefetch(dataset.batches(batch_size, rng, augment))
 
     get_batches_fn.num_images = len(dataset)
-    get_batches_fn.rng = rng
     return get_batches_fn
 
 
