@@ -13,7 +13,7 @@ import numpy as np
 from . import evaluate as evaluation
 from . import kitti
 from .files import InputError, check_writable_dir, finish_run_dir, new_run_dir, write_bytes_atomic
-from .inference import export_frozen, road_probability_op
+from .inference import export_frozen, find_checkpoint, road_probability_op
 from .tfcompat import session_config, tf
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -51,6 +51,8 @@ def build_parser():
     p.add_argument('--threads', type=int, default=0, help='TensorFlow intra-op threads (0: all cores)')
     p.add_argument('--bf16', action='store_true',
                    help='bfloat16 auto mixed precision on TF 2.x with oneDNN (CPUs with AVX512-BF16/AMX)')
+    p.add_argument('--init-from', metavar='RUN',
+                   help='start from the weights of RUN\'s best checkpoint (e.g. to fine-tune at another --image-shape)')
     p.add_argument('--resume', metavar='RUN', help='continue an interrupted run folder (runs/<timestamp>.partial)')
     p.add_argument('--evaluate', metavar='RUN', help='evaluate a run (or checkpoint) on the validation split')
     p.add_argument('--video', metavar='IN', help='overlay road predictions on this video (needs --checkpoint)')
@@ -220,6 +222,10 @@ def train(args, data_dir, m):
         if last:
             restore(last_saver, sess, last)
             print('Resumed from {} (epoch {})'.format(last, sess.run(g['epochs_done'])))
+        elif cfg.get('init_from'):
+            start = find_checkpoint(cfg['init_from'], 'best')
+            restore(tf.train.Saver(tf.trainable_variables()), sess, start)
+            print('Weights initialised from {}'.format(start))
         writer = tf.summary.FileWriter(run.path('logs'), sess.graph if not last else None)
 
         def validate():

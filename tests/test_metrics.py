@@ -76,3 +76,21 @@ def test_evaluate_bf16(tiny_run, capsys):
     assert code == 0
     results = json.load(open(os.path.join(tiny_run, 'evaluation_bf16', 'metrics.json')))
     assert results['bf16'] is True and 0.0 <= results['overall']['max_f1'] <= 1.0
+
+
+def test_init_from_a_run_starts_from_its_weights(tiny_run, tiny_vgg_dir, tmp_path, capsys):
+    """--init-from: a new run (another image shape) starts from the best weights of an earlier one."""
+    from roadseg.inference import find_checkpoint
+    from roadseg.tfcompat import tf
+    runs = tmp_path / 'runs'
+    assert run_cli('--data-dir', SAMPLE, '--vgg-dir', tiny_vgg_dir, '--runs-dir', runs, '--epochs', 1,
+                   '--batch-size', 3, '--image-shape', 96, 288, '--init-from', tiny_run, '--learning-rate', 1e-12) == 0
+    assert 'Weights initialised from' in capsys.readouterr().out
+    (run,) = os.listdir(runs)
+    before = dict(tf.train.list_variables(find_checkpoint(tiny_run)))
+    reader_a = tf.train.load_checkpoint(find_checkpoint(tiny_run))
+    reader_b = tf.train.load_checkpoint(find_checkpoint(str(runs / run)))
+    name = 'decoder/score7/kernel'
+    assert name in before
+    assert np.allclose(reader_a.get_tensor(name), reader_b.get_tensor(name), atol=1e-6)
+    assert np.abs(reader_a.get_tensor(name)).max() > 0, 'trained (non-zero) weights were carried over'
