@@ -273,10 +273,11 @@ def train(args, data_dir, m):
             _append_history(run.path('history.jsonl'), entry)
 
         try:
-            m.train_nn(sess, cfg['epochs'], batch_size, get_batches_fn, g['train_op'], g['loss'],
-                       g['image_input'], g['correct_label'], g['keep_prob'], g['learning_rate'],
-                       keep_prob_value=cfg['keep_prob'], learning_rate_value=cfg['learning_rate'],
-                       first_epoch=int(sess.run(g['epochs_done'])), on_epoch_end=on_epoch_end)
+            with stop_signals_interrupt():
+                m.train_nn(sess, cfg['epochs'], batch_size, get_batches_fn, g['train_op'], g['loss'],
+                           g['image_input'], g['correct_label'], g['keep_prob'], g['learning_rate'],
+                           keep_prob_value=cfg['keep_prob'], learning_rate_value=cfg['learning_rate'],
+                           first_epoch=int(sess.run(g['epochs_done'])), on_epoch_end=on_epoch_end)
         except KeyboardInterrupt:
             last_saver.save(sess, run.path('last', 'model'), global_step=step)
             print('\nInterrupted: checkpoint saved in {}; continue with: python main.py --resume {}'.format(
@@ -298,15 +299,35 @@ def train(args, data_dir, m):
     return 0
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 @contextlib.contextmanager
-def deferred_sigint():
-    """Hold Ctrl-C until the block is done, then raise KeyboardInterrupt."""
-    received = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+def _handlers(handler):
+    previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def stop_signals_interrupt():
+    """Ctrl-C and SIGTERM (docker stop, kill) raise KeyboardInterrupt in the block, so training saves a
+    checkpoint; this also holds for a background job, whose SIGINT the shell set to be ignored."""
+    return _handlers(_raise_interrupt)
+
+
+@contextlib.contextmanager
+def deferred_sigint():
+    """Hold Ctrl-C and SIGTERM until the block is done, then raise KeyboardInterrupt."""
+    received = []
+    with _handlers(lambda signum, frame: received.append(signum)):
+        yield
     if received:
         raise KeyboardInterrupt
 

@@ -236,16 +236,19 @@ def _wait_for(proc, pattern, timeout=240):
     return lines
 
 
-def test_19_ctrl_c_saves_and_resume_continues(tmp_path, tiny_vgg_dir):
+@pytest.mark.parametrize('stop', [signal.SIGINT, signal.SIGTERM])
+def test_19_ctrl_c_saves_and_resume_continues(tmp_path, tiny_vgg_dir, stop):
     runs = tmp_path / 'runs'
     args = [sys.executable, '-u', os.path.join(ROOT, 'main.py')] + [str(a) for a in train_args(
         SAMPLE, tiny_vgg_dir, runs)]
     args[args.index('--epochs') + 1] = '200'
     args[args.index('--batch-size') + 1] = '1'
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    ignore_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)  # noqa: E731 (as for a background job)
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                            preexec_fn=ignore_sigint)
     _wait_for(proc, 'Epoch 2/200: loss')
     time.sleep(0.2)  # a few steps later
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(stop)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert 'continue with: python main.py --resume' in err
