@@ -12,7 +12,7 @@ import numpy as np
 
 from . import evaluate as evaluation
 from . import kitti
-from .files import InputError, check_writable_dir, finish_run_dir, new_run_dir, write_bytes_atomic
+from .files import InputError, check_writable_dir, first_line, finish_run_dir, new_run_dir, write_bytes_atomic
 from .inference import export_frozen, find_checkpoint, road_probability_op
 from .tfcompat import session_config, tf
 
@@ -183,9 +183,8 @@ def restore(saver, sess, prefix):
     try:
         saver.restore(sess, prefix)
     except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError, ValueError) as e:
-        first = (str(e).strip().splitlines() or [''])[0]
         raise InputError('checkpoint {} does not fit this model ({} classes, same flags as the run): {}'
-                         .format(prefix, NUM_CLASSES, first[:200]))
+                         .format(prefix, NUM_CLASSES, first_line(e)))
 
 
 def train(args, data_dir, m):

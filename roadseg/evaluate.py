@@ -66,11 +66,22 @@ def write_report(out_dir, evaluator, worst_cases, extra=None):
     return results
 
 
-def plot_pr_curve(path, evaluator):
+def _pyplot():
+    """matplotlib.pyplot on the file-only Agg backend (imported on first plot, not at start-up)."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(5, 5))
+    return plt
+
+
+def _save_figure(fig, path):
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format='png', dpi=100)
+    _pyplot().close(fig)
+
+
+def plot_pr_curve(path, evaluator):
+    fig, ax = _pyplot().subplots(figsize=(5, 5))
     cats = sorted(evaluator.pos)
     curves = [(c, evaluator.pos[c], evaluator.neg[c]) for c in cats]
     curves.append(('overall', sum(evaluator.pos.values()), sum(evaluator.neg.values())))
@@ -80,9 +91,7 @@ def plot_pr_curve(path, evaluator):
     ax.set(xlabel='recall', ylabel='precision', xlim=(0, 1), ylim=(0, 1.01), title='Road, validation split')
     ax.grid(True, alpha=0.3)
     ax.legend(loc='lower left')
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format='png', dpi=100)
-    plt.close(fig)
+    _save_figure(fig, path)
 
 
 def evaluate_run(run, data_dir, out_dir=None, which='best', batch_size=4, bf16=False):
@@ -116,12 +125,9 @@ def print_results(results):
 
 def plot_history(path, history_path):
     """Training loss and validation MaxF1 per epoch from history.jsonl, as a PNG."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
     with open(history_path) as f:
         entries = [json.loads(line) for line in f if line.strip()]
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = _pyplot().subplots(figsize=(7, 4))
     epochs = [e['epoch'] for e in entries]
     ax.plot(epochs, [e['loss'] for e in entries], 'b-', label='training loss')
     ax.set(xlabel='epoch', ylabel='cross-entropy', yscale='log')
@@ -132,6 +138,4 @@ def plot_history(path, history_path):
         ax2.set_ylabel('validation MaxF1 (%)')
         ax2.legend(loc='lower right')
     ax.legend(loc='upper right')
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format='png', dpi=100)
-    plt.close(fig)
+    _save_figure(fig, path)

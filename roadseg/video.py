@@ -4,7 +4,7 @@ import time
 
 from tqdm import tqdm
 
-from .files import InputError, atomic_path, check_writable_dir
+from .files import InputError, atomic_path, check_writable_dir, first_line
 from .inference import TrainedModel, overlay
 
 
@@ -18,8 +18,7 @@ def _reader(path):
         reader = imageio.get_reader(path, 'ffmpeg')
         meta = reader.get_meta_data()
     except Exception as e:  # imageio raises OSError/RuntimeError/IndexError for non-videos
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise InputError('{}: not a readable video or has no frames ({})'.format(path, first[:160]))
+        raise InputError('{}: not a readable video or has no frames ({})'.format(path, first_line(e, 160)))
     if not meta.get('size') or not meta.get('fps'):
         reader.close()
         raise InputError('{}: no video stream'.format(path))
@@ -32,7 +31,7 @@ def _frames(reader, path):
         for frame in reader:
             yield frame[:, :, :3]
     except (OSError, RuntimeError) as e:
-        raise InputError('{}: cannot decode frames ({})'.format(path, str(e).splitlines()[0][:160]))
+        raise InputError('{}: cannot decode frames ({})'.format(path, first_line(e, 160)))
 
 
 def overlay_video(checkpoint, video_in, video_out, which='best', batch_size=4, model=None, bf16=False):
