@@ -1,9 +1,13 @@
-"""KITTI road metrics in perspective space: MaxF1 and AP over a threshold sweep, IoU, the Udacity rubric.
+"""Segmentation metrics: a multi-class confusion matrix; KITTI road MaxF1/AP/IoU and the Udacity rubric.
 
-Like the KITTI devkit and KittiSeg's kitti_eval.py: thresholds t_k = k/255 (k = 0..255), a pixel is
-predicted road at t_k when prob >= t_k, "don't care" pixels are left out; AP is the 11-point
-interpolated average precision (max precision at recall >= 0, 0.1, ..., 1; 0 where never reached).
-IoU and the rubric use prob > 0.5.
+ConfusionMatrix: counts[label, prediction] over labelled pixels (ignore_index left out), as CamVid and
+Cityscapes results are reported: per-class IoU TP / (TP + FP + FN), mean IoU, global pixel accuracy and
+mean class accuracy (recall averaged over classes).
+
+Road metrics, in perspective space like the KITTI devkit and KittiSeg's kitti_eval.py: thresholds
+t_k = k/255 (k = 0..255), a pixel is predicted road at t_k when prob >= t_k, "don't care" pixels are
+left out; AP is the 11-point interpolated average precision (max precision at recall >= 0, 0.1, ..., 1;
+0 where never reached). IoU and the rubric use prob > 0.5.
 """
 import numpy as np
 
@@ -81,3 +85,85 @@ def summarize(pos_hist, neg_hist, half):
         'nonroad_pixels': int(neg_hist.sum()),
     }
 
+
+
+def confusion(pred, label, num_classes, ignore_index=255):
+    """int64 (C, C) counts[label, prediction] of one pair of integer (H, W) class maps, ignore pixels left out."""
+    pred, label = np.asarray(pred), np.asarray(label)
+    if pred.shape != label.shape:
+        raise ValueError('prediction {} and label {} differ in shape'.format(pred.shape, label.shape))
+    keep = label != ignore_index
+    truth, guess = label[keep].astype(np.int64), pred[keep].astype(np.int64)
+    for name, values in (('label', truth), ('prediction', guess)):
+        bad = values[(values < 0) | (values >= num_classes)]
+        if bad.size:
+            raise ValueError('{} value {} is not a class index 0..{} (ignore {})'.format(
+                name, bad[0], num_classes - 1, ignore_index))
+    return np.bincount(truth * num_classes + guess, minlength=num_classes ** 2).reshape(num_classes, num_classes)
+
+
+def _ratio(num, den):
+    """num / den as float64, nan where den is 0."""
+    num, den = np.asarray(num, np.float64), np.asarray(den, np.float64)
+    return np.where(den > 0, num / np.maximum(den, 1.0), np.nan)
+
+
+def class_scores(counts):
+    """(iou, accuracy), float64 (C,) each, from (C, C) counts[label, prediction].
+
+    iou = TP / (TP + FP + FN), nan for a class in neither labels nor predictions; accuracy (recall)
+    = TP / (TP + FN), nan for a class absent from the labels.
+    """
+    tp = np.diag(counts)
+    labelled, predicted = counts.sum(axis=1), counts.sum(axis=0)
+    return _ratio(tp, labelled + predicted - tp), _ratio(tp, labelled)
+
+
+def _mean(values):
+    defined = values[~np.isnan(values)]
+    return float(defined.mean()) if defined.size else None
+
+
+def _listed(values):
+    return [None if np.isnan(v) else float(v) for v in values]
+
+
+class ConfusionMatrix:
+    """Accumulates counts[label, prediction] over images; results() gives the multi-class metrics.
+
+    Mean IoU averages the classes present in the labels or the predictions (a class in neither has no
+    IoU and is left out, not counted as 0 or 1); mean class accuracy averages the classes present in
+    the labels; global pixel accuracy is correct / labelled pixels. Undefined values are None.
+    """
+
+    def __init__(self, num_classes, ignore_index=255):
+        if not 0 < num_classes <= ignore_index:
+            raise ValueError('need 0 < num_classes <= ignore_index, got {} and {}'.format(num_classes, ignore_index))
+        self.num_classes = num_classes
+        self.ignore_index = ignore_index
+        self.counts = np.zeros((num_classes, num_classes), np.int64)
+
+    def add(self, pred, label):
+        """pred, label: integer (H, W) class maps. Returns this image's mean IoU (None: no labelled pixel)."""
+        counts = confusion(pred, label, self.num_classes, self.ignore_index)
+        self.counts += counts
+        return _mean(class_scores(counts)[0])
+
+    def results(self, class_names=None):
+        """JSON-ready dict: mean_iou, pixel_accuracy, mean_class_accuracy, per-class lists, pixels, counts."""
+        names = list(class_names) if class_names is not None else [str(i) for i in range(self.num_classes)]
+        if len(names) != self.num_classes:
+            raise ValueError('{} class names for {} classes'.format(len(names), self.num_classes))
+        iou, accuracy = class_scores(self.counts)
+        pixels = int(self.counts.sum())
+        return {
+            'mean_iou': _mean(iou),
+            'pixel_accuracy': float(np.trace(self.counts)) / pixels if pixels else None,
+            'mean_class_accuracy': _mean(accuracy),
+            'classes': names,
+            'class_iou': _listed(iou),
+            'class_accuracy': _listed(accuracy),
+            'class_pixels': self.counts.sum(axis=1).tolist(),
+            'pixels': pixels,
+            'counts': self.counts.tolist(),
+        }

@@ -1,0 +1,40 @@
+"""Datasets behind one interface (see base.py): kitti_road, camvid, cityscapes, folder, shapes."""
+import os
+from collections import OrderedDict
+
+from ..files import InputError
+from .base import IGNORE, SPLITS, Dataset, Sample, median_frequency_weights
+from .camvid import CamVid
+from .cityscapes import Cityscapes
+from .folder import Folder
+from .kitti_road import KittiRoad
+from .shapes import Shapes
+
+DATASETS = OrderedDict((cls.name, cls) for cls in (KittiRoad, CamVid, Cityscapes, Folder, Shapes))
+
+
+def detect(data_dir):
+    """The name of the format whose layout data_dir has (kitti_road, camvid, cityscapes, folder), or None."""
+    if not data_dir or not os.path.isdir(data_dir):
+        return None
+    for name, cls in DATASETS.items():
+        if cls.layout and all(os.path.isdir(os.path.join(data_dir, sub)) for sub in cls.layout):
+            return name
+    return None
+
+
+def get_dataset(name, data_dir, **options):
+    """The dataset `name` (None: detected from data_dir's layout) reading data_dir; options go to its class."""
+    if name is None:
+        name = detect(data_dir)
+        if name is None:
+            raise InputError('{}: not a known dataset layout ({}); name the dataset'.format(
+                data_dir, ', '.join('{}: {}'.format(n, ' + '.join(c.layout)) for n, c in DATASETS.items()
+                                    if c.layout)))
+    if name not in DATASETS:
+        raise InputError('unknown dataset {!r}; one of {}'.format(name, ', '.join(DATASETS)))
+    return DATASETS[name](data_dir, **options)
+
+
+__all__ = ['DATASETS', 'IGNORE', 'SPLITS', 'Dataset', 'Sample', 'detect', 'get_dataset',
+           'median_frequency_weights', 'CamVid', 'Cityscapes', 'Folder', 'KittiRoad', 'Shapes']

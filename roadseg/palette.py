@@ -1,0 +1,66 @@
+"""Class colours on images: colour label maps, translucent overlays over a frame, a legend image."""
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+
+def default_colors(num_classes):
+    """num_classes distinct RGB tuples: the PASCAL VOC palette (bits of the index interleaved), black skipped."""
+    colors = []
+    for index in range(1, num_classes + 1):
+        rgb, c = [0, 0, 0], index
+        for shift in range(7, -1, -1):
+            for channel in range(3):
+                rgb[channel] |= ((c >> channel) & 1) << shift
+            c >>= 3
+        colors.append(tuple(rgb))
+    return colors
+
+
+def _table(colors, ignore_index, ignore_color):
+    """(256, 3) uint8 lookup: class index -> colour, ignore_index -> ignore_color, anything else flagged."""
+    table = np.zeros((256, 3), np.uint8)
+    table[:len(colors)] = np.asarray(colors, np.uint8).reshape(-1, 3)
+    table[ignore_index] = ignore_color
+    return table
+
+
+def _check(classes, num_colors, ignore_index):
+    if classes.dtype != np.uint8:
+        raise ValueError('class map must be uint8, got {}'.format(classes.dtype))
+    top = int(classes[classes != ignore_index].max(initial=0)) if classes.size else 0
+    if top >= num_colors:
+        raise ValueError('class index {} has no colour ({} colours)'.format(top, num_colors))
+
+
+def colorize(classes, colors, ignore_index=255, ignore_color=(0, 0, 0)):
+    """uint8 (H, W) class map -> uint8 (H, W, 3) RGB: each class in its colour, ignore pixels ignore_color."""
+    _check(classes, len(colors), ignore_index)
+    return _table(colors, ignore_index, ignore_color)[classes]
+
+
+def overlay(image, classes, colors, alpha=0.5, ignore_index=255):
+    """uint8 (H, W, 3) frame with class colours blended in at opacity alpha; ignore pixels left untouched."""
+    if image.shape[:2] != classes.shape:
+        raise ValueError('image {} and class map {} differ in size'.format(image.shape[:2], classes.shape))
+    painted = colorize(classes, colors, ignore_index).astype(np.float32)
+    blend = image.astype(np.float32) * (1.0 - alpha) + painted * alpha
+    keep = (classes == ignore_index)[..., None]
+    return np.where(keep, image, np.clip(np.rint(blend), 0, 255)).astype(np.uint8)
+
+
+def legend(class_names, colors, swatch=16, pad=6):
+    """PIL RGB image: one row per class, a colour swatch (swatch px square) and the class name, on white."""
+    if len(class_names) != len(colors):
+        raise ValueError('{} class names but {} colours'.format(len(class_names), len(colors)))
+    font = ImageFont.load_default()
+    boxes = [font.getbbox(str(name)) for name in class_names]
+    text_w = max([b[2] for b in boxes] + [1])
+    row = max([swatch] + [b[3] for b in boxes])
+    img = Image.new('RGB', (3 * pad + swatch + text_w, pad + len(class_names) * (row + pad)), (255, 255, 255))
+    draw = ImageDraw.Draw(img)
+    for i, (name, color, box) in enumerate(zip(class_names, colors, boxes)):
+        top = pad + i * (row + pad)
+        y = top + (row - swatch) // 2
+        draw.rectangle([pad, y, pad + swatch - 1, y + swatch - 1], fill=tuple(color), outline=(64, 64, 64))
+        draw.text((2 * pad + swatch, top + (row - box[3]) // 2), str(name), fill=(0, 0, 0), font=font)
+    return img
