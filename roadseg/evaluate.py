@@ -4,12 +4,14 @@ import os
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
 from . import kitti
 from .files import atomic_path, check_writable_dir, save_image_atomic, write_bytes_atomic
-from .inference import TrainedModel
+from .inference import Segmenter
 from .metrics import RoadEvaluator, pr_curve
+from .progress import bar
+
+THRESHOLD = 0.5  # road where p(road) > 0.5 (the argmax of two classes), as training selects and outputs
 
 
 def validation_pairs(data_dir, split_file=kitti.SPLIT_FILE):
@@ -25,7 +27,7 @@ def score(pairs, predict, worst=3, desc='Validation'):
     """
     evaluator = RoadEvaluator()
     worst_cases = []
-    bar = tqdm(total=len(pairs), desc=desc, unit='image', leave=False)
+    progress = bar(total=len(pairs), desc=desc, unit='image', leave=False, quiet_in_logs=True)
     for start in range(0, len(pairs), 8):
         chunk = pairs[start:start + 8]
         loaded = [kitti.load_pair(*p) for p in chunk]
@@ -33,15 +35,15 @@ def score(pairs, predict, worst=3, desc='Validation'):
             f1 = evaluator.add(prob, classes, kitti.category(image_path))
             worst_cases.append((f1, os.path.basename(image_path), image, prob, classes))
             worst_cases = sorted(worst_cases, key=lambda c: c[0])[:worst]
-            bar.update(1)
-    bar.close()
+            progress.update(1)
+    progress.close()
     return evaluator, worst_cases
 
 
 def error_overlay(image, prob, classes):
     """Green: road found, red: non-road called road, blue: road missed; don't-care left as is."""
     out = image.astype(np.float32)
-    pred = prob > 0.5
+    pred = prob > THRESHOLD
     for mask, color in (((pred & (classes == 1)), (0, 255, 0)), ((pred & (classes == 0)), (255, 0, 0)),
                         ((~pred & (classes == 1)), (0, 0, 255))):
         out[mask] = 0.5 * out[mask] + 0.5 * np.asarray(color, np.float32)
@@ -94,19 +96,40 @@ def plot_pr_curve(path, evaluator):
     _save_figure(fig, path)
 
 
-def evaluate_run(run, data_dir, out_dir=None, which='best', batch_size=4, bf16=False):
-    """Evaluate a training run's checkpoint on the validation split; writes the report, returns metrics."""
+def run_data_dir(run, data_dir=None):
+    """The data folder to evaluate a run on: data_dir when given, else the one in the run's config.json."""
+    if data_dir is None:
+        config = os.path.join(run, 'config.json')
+        if not os.path.isfile(config):
+            raise kitti.InputError('{} has no config.json to say which data it was trained on: pass --data-dir'
+                                   .format(run))
+        with open(config) as f:
+            data_dir = json.load(f).get('data_dir')
+    if not data_dir or not os.path.isdir(os.path.join(data_dir, 'training')):
+        raise kitti.InputError('data for evaluation not found: {} has no training/ folder (pass --data-dir)'
+                               .format(data_dir))
+    return data_dir
+
+
+def evaluate_run(run, data_dir=None, out_dir=None, which='best', batch_size=4, bf16=False):
+    """Evaluate a training run's checkpoint on the validation split of its data (or data_dir); writes
+    RUN/evaluation_<which>[_bf16]/ and returns the metrics."""
+    data_dir = run_data_dir(run, data_dir)
     pairs = validation_pairs(data_dir)
     if not pairs:
         raise kitti.InputError('no validation images of {} in {}'.format(kitti.SPLIT_FILE, data_dir))
-    model = TrainedModel(run, which, bf16=bf16)
-    out_dir = out_dir or os.path.join(run, 'evaluation_bf16' if bf16 else 'evaluation')
+    model = Segmenter(run, which, bf16=bf16)
+    out_dir = out_dir or os.path.join(run, 'evaluation_{}{}'.format(which, '_bf16' if bf16 else ''))
     check_writable_dir(out_dir, 'evaluation folder')
+    print('Evaluating {} on {} validation images of {}'.format(model.prefix, len(pairs), data_dir))
+    if len(pairs) < 10:
+        print('warning: only {} validation images: the numbers are noisy'.format(len(pairs)))
     try:
-        evaluator, worst = score(pairs, lambda images: model.predict(images, batch_size))
+        evaluator, worst = score(pairs, lambda images: (p[..., 1] for p, _ in model.predict_iter(images, batch_size)))
     finally:
         model.close()
     results = write_report(out_dir, evaluator, worst, {'checkpoint': model.prefix, 'images': len(pairs),
+                                                       'data_dir': data_dir, 'threshold': THRESHOLD,
                                                        'frozen_graph': model.frozen, 'bf16': bf16})
     print_results(results)
     print('Wrote {}'.format(out_dir))
@@ -123,19 +146,44 @@ def print_results(results):
             r['iou'], r['road_labeled_road'], r['nonroad_labeled_road'], 'pass' if r['rubric_passed'] else 'FAIL'))
 
 
-def plot_history(path, history_path):
-    """Training loss and validation MaxF1 per epoch from history.jsonl, as a PNG."""
+def read_history(history_path):
+    """The entries of history.jsonl; a line cut short by a crash is skipped."""
+    entries = []
     with open(history_path) as f:
-        entries = [json.loads(line) for line in f if line.strip()]
+        for line in f:
+            try:
+                entries.append(json.loads(line))
+            except ValueError:
+                continue
+    return entries
+
+
+def plot_history(path, history_path):
+    """Training loss and validation IoU / MaxF1 per epoch from history.jsonl, as a PNG."""
+    entries = read_history(history_path)
     fig, ax = _pyplot().subplots(figsize=(7, 4))
     epochs = [e['epoch'] for e in entries]
     ax.plot(epochs, [e['loss'] for e in entries], 'b-', label='training loss')
     ax.set(xlabel='epoch', ylabel='cross-entropy', yscale='log')
-    if any('val_max_f1' in e for e in entries):
+    validated = [e for e in entries if 'val_max_f1' in e]
+    if validated:
         ax2 = ax.twinx()
-        ax2.plot([e['epoch'] for e in entries if 'val_max_f1' in e],
-                 [100 * e['val_max_f1'] for e in entries if 'val_max_f1' in e], 'g.-', label='validation MaxF1')
-        ax2.set_ylabel('validation MaxF1 (%)')
+        ax2.plot([e['epoch'] for e in validated], [100 * e['val_max_f1'] for e in validated], 'g.-',
+                 label='validation MaxF1')
+        if all('val_iou' in e for e in validated):
+            ax2.plot([e['epoch'] for e in validated], [100 * e['val_iou'] for e in validated], 'm.-',
+                     label='validation IoU at {:.2f}'.format(THRESHOLD))
+        ax2.set_ylabel('validation (%)')
         ax2.legend(loc='lower right')
     ax.legend(loc='upper right')
     _save_figure(fig, path)
+
+
+def png_summary(image):
+    """A TensorBoard image summary of a uint8 RGB image."""
+    import io
+    from .tfcompat import tf
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format='PNG')
+    return tf.Summary.Image(encoded_image_string=buf.getvalue(), height=image.shape[0], width=image.shape[1],
+                            colorspace=3)

@@ -5,6 +5,15 @@ import os
 import tempfile
 
 
+def _current_umask():
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+UMASK = _current_umask()  # read once: os.umask can only be read by setting it
+
+
 class InputError(Exception):
     """A problem with the user's input: main.py prints it as one line and exits 2."""
 
@@ -29,6 +38,7 @@ def atomic_path(path):
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds.
 
     On any error (disk full included) the temporary file is removed and an existing `path` is untouched.
+    The file gets the permissions a plain open() would give it (0644 under umask 022), not mkstemp's 0600.
     """
     directory, name = os.path.split(os.path.abspath(path))
     base, ext = os.path.splitext(name)
@@ -36,6 +46,7 @@ def atomic_path(path):
     os.close(fd)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~UMASK)
         os.replace(tmp, path)
     except BaseException as e:
         with contextlib.suppress(OSError):
@@ -89,3 +100,12 @@ def finish_run_dir(partial, final):
         raise InputError('could not rename {} to {}: {}'.format(partial, final, e.strerror or e))
     return final
 
+
+
+def append_line(path, line):
+    """Append one line with a single write(2) in O_APPEND mode, so a crash leaves whole lines behind."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        os.write(fd, (line.rstrip('\n') + '\n').encode())
+    finally:
+        os.close(fd)

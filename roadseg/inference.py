@@ -1,45 +1,37 @@
-"""Inference: the road-probability op, batched prediction at any frame size, overlays, loading a trained model."""
-import glob
-import json
+"""Inference: the Python API (Segmenter), batched prediction at any frame size, overlays.
+
+    from roadseg import Segmenter
+    seg = Segmenter('runs/<timestamp>')           # its best/ checkpoint
+    probs, classes = seg.predict(image)           # uint8 (H, W, 3) -> (H, W, C) float32, (H, W) uint8
+
+The model runs in its own tf.Graph and Session: a TF 2.x host program stays in eager mode.
+"""
 import os
 
 import numpy as np
 
-from .files import InputError, first_line, write_bytes_atomic
-from .kitti import resize_prob, resize_rgb
+from .export import (FROZEN, IMAGE_INPUT, PROBABILITIES, find_checkpoint, freeze_checkpoint, read_frozen,
+                     read_image_shape, run_folder)
+from .files import InputError
+from .batches import resize_prob, resize_rgb
 from .tfcompat import session_config, tf
 
-ROAD_PROB = 'road_prob'
-FROZEN = 'frozen_inference.pb'
 
+def _predict(run_batch, images, image_shape, batch_size):
+    """Yield float32 (H_i, W_i, C) probabilities per uint8 (H_i, W_i, 3) image of an iterable, in order.
 
-def road_probability_op(logits, image_pl):
-    """(N, H, W) road probability from (pixels, classes) logits; built once per graph, then reused."""
-    graph = logits.graph
-    try:
-        return graph.get_tensor_by_name(ROAD_PROB + ':0')
-    except KeyError:
-        pass
-    with graph.as_default():
-        prob = tf.nn.softmax(logits)[:, 1]
-        return tf.reshape(prob, tf.shape(image_pl)[:3], name=ROAD_PROB)
-
-
-def predict_road(sess, road_prob, image_pl, images, image_shape, batch_size=4, feed=None):
-    """Road probabilities for uint8 RGB frames of any size.
-
-    images: iterable of (H_i, W_i, 3) uint8; each is resized to image_shape (h, w) for the network and
-    its probability map is resized back to (H_i, W_i). Yields float32 maps, one per image, in order.
+    Images are resized to image_shape (h, w) for run_batch(float32 (n, h, w, 3)) -> (n, h, w, C), and each
+    probability map back to its image's size; at most batch_size images are held at a time.
     """
-    feed = dict(feed or {})
     batch = []
 
     def flush():
-        net_in = np.stack([resize_rgb(im, image_shape) for im in batch]).astype(np.float32)
-        feed[image_pl] = net_in
-        probs = sess.run(road_prob, feed)
-        for im, p in zip(batch, probs):
-            yield resize_prob(p, im.shape[:2])
+        net_in = np.stack([im if im.shape[:2] == tuple(image_shape) else resize_rgb(im, image_shape)
+                           for im in batch]).astype(np.float32)
+        for image, probs in zip(batch, run_batch(net_in)):
+            if image.shape[:2] != probs.shape[:2]:
+                probs = np.stack([resize_prob(probs[..., c], image.shape[:2]) for c in range(probs.shape[-1])], -1)
+            yield probs
 
     for image in images:
         batch.append(image)
@@ -50,6 +42,21 @@ def predict_road(sess, road_prob, image_pl, images, image_shape, batch_size=4, f
         yield from flush()
 
 
+def predict_probabilities(sess, probabilities, image_pl, images, image_shape, batch_size=4, feed=None):
+    """Probabilities from a live session (the training loop's validation) for frames of any size.
+
+    probabilities: (N, h, w, C) tensor of sess.graph fed by image_pl at image_shape (h, w); feed: extra
+    feeds (e.g. {keep_prob: 1.0}). Yields float32 (H_i, W_i, C) per uint8 (H_i, W_i, 3) image, in order.
+    """
+    def run(batch):
+        with sess.graph.as_default():  # TF 2.x: tensors hash as feed keys only inside their graph
+            feeds = dict(feed or {})
+            feeds[image_pl] = batch
+            return sess.run(probabilities, feeds)
+
+    return _predict(run, images, image_shape, batch_size)
+
+
 def overlay(image, prob, threshold=0.5, color=(0, 255, 0), alpha=0.5):
     """uint8 RGB image with pixels whose prob > threshold blended toward color (translucent)."""
     out = image.astype(np.float32)
@@ -58,99 +65,83 @@ def overlay(image, prob, threshold=0.5, color=(0, 255, 0), alpha=0.5):
     return out.astype(np.uint8)
 
 
-class TrainedModel:
-    """A trained model loaded for inference: the frozen graph beside the checkpoint when it is current,
-    else the checkpoint's own graph (.meta) with its weights restored.
+def _checked(image, index):
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise InputError('image {}: expected uint8 RGB of shape (H, W, 3), got {} {}'.format(
+            index, image.dtype, image.shape))
+    return image
 
-    Loading runs the graph the files contain: load only models you trust.
+
+class Segmenter:
+    """A trained run loaded for inference, in its own tf.Graph and Session.
+
+    Loads RUN/<which>/frozen_inference.pb when it is newer than the checkpoint, else freezes the
+    checkpoint's own .meta graph in memory. A run without best/ uses last/ with a note. Attributes:
+    image_shape (h, w) the network runs at (from the run's config.json), num_classes, prefix (the
+    checkpoint), frozen (True when the frozen file was used). Loading runs the graph the files contain:
+    load only models you trust.
     """
 
-    def __init__(self, path, which='best', threads=0, bf16=False):
-        prefix = find_checkpoint(path, which)
-        config_path = os.path.join(os.path.dirname(os.path.dirname(prefix)), 'config.json')
-        self.image_shape = (160, 576)
-        if os.path.exists(config_path):
-            with open(config_path) as f:
-                self.image_shape = tuple(json.load(f)['image_shape'])
-        frozen = os.path.join(os.path.dirname(prefix), FROZEN)
-        self.frozen = os.path.exists(frozen) and os.path.getmtime(frozen) >= os.path.getmtime(prefix + '.index')
-        self.graph = tf.Graph()
-        self.sess = tf.Session(graph=self.graph, config=session_config(threads, bf16=bf16))
+    def __init__(self, run, which='best', threads=0, bf16=False):
+        self.prefix = find_checkpoint(run, which)
+        self.image_shape = read_image_shape(run_folder(self.prefix))
+        path = os.path.join(os.path.dirname(self.prefix), FROZEN)
+        self.frozen = os.path.exists(path) and os.path.getmtime(path) >= os.path.getmtime(self.prefix + '.index')
+        graph_def = read_frozen(path) if self.frozen else None
+        if graph_def is not None and not any(n.name == PROBABILITIES for n in graph_def.node):
+            print('note: {} has no {} output (an older export); using the checkpoint'.format(path, PROBABILITIES))
+            graph_def, self.frozen = None, False
+        if graph_def is None:
+            graph_def = freeze_checkpoint(self.prefix, self.image_shape)
         try:
-            with self.graph.as_default():
-                if self.frozen:
-                    graph_def = tf.GraphDef()
-                    with open(frozen, 'rb') as f:
-                        graph_def.ParseFromString(f.read())
-                    tf.import_graph_def(graph_def, name='')
-                else:
-                    saver = tf.train.import_meta_graph(prefix + '.meta', clear_devices=True)
-                    saver.restore(self.sess, prefix)
-                self.image_pl = self.graph.get_tensor_by_name('image_input:0')
-                self.road_prob = self.graph.get_tensor_by_name(ROAD_PROB + ':0')
-        except (KeyError, ValueError, OSError, tf.errors.OpError) as e:
-            self.sess.close()
-            raise InputError('cannot load model {}: {}'.format(frozen if self.frozen else prefix, first_line(e)))
-        self.prefix = prefix
+            config = session_config(threads, bf16=bf16)
+        except ValueError as e:
+            raise InputError('bf16: {}'.format(e))
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            tf.import_graph_def(graph_def, name='')
+        self.num_classes = int(self.graph.get_tensor_by_name(PROBABILITIES + ':0').shape[-1])
+        self.sess = tf.Session(graph=self.graph, config=config)
+
+    def _run(self, batch):
+        with self.graph.as_default():  # TF 2.x: feeds resolve inside the graph, not in eager mode
+            return self.sess.run(PROBABILITIES + ':0', {IMAGE_INPUT + ':0': batch})
+
+    def predict_iter(self, images, batch_size=4):
+        """Yield (probabilities float32 (H, W, C), classes uint8 (H, W)) for each uint8 RGB (H, W, 3) image
+        of an iterable (a stream: at most batch_size images are held), at each image's own size."""
+        checked = (_checked(image, i) for i, image in enumerate(images))
+        for probs in _predict(self._run, checked, self.image_shape, batch_size):
+            yield probs, np.argmax(probs, axis=-1).astype(np.uint8)
 
     def predict(self, images, batch_size=4):
-        return predict_road(self.sess, self.road_prob, self.image_pl, images, self.image_shape, batch_size)
+        """Probabilities and classes at the input's size: an (H, W, 3) uint8 image gives ((H, W, C), (H, W));
+        an (N, H, W, 3) array gives ((N, H, W, C), (N, H, W)); a list of images (any sizes) gives two lists."""
+        if isinstance(images, np.ndarray) and images.ndim == 3:
+            return next(self.predict_iter([images]))
+        results = list(self.predict_iter(images, batch_size))
+        probs, classes = [p for p, _ in results], [c for _, c in results]
+        if isinstance(images, np.ndarray) and images.ndim == 4:
+            if not results:
+                return (np.zeros(images.shape[:3] + (self.num_classes,), np.float32),
+                        np.zeros(images.shape[:3], np.uint8))
+            return np.stack(probs), np.stack(classes)
+        return probs, classes
 
     def close(self):
         self.sess.close()
 
+    def __enter__(self):
+        return self
 
-def export_frozen(m, path, which='best'):
-    """Freeze a run's checkpoint into <checkpoint folder>/frozen_inference.pb; returns its path.
-
-    The graph is rebuilt for inference (no dropout ops, no optimizer, no placeholders but image_input)
-    from the checkpoint's variable shapes, weights become constants; TensorFlow's graph optimizer folds
-    constants when a session loads it. m: the main module (its layers() builds the decoder).
-    In: image_input float (N, H, W, 3) RGB 0..255. Out: road_prob float (N, H, W).
-    """
-    from .vgg import vgg16_encoder
-    prefix = find_checkpoint(path, which)
-    shapes = dict(tf.train.list_variables(prefix))
-    try:
-        widths = tuple(shapes['conv{}_1/filter'.format(b)][-1] for b in range(1, 6))
-        fc6 = shapes['fc6/filter']
-        num_classes = shapes['decoder/score7/kernel'][-1]
-    except KeyError as e:
-        raise InputError('{} is not an FCN-8s checkpoint of this project (no {})'.format(prefix, e))
-    config_path = os.path.join(os.path.dirname(os.path.dirname(prefix)), 'config.json')
-    skip_scaling = False
-    if os.path.exists(config_path):
-        with open(config_path) as f:
-            skip_scaling = json.load(f).get('skip_scaling', False)
-    graph = tf.Graph()
-    with graph.as_default(), tf.Session(graph=graph) as sess:
-        image_input = tf.placeholder(tf.float32, [None, None, None, 3], name='image_input')
-        net, ends = vgg16_encoder(image_input, None, widths, fc6[-1], fc6[0])
-        out = m.layers(ends['pool3'], ends['pool4'], net, num_classes, skip_scaling=skip_scaling,
-                       crop_to=image_input)
-        road_probability_op(tf.reshape(out, (-1, num_classes)), image_input)
-        tf.train.Saver(tf.global_variables()).restore(sess, prefix)
-        frozen = tf.graph_util.convert_variables_to_constants(sess, graph.as_graph_def(), [ROAD_PROB])
-    out_path = os.path.join(os.path.dirname(prefix), FROZEN)
-    write_bytes_atomic(out_path, frozen.SerializeToString())
-    return out_path
+    def __exit__(self, *exc):
+        self.close()
 
 
-def find_checkpoint(path, which='best'):
-    """Checkpoint prefix from a run folder (its best/ or last/ checkpoint), a checkpoint folder or a prefix."""
-    if path is None:
-        raise InputError('no checkpoint given: pass --checkpoint runs/<timestamp>')
-    candidates = [os.path.join(path, which), os.path.join(path, 'last'), path]
-    for folder in candidates:
-        if os.path.isdir(folder):
-            prefix = tf.train.latest_checkpoint(folder)
-            if prefix:
-                return prefix
-            # a folder moved after training: its `checkpoint` file names the old place
-            indexes = sorted(glob.glob(os.path.join(folder, '*.index')), key=os.path.getmtime)
-            if indexes and os.path.exists(indexes[-1][:-len('.index')] + '.meta'):
-                return indexes[-1][:-len('.index')]
-    if os.path.exists(path + '.index') and os.path.exists(path + '.meta'):
-        return path
-    raise InputError('no checkpoint found at {} (expected a training run folder with best/ or last/)'
-                     .format(path))
+class TrainedModel(Segmenter):
+    """The road-only view evaluate.py uses until it moves to Segmenter.predict_iter: predict(images,
+    batch_size) yields float32 (H_i, W_i) road probability maps (class 1)."""
+
+    def predict(self, images, batch_size=4):
+        return (probs[..., 1] for probs, _ in self.predict_iter(images, batch_size))

@@ -1,18 +1,15 @@
-"""KITTI Road data: listing and pairing files, decoding masks, the fixed split, augmented batches."""
+"""KITTI Road data: listing and pairing files, decoding masks, the fixed validation split."""
 import glob
 import os
-import queue
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from PIL import Image
 
+from .batches import IGNORE, resize_prob, resize_rgb  # noqa: F401  (resize_*: inference.py until it imports batches)
 from .files import InputError
 
 BACKGROUND = (255, 0, 0)
 ROAD = (255, 0, 255)
-IGNORE = 255  # class-map value of "don't care" pixels (any colour but the two above)
 IMAGE_EXTS = ('.png', '.jpg', '.jpeg')
 CATEGORIES = ('um', 'umm', 'uu')
 SPLIT_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'splits', 'val.txt')
@@ -100,27 +97,6 @@ def mask_to_classes(mask_rgb, path='mask'):
     return classes
 
 
-def one_hot(classes, num_classes=2):
-    """uint8 class map (..., H, W) -> float32 (..., H, W, num_classes); IGNORE pixels are all zero."""
-    return (classes[..., None] == np.arange(num_classes, dtype=np.uint8)).astype(np.float32)
-
-
-def resize_rgb(image, image_shape):
-    """Bilinear resize of uint8 (H, W, 3) to image_shape (height, width)."""
-    return np.asarray(Image.fromarray(image).resize((image_shape[1], image_shape[0]), Image.BILINEAR))
-
-
-def resize_classes(classes, image_shape):
-    """Nearest-neighbour resize of a class map, so no new labels appear at edges."""
-    return np.asarray(Image.fromarray(classes).resize((image_shape[1], image_shape[0]), Image.NEAREST))
-
-
-def resize_prob(prob, size_hw):
-    """Bilinear resize of a float (h, w) probability map to size_hw (height, width)."""
-    return np.asarray(Image.fromarray(prob.astype(np.float32), 'F').resize((size_hw[1], size_hw[0]),
-                                                                           Image.BILINEAR))
-
-
 def load_pair(image_path, mask_path):
     """(uint8 RGB image, uint8 class map) at the original size; InputError if sizes differ."""
     image = read_rgb(image_path)
@@ -150,89 +126,6 @@ def make_split(names):
         members = sorted(n for n in names if category(n) == cat)
         val += members[4::5]
     return sorted(val)
-
-
-class TrainingSet:
-    """Training pairs resized once to image_shape and kept in memory (289 pairs at 160x576: 80 MB)."""
-
-    def __init__(self, pairs, image_shape, workers=4):
-        if not pairs:
-            raise InputError('no training pairs')
-        self.image_shape = tuple(image_shape)
-        with ThreadPoolExecutor(workers) as pool:
-            loaded = list(pool.map(lambda p: self._load(*p), pairs))
-        self.images = np.stack([im for im, _ in loaded])
-        self.classes = np.stack([c for _, c in loaded])
-
-    def _load(self, image_path, mask_path):
-        image, classes = load_pair(image_path, mask_path)
-        return resize_rgb(image, self.image_shape), resize_classes(classes, self.image_shape)
-
-    def __len__(self):
-        return len(self.images)
-
-    def batches(self, batch_size, rng, augment=True):
-        """One epoch of shuffled (images float32 (B,H,W,3) 0..255, labels one-hot (B,H,W,2)) batches."""
-        order = rng.permutation(len(self))
-        for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
-            images = self.images[idx].astype(np.float32)
-            classes = self.classes[idx]
-            if augment:
-                images, classes = augment_batch(images, classes, rng)
-            yield images, one_hot(classes)
-
-
-def augment_batch(images, classes, rng, max_zoom=1.25):
-    """Random horizontal flip, zoom-crop (1..max_zoom) and brightness/contrast/saturation jitter."""
-    h, w = classes.shape[1:]
-    images, classes = images.copy(), classes.copy()
-    for i in range(len(images)):
-        if rng.rand() < 0.5:
-            images[i], classes[i] = images[i, :, ::-1], classes[i, :, ::-1]
-        zoom = rng.uniform(1.0, max_zoom)
-        ch, cw = int(round(h / zoom)), int(round(w / zoom))
-        if ch < h:
-            y, x = rng.randint(0, h - ch + 1), rng.randint(0, w - cw + 1)
-            box = (x, y, x + cw, y + ch)
-            img = Image.fromarray(images[i].astype(np.uint8)).resize((w, h), Image.BILINEAR, box=box)
-            images[i] = np.asarray(img, np.float32)
-            classes[i] = np.asarray(Image.fromarray(classes[i]).resize((w, h), Image.NEAREST, box=box))
-        grey = images[i].mean(axis=-1, keepdims=True)
-        images[i] = grey + (images[i] - grey) * rng.uniform(0.7, 1.3)          # saturation
-        images[i] = (images[i] - images[i].mean()) * rng.uniform(0.7, 1.3) + images[i].mean()  # contrast
-        images[i] += rng.uniform(-30, 30)                                       # brightness
-    return np.clip(images, 0, 255), classes
-
-
-def prefetch(iterable, depth=2):
-    """Run a generator in a background thread, depth items ahead; exceptions re-raise in the consumer."""
-    q = queue.Queue(maxsize=depth)
-    done = object()
-    stop = threading.Event()
-
-    def work():
-        try:
-            for item in iterable:
-                if stop.is_set():
-                    return
-                q.put(item)
-            q.put(done)
-        except BaseException as e:  # handed to the consumer
-            q.put(e)
-
-    thread = threading.Thread(target=work, daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = q.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
 
 
 def list_test_images(data_dir):

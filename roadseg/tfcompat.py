@@ -1,4 +1,10 @@
-"""`tf` = tensorflow.compat.v1 in graph mode, the same API on TensorFlow 1.15 and 2.x."""
+"""`tf` = tensorflow.compat.v1, the same graph-mode API on TensorFlow 1.15 and 2.x.
+
+Nothing global is switched: v2 behaviour stays on under TF 2.x, so a host program keeps eager execution.
+Graph-mode code therefore builds in an explicit `with tf.Graph().as_default():` (placeholders, sessions and
+summaries need one); there, `tf.get_variable` makes resource variables on TF 2.x (reference variables on
+1.15), with the same checkpoint names, and static shapes hold ints on 2.x (Dimensions on 1.15).
+"""
 import os
 import sys
 import tempfile
@@ -34,7 +40,6 @@ def _import_quietly():
 
 tf = _import_quietly()
 tf.logging.set_verbosity(tf.logging.ERROR)
-tf.disable_v2_behavior()
 
 
 def session_config(threads=0, inter_op_threads=0, bf16=False):

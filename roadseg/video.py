@@ -5,7 +5,7 @@ import time
 from tqdm import tqdm
 
 from .files import InputError, atomic_path, check_writable_dir, first_line
-from .inference import TrainedModel, overlay
+from .inference import Segmenter, overlay
 
 
 def _reader(path):
@@ -37,15 +37,16 @@ def _frames(reader, path):
 def overlay_video(checkpoint, video_in, video_out, which='best', batch_size=4, model=None, bf16=False):
     """Write video_out: video_in with the road in translucent green, same fps and frame size.
 
-    Streams frames (memory stays flat), batches them through the model, writes to a temporary file
-    that is renamed to video_out only when complete. Returns (frames written, frames per second).
+    Streams frames (memory stays flat), batches them through the model (a Segmenter of the checkpoint run
+    unless one is given), writes to a temporary file that is renamed to video_out only when complete.
+    Returns (frames written, frames per second).
     """
     import imageio
     reader, meta = _reader(video_in)
     out_dir = os.path.dirname(os.path.abspath(video_out))
     check_writable_dir(out_dir, 'output folder for the video')
     own_model = model is None
-    model = model or TrainedModel(checkpoint, which, bf16=bf16)
+    model = model or Segmenter(checkpoint, which, bf16=bf16)
     fps = meta['fps']
     width, height = meta['size']
     # yuv420p needs even sizes; odd frames keep their size with full-resolution chroma instead
@@ -81,8 +82,8 @@ def overlay_video(checkpoint, video_in, video_out, which='best', batch_size=4, m
 
 
 def _write(writer, model, batch, bar):
-    for frame, prob in zip(batch, model.predict(batch, len(batch))):
-        writer.append_data(overlay(frame, prob))
+    for frame, (probs, _) in zip(batch, model.predict_iter(batch, len(batch))):
+        writer.append_data(overlay(frame, probs[..., 1]))
     bar.update(len(batch))
     bar.set_postfix(fps='{:.2f}'.format(bar.format_dict['n'] / max(bar.format_dict['elapsed'], 1e-9)))
     return len(batch)

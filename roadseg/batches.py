@@ -1,0 +1,169 @@
+"""Format-free training input: resizing, the in-memory training set, augmentation, epochs, prefetching."""
+import queue
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from PIL import Image
+
+from .files import InputError
+
+IGNORE = 255  # class-map value of pixels left out of the loss and the metrics
+
+
+def resize_rgb(image, image_shape):
+    """Bilinear resize of uint8 (H, W, 3) to image_shape (height, width)."""
+    return np.asarray(Image.fromarray(image).resize((image_shape[1], image_shape[0]), Image.BILINEAR))
+
+
+def resize_classes(classes, image_shape):
+    """Nearest-neighbour resize of a class map, so no new labels appear at edges."""
+    return np.asarray(Image.fromarray(classes).resize((image_shape[1], image_shape[0]), Image.NEAREST))
+
+
+def resize_prob(prob, size_hw):
+    """Bilinear resize of a float (h, w) probability map to size_hw (height, width)."""
+    return np.asarray(Image.fromarray(prob.astype(np.float32), 'F').resize((size_hw[1], size_hw[0]),
+                                                                           Image.BILINEAR))
+
+
+def one_hot(classes, num_classes=2):
+    """uint8 class map (..., H, W) -> float32 (..., H, W, num_classes); IGNORE pixels are all zero."""
+    return (classes[..., None] == np.arange(num_classes, dtype=np.uint8)).astype(np.float32)
+
+
+def epoch_rng(seed, epoch):
+    """The random stream of one epoch (data order, augmentation): the same whether or not a run was resumed."""
+    return np.random.RandomState([seed, epoch])
+
+
+class TrainingSet:
+    """Training samples resized once to image_shape and kept in memory (289 KITTI pairs at 160x576: 80 MB).
+
+    load(sample) -> (uint8 RGB (H, W, 3), uint8 class map (H, W)) at the original size.
+    """
+
+    def __init__(self, samples, load, image_shape, num_classes=2, workers=4):
+        if not samples:
+            raise InputError('no training samples')
+        self.image_shape = tuple(image_shape)
+        self.num_classes = num_classes
+        with ThreadPoolExecutor(workers) as pool:
+            loaded = list(pool.map(lambda s: self._resized(*load(s)), samples))
+        self.images = np.stack([im for im, _ in loaded])
+        self.classes = np.stack([c for _, c in loaded])
+
+    def _resized(self, image, classes):
+        return resize_rgb(image, self.image_shape), resize_classes(classes, self.image_shape)
+
+    def __len__(self):
+        return len(self.images)
+
+    def num_batches(self, batch_size, repeat=1):
+        return -(-len(self) * repeat // batch_size)
+
+    def batches(self, batch_size, rng, augment=True, repeat=1, skip=0):
+        """One epoch: `repeat` shuffled passes as (images float32 (B,H,W,3) 0..255, labels one-hot
+        (B,H,W,C)) batches. The first `skip` batches are drawn (so the stream stays the same) but not yielded."""
+        order = np.concatenate([rng.permutation(len(self)) for _ in range(repeat)])
+        for n, start in enumerate(range(0, len(order), batch_size)):
+            idx = order[start:start + batch_size]
+            images = self.images[idx].astype(np.float32)
+            classes = self.classes[idx]
+            if augment:
+                images, classes = augment_batch(images, classes, rng)
+            if n >= skip:
+                yield images, one_hot(classes, self.num_classes)
+
+
+def augment_batch(images, classes, rng, max_zoom=1.25):
+    """Random horizontal flip, zoom-crop (1..max_zoom) and brightness/contrast/saturation jitter."""
+    h, w = classes.shape[1:]
+    images, classes = images.copy(), classes.copy()
+    for i in range(len(images)):
+        if rng.rand() < 0.5:
+            images[i], classes[i] = images[i, :, ::-1], classes[i, :, ::-1]
+        zoom = rng.uniform(1.0, max_zoom)
+        ch, cw = int(round(h / zoom)), int(round(w / zoom))
+        if ch < h:
+            y, x = rng.randint(0, h - ch + 1), rng.randint(0, w - cw + 1)
+            box = (x, y, x + cw, y + ch)
+            img = Image.fromarray(images[i].astype(np.uint8)).resize((w, h), Image.BILINEAR, box=box)
+            images[i] = np.asarray(img, np.float32)
+            classes[i] = np.asarray(Image.fromarray(classes[i]).resize((w, h), Image.NEAREST, box=box))
+        grey = images[i].mean(axis=-1, keepdims=True)
+        images[i] = grey + (images[i] - grey) * rng.uniform(0.7, 1.3)          # saturation
+        images[i] = (images[i] - images[i].mean()) * rng.uniform(0.7, 1.3) + images[i].mean()  # contrast
+        images[i] += rng.uniform(-30, 30)                                       # brightness
+    return np.clip(images, 0, 255), classes
+
+
+def prefetch(iterable, depth=2, poll=0.1):
+    """Run a generator in a background thread, depth items ahead; exceptions re-raise in the consumer.
+
+    When the consumer stops early (break, error, Ctrl-C) the worker notices within `poll` seconds and ends:
+    it never blocks forever on a full queue.
+    """
+    q = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def put(item):
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=poll)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work():
+        try:
+            for item in iterable:
+                if not put(item):
+                    return
+            put(done)
+        except BaseException as e:  # handed to the consumer
+            put(e)
+
+    thread = threading.Thread(target=work, daemon=True, name='prefetch')
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=10 * poll + 5)
+
+
+class EpochBatches:
+    """get_batches_fn(batch_size) of the Udacity project: each call is the next epoch, and epoch e always draws
+    from the random stream (seed, e), so a resumed run sees the data an uninterrupted one would."""
+
+    def __init__(self, dataset, augment=True, seed=0, repeat=1, prefetch_depth=2):
+        self.dataset, self.augment, self.seed, self.repeat = dataset, augment, seed, repeat
+        self.depth = prefetch_depth
+        self.num_images = len(dataset)
+        self.epoch, self.skip = 0, 0
+
+    def resume_at(self, epoch, skip=0):
+        """The next call yields epoch `epoch` without its first `skip` batches."""
+        self.epoch, self.skip = epoch, skip
+
+    def steps_per_epoch(self, batch_size):
+        return self.dataset.num_batches(batch_size, self.repeat)
+
+    def num_batches(self, batch_size):
+        """Batches the next call yields (an epoch less what resume_at skips)."""
+        return self.steps_per_epoch(batch_size) - self.skip
+
+    def __call__(self, batch_size):
+        rng = epoch_rng(self.seed, self.epoch)
+        epoch = self.dataset.batches(batch_size, rng, self.augment, self.repeat, self.skip)
+        self.epoch, self.skip = self.epoch + 1, 0
+        return prefetch(epoch, self.depth)

@@ -1,0 +1,140 @@
+"""Folder prediction (--predict): class maps, overlays and KITTI submission files for every image of a folder.
+
+    python main.py --predict IN_DIR --checkpoint RUN --output OUT_DIR [--which best|last]
+
+For each image of IN_DIR (sorted), at its original size: OUT_DIR/<stem>.png (8-bit class indices) and
+OUT_DIR/<stem>_overlay.png (classes translucent over the image). A KITTI road run (its config.json names no
+classes) overlays road in green and also writes the KITTI benchmark file OUT_DIR/<category>_road_<number>.png
+(8-bit road probability, round(255 p)) for KITTI-named images (um_, umm_, uu_); a multi-class run overlays
+its class colours and writes OUT_DIR/legend.png.
+"""
+import json
+import os
+import re
+import sys
+
+import numpy as np
+from PIL import Image
+
+from . import kitti, palette
+from .export import run_folder
+from .files import InputError, check_writable_dir, save_image_atomic
+from .inference import Segmenter, overlay
+from .progress import bar
+
+KITTI_NAME = re.compile(r'^(um|umm|uu)_\d+$')
+
+
+def run_classes(run_dir, num_classes):
+    """(class_names, class_colors) from the run's config.json, or None for a KITTI road run (neither key).
+
+    InputError naming config.json when only one key is there, the lists do not have num_classes entries or a
+    colour is not three values 0..255.
+    """
+    path = os.path.join(run_dir, 'config.json')
+    with open(path) as f:
+        config = json.load(f)
+    names, colors = config.get('class_names'), config.get('class_colors')
+    if names is None and colors is None:
+        if num_classes != 2:
+            raise InputError('{}: no class_names for a model of {} classes (a road run has 2)'.format(
+                path, num_classes))
+        return None
+    if not isinstance(names, list) or not isinstance(colors, list) or not len(names) == len(colors) == num_classes:
+        raise InputError('{}: class_names and class_colors must be lists of {} entries, one per class of the model'
+                         .format(path, num_classes))
+    for color in colors:
+        if not (isinstance(color, list) and len(color) == 3 and
+                all(isinstance(v, int) and 0 <= v <= 255 for v in color)):
+            raise InputError('{}: class colour {!r} is not [R, G, B] in 0..255'.format(path, color))
+    return [str(n) for n in names], [tuple(c) for c in colors]
+
+
+def output_names(path, road):
+    """The file names written for one input image: class map, overlay and, for a road run and a KITTI
+    name such as um_000000.png, the submission file um_road_000000.png."""
+    stem = os.path.splitext(os.path.basename(path))[0]
+    names = [stem + '.png', stem + '_overlay.png']
+    if road and KITTI_NAME.match(stem):
+        names.append(kitti.mask_name(stem) + '.png')  # um_000000 -> um_road_000000
+    return names
+
+
+def _check_collisions(paths, road):
+    """InputError when two inputs would write the same output file (a.png and a.jpg, a.png and a_overlay.png),
+    or one would write over a multi-class run's legend.png."""
+    owner = {} if road else {'legend.png': 'the class legend'}
+    for path in paths:
+        for name in output_names(path, road):
+            if name in owner:
+                raise InputError('{} and {} would both write {}; rename one'.format(owner[name], path, name))
+            owner[name] = path
+
+
+def _write(out_dir, path, image, probs, classes, classes_spec):
+    """Write the outputs of one image; returns whether a submission file was written."""
+    names = output_names(path, classes_spec is None)
+    save_image_atomic(os.path.join(out_dir, names[0]), Image.fromarray(classes))
+    if classes_spec is None:
+        painted = overlay(image, probs[..., 1])
+    else:
+        painted = palette.overlay(image, classes, classes_spec[1])
+    save_image_atomic(os.path.join(out_dir, names[1]), Image.fromarray(painted))
+    if len(names) == 3:
+        road = np.clip(np.rint(probs[..., 1] * 255.0), 0, 255).astype(np.uint8)
+        save_image_atomic(os.path.join(out_dir, names[2]), Image.fromarray(road))
+    return len(names) == 3
+
+
+def _read_chunk(paths, progress):
+    """[(path, uint8 RGB image)] of the readable images among paths; one `error:` line each on stderr for
+    the others (the progress bar counts them as done). Returns (pairs, bad count)."""
+    pairs, bad = [], 0
+    for path in paths:
+        try:
+            pairs.append((path, kitti.read_rgb(path)))
+        except InputError as e:
+            progress.write('error: {}'.format(e), file=sys.stderr)
+            progress.update(1)
+            bad += 1
+    return pairs, bad
+
+
+def predict_folder(run, in_dir, out_dir, which='best', batch_size=4, bf16=False):
+    """Write the outputs (module docstring) of every image in in_dir to out_dir with run's `which` checkpoint.
+
+    Streams: images are read batch_size at a time. Unreadable images get one `error:` line each on stderr
+    and are skipped; the others are still written. Returns the exit code: 0, or 1 if any image was bad.
+    InputError for a missing or empty in_dir, out_dir being in_dir or not writable, or two inputs whose
+    outputs would share a name.
+    """
+    paths = kitti.image_files(in_dir)
+    if not paths:
+        raise InputError('no images (.png, .jpg, .jpeg) in {}'.format(in_dir))
+    if os.path.realpath(in_dir) == os.path.realpath(out_dir):
+        raise InputError('--output {} is the input folder: the outputs would overwrite or join its images'
+                         .format(out_dir))
+    check_writable_dir(out_dir, 'output folder')
+    with Segmenter(run, which, bf16=bf16) as model:
+        spec = run_classes(run_folder(model.prefix), model.num_classes)
+        _check_collisions(paths, spec is None)
+        if spec is not None:
+            save_image_atomic(os.path.join(out_dir, 'legend.png'), palette.legend(*spec))
+        written = submissions = bad = 0
+        progress = bar(total=len(paths), desc='Predict', unit='image')
+        try:
+            for start in range(0, len(paths), batch_size):
+                pairs, failed = _read_chunk(paths[start:start + batch_size], progress)
+                bad += failed
+                results = model.predict_iter([image for _, image in pairs], batch_size)
+                for (path, image), (probs, classes) in zip(pairs, results):
+                    submissions += _write(out_dir, path, image, probs, classes, spec)
+                    written += 1
+                    progress.update(1)
+        finally:
+            progress.close()
+    print('Wrote {} of {} images to {} (class maps and overlays{}){}'.format(
+        written, len(paths), out_dir,
+        ', {} KITTI submission files'.format(submissions) if spec is None else ', legend.png',
+        '; {} unreadable, skipped (see the error lines)'.format(bad) if bad else ''))
+    return 1 if bad else 0

@@ -1,0 +1,314 @@
+"""The training run around the five Udacity functions: run folder, checkpoints, validation, resume, outputs."""
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+from . import evaluate as evaluation
+from . import kitti
+from .evaluate import THRESHOLD
+from .files import InputError, append_line, finish_run_dir, first_line, new_run_dir, write_bytes_atomic
+from .export import FROZEN, add_inference_outputs, find_checkpoint, write_frozen
+from .inference import predict_probabilities
+from .signals import deferred_stop, raise_on_stop
+from .tfcompat import session_config, tf
+
+NUM_CLASSES = 2
+TRAINING_KEYS = ('epochs', 'batch_size', 'learning_rate', 'keep_prob', 'image_shape', 'l2_scale', 'skip_scaling',
+                 'fc_width', 'fc6_kernel', 'no_augment', 'seed', 'threads', 'bf16', 'init_from', 'repeat',
+                 'checkpoint_minutes', 'data_dir', 'vgg_weights')
+RESUMABLE_CHANGES = ('epochs', 'threads', 'checkpoint_minutes')  # what --resume may set anew
+
+
+class Run:
+    """A run folder: config.json, last/ and best/ checkpoints, TensorBoard logs, history, inference images."""
+
+    def __init__(self, config, partial=None):
+        self.config = config
+        self.partial = partial
+        self.final = partial[:-len('.partial')] if partial else None
+
+    @classmethod
+    def new(cls, settings):
+        return cls({k: settings[k] for k in TRAINING_KEYS})
+
+    @classmethod
+    def resume(cls, path, given):
+        """The interrupted run at path; given: the flags set on the command line (name -> value)."""
+        path = path.rstrip('/\\')
+        config_path = os.path.join(path, 'config.json')
+        if not os.path.isfile(config_path):
+            raise InputError('--resume needs a run folder with config.json: {} not found'.format(config_path))
+        if not path.endswith('.partial'):
+            raise InputError('run {} is complete (its folder has no .partial suffix), nothing to resume; to train '
+                             'further start a new run with --init-from {}'.format(path, path))
+        with open(config_path) as f:
+            config = json.load(f)
+        for key, value in sorted(given.items()):
+            if key in RESUMABLE_CHANGES or key not in TRAINING_KEYS:
+                continue
+            if value != config.get(key):
+                raise InputError('--{} {} conflicts with the run\'s {} ({}); --resume continues a run with its '
+                                 'own settings'.format(key.replace('_', '-'), _flag_value(value), config_path,
+                                                       _flag_value(config.get(key))))
+        for key in RESUMABLE_CHANGES:
+            if given.get(key) is not None:
+                config[key] = given[key]
+        return cls(config, path)
+
+    def create(self, runs_dir):
+        """Reserve the folder (unless resuming) and write config.json; called once the inputs are checked."""
+        if self.partial is None:
+            self.partial, self.final = new_run_dir(runs_dir)
+        write_bytes_atomic(self.path('config.json'), json.dumps(self.config, indent=2).encode())
+
+    def path(self, *parts):
+        return os.path.join(self.partial, *parts)
+
+
+def _flag_value(value):
+    return ' '.join(str(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+def build_graph(m, sess, vgg_path, cfg):
+    """load_vgg + layers + optimize in sess.graph; returns a dict of the tensors and ops training uses."""
+    image_input, keep_prob, layer3, layer4, layer7 = m.load_vgg(sess, vgg_path)
+    pretrained = set(tf.global_variables())
+    correct_label = tf.placeholder(tf.float32, [None, None, None, NUM_CLASSES], name='correct_label')
+    learning_rate = tf.placeholder(tf.float32, [], name='learning_rate')
+    output = m.layers(layer3, layer4, layer7, NUM_CLASSES, l2_scale=cfg['l2_scale'],
+                      skip_scaling=cfg['skip_scaling'], crop_to=image_input)
+    logits, train_op, loss = m.optimize(output, correct_label, learning_rate, NUM_CLASSES)
+    probabilities, _ = add_inference_outputs(output, NUM_CLASSES)
+    epochs_done = tf.Variable(0, trainable=False, name='epochs_done')
+    best_metric = tf.Variable(-1.0, trainable=False, name='best_val_iou')
+    value = tf.placeholder(tf.float32, [])
+    sess.run(tf.variables_initializer([v for v in tf.global_variables() if v not in pretrained]))
+    return dict(logits=logits, image_input=image_input, keep_prob=keep_prob, correct_label=correct_label,
+                learning_rate=learning_rate, train_op=train_op, loss=loss, probabilities=probabilities,
+                epochs_done=epochs_done, best_metric=best_metric, step=tf.train.get_global_step(),
+                set_epochs=tf.assign(epochs_done, tf.cast(value, tf.int32)), set_best=tf.assign(best_metric, value),
+                value=value)
+
+
+class Checkpoints:
+    """last/ (everything, Adam slots included, for --resume) and best/ (the model, for inference).
+
+    The best weights are kept in memory when they improve and written with last/ at most every `minutes`
+    (and when forced: at the end, on Ctrl-C/SIGTERM), so a small data set does not rewrite hundreds of MB
+    every few seconds. best/ on disk always belongs to the best_val_iou that last/ records.
+    """
+
+    def __init__(self, sess, run, g, minutes):
+        self.sess, self.run, self.interval = sess, run, 60.0 * minutes
+        self.last_saver = tf.train.Saver(max_to_keep=1, save_relative_paths=True)
+        self.best_vars = tf.trainable_variables() + [g['epochs_done'], g['best_metric'], g['step']]
+        self.best_saver = tf.train.Saver(self.best_vars, max_to_keep=1, save_relative_paths=True)
+        self._feeds = [tf.placeholder(v.dtype.base_dtype, v.shape) for v in self.best_vars]
+        self._assign = tf.group(*[tf.assign(v, p) for v, p in zip(self.best_vars, self._feeds)])
+        self.best = None         # (values of best_vars, evaluation result) not yet written
+        self.saved_at = time.time()
+
+    def mark_best(self, result, extra):
+        """Keep the session's weights as the best; result: (evaluator, worst cases) for best/evaluation/."""
+        self.best = (self.sess.run(self.best_vars), result and result + (extra,))
+
+    def load(self, values):
+        self.sess.run(self._assign, dict(zip(self._feeds, values)))
+
+    def due(self):
+        return time.time() - self.saved_at >= self.interval
+
+    def save(self):
+        """Write the pending best weights (with their evaluation report), then last/."""
+        if self.best is not None:
+            values, result = self.best
+            current = self.sess.run(self.best_vars)
+            self.load(values)
+            self.best_saver.save(self.sess, self.run.path('best', 'model'), global_step=self.best_vars[-1],
+                                 latest_filename='checkpoint')
+            self.load(current)
+            if result is not None:
+                evaluation.write_report(self.run.path('best', 'evaluation'), *result[:2], extra=result[2])
+            self.best = (values, None)
+        self.last_saver.save(self.sess, self.run.path('last', 'model'), global_step=self.best_vars[-1])
+        self.saved_at = time.time()
+
+    def restore_best(self):
+        """Put the best weights into the session for the end-of-run outputs; False when there are none."""
+        if self.best is not None:
+            self.load(self.best[0])
+            return True
+        prefix = tf.train.latest_checkpoint(self.run.path('best'))
+        if prefix:
+            self.best_saver.restore(self.sess, prefix)
+        return bool(prefix)
+
+
+def restore(saver, sess, prefix):
+    try:
+        saver.restore(sess, prefix)
+    except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError, ValueError) as e:
+        raise InputError('checkpoint {} does not fit this model ({} classes, same flags as the run): {}'
+                         .format(prefix, NUM_CLASSES, first_line(e)))
+
+
+def train(settings, m, runs_dir, vgg_dir, resume=None, given=None):
+    """Train a new run (settings: the training flags) or resume one; returns the exit code."""
+    import helper
+    run = Run.resume(resume, given or {}) if resume else Run.new(settings)
+    cfg = run.config
+    data_dir = cfg['data_dir']
+    image_shape = tuple(cfg['image_shape'])
+    val_pairs = evaluation.validation_pairs(data_dir)
+    get_batches_fn = helper.gen_batch_function(os.path.join(data_dir, 'training'), image_shape,
+                                               exclude=kitti.read_split(), augment=not cfg['no_augment'],
+                                               seed=cfg['seed'], repeat=cfg['repeat'])
+    batch_size = cfg['batch_size']
+    if batch_size > get_batches_fn.num_images:
+        print('note: --batch-size {} is larger than the {} training images; using {}'.format(
+            batch_size, get_batches_fn.num_images, get_batches_fn.num_images))
+        batch_size = get_batches_fn.num_images
+    steps_per_epoch = get_batches_fn.steps_per_epoch(batch_size)
+    vgg_path, vgg_source = helper.maybe_download_pretrained_vgg(vgg_dir, cfg['fc_width'], cfg['fc6_kernel'],
+                                                                vgg_weights=cfg['vgg_weights'])
+    print('Encoder: {} ({})'.format(vgg_path, vgg_source))
+    cfg.setdefault('vgg_source', vgg_source)
+    run.create(runs_dir)
+    print('Run folder: {} ({} training images x {} per epoch, {} steps of {}; {} validation images)'.format(
+        run.partial, get_batches_fn.num_images, cfg['repeat'], steps_per_epoch, batch_size, len(val_pairs)))
+
+    graph = tf.Graph()
+    with graph.as_default(), tf.Session(graph=graph, config=session_config(cfg['threads'], bf16=cfg['bf16'])) as sess:
+        tf.set_random_seed(cfg['seed'])
+        g = build_graph(m, sess, vgg_path, cfg)
+        ckpt = Checkpoints(sess, run, g, cfg['checkpoint_minutes'])
+        last = tf.train.latest_checkpoint(run.path('last'))
+        if last:
+            restore(ckpt.last_saver, sess, last)
+            done, step = (int(v) for v in sess.run([g['epochs_done'], g['step']]))
+            skip = step - done * steps_per_epoch
+            get_batches_fn.resume_at(done, max(skip, 0))
+            print('Resumed from {}: epoch {} of {}{}'.format(last, done, cfg['epochs'], ', continuing epoch {} at '
+                  'step {} of {}'.format(done + 1, skip + 1, steps_per_epoch) if 0 < skip < steps_per_epoch else ''))
+        elif resume:
+            print('note: {} has no checkpoint yet; starting from epoch 1'.format(run.path('last')))
+        elif cfg['init_from']:
+            start = find_checkpoint(cfg['init_from'], 'best')
+            restore(tf.train.Saver(tf.trainable_variables()), sess, start)
+            print('Weights initialised from {}'.format(start))
+        writer = tf.summary.FileWriter(run.path('logs'), graph if not last else None)
+        validator = Validator(sess, g, val_pairs, image_shape)
+
+        def on_epoch_end(epoch, mean_loss):
+            with deferred_stop():  # validation, checkpoints and history stay consistent under Ctrl-C
+                entry = {'epoch': epoch + 1, 'step': int(sess.run(g['step'])), 'loss': mean_loss}
+                sess.run(g['set_epochs'], {g['value']: epoch + 1})
+                result = validator.run(entry)
+                if result is None or entry['val_iou'] > sess.run(g['best_metric']):
+                    sess.run(g['set_best'], {g['value']: entry.get('val_iou', 0.0)})
+                    ckpt.mark_best(result, {'epoch': epoch + 1, 'threshold': THRESHOLD})
+                    entry['best'] = True
+                validator.print_line(entry)
+                if ckpt.due():
+                    ckpt.save()
+                writer.add_summary(tf.Summary(value=validator.summary(entry, result)), entry['step'])
+                writer.flush()
+                append_line(run.path('history.jsonl'), json.dumps(entry))
+
+        try:
+            with raise_on_stop():
+                m.train_nn(sess, cfg['epochs'], batch_size, get_batches_fn, g['train_op'], g['loss'],
+                           g['image_input'], g['correct_label'], g['keep_prob'], g['learning_rate'],
+                           keep_prob_value=cfg['keep_prob'], learning_rate_value=cfg['learning_rate'],
+                           first_epoch=int(sess.run(g['epochs_done'])), on_epoch_end=on_epoch_end)
+        except KeyboardInterrupt:
+            ckpt.save()
+            print('\nInterrupted: checkpoint saved in {}; continue with: python main.py --resume {}'.format(
+                run.path('last'), run.partial), file=sys.stderr)
+            return 130
+        except m.TrainingDiverged as e:
+            kept = tf.train.latest_checkpoint(run.path('last'))
+            print('error: {}; {}'.format(e, 'the last good checkpoint is kept in {}'.format(kept) if kept else
+                                         'no checkpoint was written yet'), file=sys.stderr)
+            return 1
+        with deferred_stop():
+            ckpt.save()
+        writer.close()
+        if ckpt.restore_best():
+            write_frozen(sess, run.path('best', FROZEN), image_shape)
+        evaluation.plot_history(run.path('loss_curve.png'), run.path('history.jsonl'))
+        helper.save_inference_samples(runs_dir, data_dir, sess, image_shape, g['logits'], g['keep_prob'],
+                                      g['image_input'], output_dir=run.path('test_images'))
+    final = finish_run_dir(run.partial, run.final)
+    summarize(os.path.join(final, 'history.jsonl'), len(val_pairs))
+    print('Done: {}'.format(final))
+    return 0
+
+
+class Validator:
+    """Scores the live model on the validation pairs after each epoch; the road threshold is THRESHOLD."""
+
+    def __init__(self, sess, g, pairs, image_shape):
+        self.sess, self.g, self.pairs, self.image_shape = sess, g, pairs, image_shape
+
+    def run(self, entry):
+        """Adds val_* metrics to entry; returns (evaluator, worst cases) or None without validation images."""
+        if not self.pairs:
+            return None
+        t = time.time()
+        evaluator, worst = evaluation.score(self.pairs, lambda ims: (p[..., 1] for p in predict_probabilities(
+            self.sess, self.g['probabilities'], self.g['image_input'], ims, self.image_shape, 4,
+            {self.g['keep_prob']: 1.0})))
+        overall = evaluator.results()['overall']
+        entry.update(val_iou=overall['iou'], val_max_f1=overall['max_f1'], val_ap=overall['average_precision'],
+                     val_max_f1_threshold=overall['max_f1_threshold'], val_road_fraction=_predicted_road(overall),
+                     val_seconds=round(time.time() - t, 1))
+        return evaluator, worst
+
+    @staticmethod
+    def print_line(entry):
+        """The validation line of an epoch; the threshold is printed because it decides what is road."""
+        if 'val_iou' not in entry:
+            return
+        print('  validation IoU {:.3f} at threshold {:.2f}, MaxF1 {:.2f} (at {:.2f}), AP {:.2f} ({:.0f} s){}'.format(
+            entry['val_iou'], THRESHOLD, 100 * entry['val_max_f1'], entry['val_max_f1_threshold'],
+            100 * entry['val_ap'], entry['val_seconds'], ', best so far' if entry.get('best') else ''))
+
+    @staticmethod
+    def summary(entry, result):
+        values = [tf.Summary.Value(tag='loss/train', simple_value=entry['loss'])]
+        if result is not None:
+            values += [tf.Summary.Value(tag='val/' + k[4:], simple_value=entry[k])
+                       for k in ('val_iou', 'val_max_f1', 'val_ap')]
+            f1, name, image, prob, classes = result[1][0]
+            values.append(tf.Summary.Value(tag='val/worst_overlay', image=evaluation.png_summary(
+                evaluation.error_overlay(image, prob, classes))))
+        return values
+
+
+def _predicted_road(metrics):
+    """Fraction of labelled pixels called road at THRESHOLD."""
+    road, other = metrics['road_pixels'], metrics['nonroad_pixels']
+    return (metrics['road_labeled_road'] * road + metrics['nonroad_labeled_road'] * other) / max(road + other, 1)
+
+
+def summarize(history_path, num_val):
+    """The final lines: which epoch was kept, its validation numbers, and a warning for a useless model."""
+    entries = evaluation.read_history(history_path)
+    kept = [e for e in entries if e.get('best')]
+    if not kept or 'val_iou' not in kept[-1]:
+        print('Kept the last epoch ({} of {}): no validation images to choose by'.format(
+            entries[-1]['epoch'] if entries else 0, len(entries)))
+        return
+    e = kept[-1]
+    print('Kept epoch {} of {}: validation IoU {:.3f} at threshold {:.2f}, MaxF1 {:.2f}, AP {:.2f} ({} images{})'
+          .format(e['epoch'], entries[-1]['epoch'], e['val_iou'], THRESHOLD, 100 * e['val_max_f1'],
+                  100 * e['val_ap'], num_val, '; too few for a reliable number' if num_val < 10 else ''))
+    fraction = e['val_road_fraction']
+    if fraction < 0.01 or fraction > 0.99:
+        print('warning: the kept model marks {} ({:.1%} of the validation pixels are called road at threshold '
+              '{:.2f}); train longer or check the data'.format('almost nothing' if fraction < 0.01 else
+                                                               'almost everything', fraction, THRESHOLD))

@@ -1,0 +1,116 @@
+"""--predict on a folder: class maps, overlays, KITTI submission files, bad images skipped, multi-class runs."""
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import SAMPLE
+from roadseg import kitti, palette
+from roadseg.files import InputError
+from roadseg.inference import Segmenter, overlay
+from roadseg.predict import predict_folder
+
+KITTI_IMAGE = os.path.join(SAMPLE, 'testing', 'image_2', 'um_000000.png')
+
+
+def _inputs(folder):
+    """A KITTI-named PNG, an odd-sized JPEG, a truncated PNG, a text file named .png and a README; returns the
+    readable images by stem."""
+    os.makedirs(folder)
+    kitti_image = kitti.read_rgb(KITTI_IMAGE)
+    shutil.copy(KITTI_IMAGE, os.path.join(folder, 'um_000000.png'))
+    street = np.random.RandomState(0).randint(0, 256, (51, 77, 3)).astype(np.uint8)
+    Image.fromarray(street).save(os.path.join(folder, 'street.jpg'), quality=95)
+    with open(KITTI_IMAGE, 'rb') as f:
+        data = f.read()
+    with open(os.path.join(folder, 'broken.png'), 'wb') as f:
+        f.write(data[:len(data) // 3])
+    with open(os.path.join(folder, 'notes.png'), 'w') as f:
+        f.write('not an image\n')
+    with open(os.path.join(folder, 'README.txt'), 'w') as f:
+        f.write('skipped\n')
+    return {'street': kitti.read_rgb(os.path.join(folder, 'street.jpg')), 'um_000000': kitti_image}
+
+
+def test_road_run(tiny_run, tmp_path, capsys):
+    images = _inputs(str(tmp_path / 'in'))
+    out = str(tmp_path / 'out' / 'nested')  # created when missing
+    assert predict_folder(tiny_run, str(tmp_path / 'in'), out, batch_size=4) == 1
+    captured = capsys.readouterr()
+    errors = [line for line in captured.err.splitlines() if line.startswith('error: ')]
+    assert len(errors) == 2 and 'broken.png' in errors[0] and 'notes.png' in errors[1], captured.err
+    assert 'Traceback' not in captured.err
+    assert 'README.txt' in captured.out and 'Wrote 2 of 4 images' in captured.out
+    assert sorted(os.listdir(out)) == ['street.png', 'street_overlay.png', 'um_000000.png',
+                                       'um_000000_overlay.png', 'um_road_000000.png']
+    with Segmenter(tiny_run) as model:  # the same batch the folder run made: both readable images
+        probs, classes = model.predict([images['street'], images['um_000000']], batch_size=4)
+    for (stem, image), p, c in zip(sorted(images.items()), probs, classes):
+        with Image.open(os.path.join(out, stem + '.png')) as f:
+            assert f.mode == 'L'
+            got = np.asarray(f)
+        assert got.shape == image.shape[:2] and got.max() < 2
+        np.testing.assert_array_equal(got, c)
+        painted = np.asarray(Image.open(os.path.join(out, stem + '_overlay.png')))
+        np.testing.assert_array_equal(painted, overlay(image, p[..., 1]))
+        if stem.startswith('um_'):
+            with Image.open(os.path.join(out, 'um_road_000000.png')) as f:
+                assert f.mode == 'L'
+                road = np.asarray(f)
+            np.testing.assert_array_equal(road, np.round(p[..., 1] * 255).astype(np.uint8))
+
+
+def test_multiclass_run(tiny_run, tmp_path, capsys):
+    run = str(tmp_path / 'run')
+    shutil.copytree(tiny_run, run)
+    path = os.path.join(run, 'config.json')
+    with open(path) as f:
+        config = json.load(f)
+    names, colors = ['sky', 'ground'], [[0, 0, 255], [255, 255, 0]]
+    config.update(class_names=names, class_colors=colors)
+    with open(path, 'w') as f:
+        json.dump(config, f)
+    os.makedirs(str(tmp_path / 'in'))
+    shutil.copy(KITTI_IMAGE, str(tmp_path / 'in' / 'um_000000.png'))
+    out = str(tmp_path / 'out')
+    assert predict_folder(run, str(tmp_path / 'in'), out, which='last', batch_size=1) == 0
+    assert 'error' not in capsys.readouterr().err
+    assert sorted(os.listdir(out)) == ['legend.png', 'um_000000.png', 'um_000000_overlay.png']
+    image = kitti.read_rgb(KITTI_IMAGE)
+    classes = np.asarray(Image.open(os.path.join(out, 'um_000000.png')))
+    assert classes.shape == image.shape[:2] and classes.max() < 2
+    painted = np.asarray(Image.open(os.path.join(out, 'um_000000_overlay.png')))
+    np.testing.assert_array_equal(painted, palette.overlay(image, classes, [tuple(c) for c in colors]))
+    legend = np.asarray(Image.open(os.path.join(out, 'legend.png')))
+    for color in colors:
+        assert (legend == color).all(axis=-1).any(), 'legend shows each class colour'
+    Image.fromarray(image).save(str(tmp_path / 'in' / 'legend.jpg'))
+    with pytest.raises(InputError, match='legend.png'):
+        predict_folder(run, str(tmp_path / 'in'), out)
+    os.remove(str(tmp_path / 'in' / 'legend.jpg'))
+
+    config['class_colors'] = colors[:1]
+    with open(path, 'w') as f:
+        json.dump(config, f)
+    with pytest.raises(InputError, match='config.json'):
+        predict_folder(run, str(tmp_path / 'in'), out)
+
+
+def test_folder_errors(tiny_run, tmp_path):
+    folder = str(tmp_path / 'in')
+    os.makedirs(folder)
+    shutil.copy(KITTI_IMAGE, os.path.join(folder, 'a.png'))
+    blocker = str(tmp_path / 'file')
+    open(blocker, 'w').close()
+    with pytest.raises(InputError, match='not writable'):
+        predict_folder(tiny_run, folder, os.path.join(blocker, 'out'))
+    with pytest.raises(InputError, match='input folder'):
+        predict_folder(tiny_run, folder, folder)
+    shutil.copy(KITTI_IMAGE, os.path.join(folder, 'a_overlay.png'))
+    with pytest.raises(InputError, match='a_overlay.png'):
+        predict_folder(tiny_run, folder, str(tmp_path / 'out'))
+    with pytest.raises(InputError, match='no images'):
+        predict_folder(tiny_run, str(tmp_path / 'out'), str(tmp_path / 'out2'))
