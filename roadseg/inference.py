@@ -6,6 +6,7 @@
 
 The model runs in its own tf.Graph and Session: a TF 2.x host program stays in eager mode.
 """
+import json
 import os
 
 import numpy as np
@@ -65,12 +66,47 @@ def overlay(image, prob, threshold=0.5, color=(0, 255, 0), alpha=0.5):
     return out.astype(np.uint8)
 
 
+def paint(image, probs, classes, colors=None):
+    """The overlay people look at: colors None (a road run) marks road in translucent green where
+    p(road) > 0.5; otherwise every pixel is tinted with its class's colour (roadseg/palette.py)."""
+    if colors is None:
+        return overlay(image, probs[..., 1])
+    from .palette import overlay as class_overlay
+    return class_overlay(image, classes, colors)
+
+
 def _checked(image, index):
     image = np.asarray(image)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise InputError('image {}: expected uint8 RGB of shape (H, W, 3), got {} {}'.format(
             index, image.dtype, image.shape))
     return image
+
+
+def run_classes(run_dir, num_classes):
+    """(class_names, class_colors) from the run's config.json, or None for a KITTI road run (dataset kitti_road,
+    or neither key as in runs of earlier versions).
+
+    InputError naming config.json when only one key is there, the lists do not have num_classes entries or a
+    colour is not three values 0..255.
+    """
+    path = os.path.join(run_dir, 'config.json')
+    with open(path) as f:
+        config = json.load(f)
+    names, colors = config.get('class_names'), config.get('class_colors')
+    if config.get('dataset') == 'kitti_road' or (names is None and colors is None):
+        if num_classes != 2:
+            raise InputError('{}: no class_names for a model of {} classes (a road run has 2)'.format(
+                path, num_classes))
+        return None
+    if not isinstance(names, list) or not isinstance(colors, list) or not len(names) == len(colors) == num_classes:
+        raise InputError('{}: class_names and class_colors must be lists of {} entries, one per class of the model'
+                         .format(path, num_classes))
+    for color in colors:
+        if not (isinstance(color, list) and len(color) == 3 and
+                all(isinstance(v, int) and 0 <= v <= 255 for v in color)):
+            raise InputError('{}: class colour {!r} is not [R, G, B] in 0..255'.format(path, color))
+    return [str(n) for n in names], [tuple(c) for c in colors]
 
 
 class Segmenter:
@@ -97,11 +133,13 @@ class Segmenter:
         try:
             config = session_config(threads, bf16=bf16)
         except ValueError as e:
-            raise InputError('bf16: {}'.format(e))
+            raise InputError(str(e))
         self.graph = tf.Graph()
         with self.graph.as_default():
             tf.import_graph_def(graph_def, name='')
         self.num_classes = int(self.graph.get_tensor_by_name(PROBABILITIES + ':0').shape[-1])
+        spec = run_classes(run_folder(self.prefix), self.num_classes)
+        self.class_names, self.colors = spec or (['background', 'road'], None)
         self.sess = tf.Session(graph=self.graph, config=config)
 
     def _run(self, batch):
@@ -138,10 +176,3 @@ class Segmenter:
     def __exit__(self, *exc):
         self.close()
 
-
-class TrainedModel(Segmenter):
-    """The road-only view evaluate.py uses until it moves to Segmenter.predict_iter: predict(images,
-    batch_size) yields float32 (H_i, W_i) road probability maps (class 1)."""
-
-    def predict(self, images, batch_size=4):
-        return (probs[..., 1] for probs, _ in self.predict_iter(images, batch_size))

@@ -5,7 +5,7 @@ import os
 import numpy as np
 from PIL import Image
 
-from .batches import IGNORE, resize_prob, resize_rgb  # noqa: F401  (resize_*: inference.py until it imports batches)
+from .batches import IGNORE
 from .files import InputError
 
 BACKGROUND = (255, 0, 0)

@@ -8,7 +8,6 @@ classes) overlays road in green and also writes the KITTI benchmark file OUT_DIR
 (8-bit road probability, round(255 p)) for KITTI-named images (um_, umm_, uu_); a multi-class run overlays
 its class colours and writes OUT_DIR/legend.png.
 """
-import json
 import os
 import re
 import sys
@@ -17,37 +16,11 @@ import numpy as np
 from PIL import Image
 
 from . import kitti, palette
-from .export import run_folder
 from .files import InputError, check_writable_dir, save_image_atomic
-from .inference import Segmenter, overlay
+from .inference import Segmenter, paint
 from .progress import bar
 
 KITTI_NAME = re.compile(r'^(um|umm|uu)_\d+$')
-
-
-def run_classes(run_dir, num_classes):
-    """(class_names, class_colors) from the run's config.json, or None for a KITTI road run (neither key).
-
-    InputError naming config.json when only one key is there, the lists do not have num_classes entries or a
-    colour is not three values 0..255.
-    """
-    path = os.path.join(run_dir, 'config.json')
-    with open(path) as f:
-        config = json.load(f)
-    names, colors = config.get('class_names'), config.get('class_colors')
-    if names is None and colors is None:
-        if num_classes != 2:
-            raise InputError('{}: no class_names for a model of {} classes (a road run has 2)'.format(
-                path, num_classes))
-        return None
-    if not isinstance(names, list) or not isinstance(colors, list) or not len(names) == len(colors) == num_classes:
-        raise InputError('{}: class_names and class_colors must be lists of {} entries, one per class of the model'
-                         .format(path, num_classes))
-    for color in colors:
-        if not (isinstance(color, list) and len(color) == 3 and
-                all(isinstance(v, int) and 0 <= v <= 255 for v in color)):
-            raise InputError('{}: class colour {!r} is not [R, G, B] in 0..255'.format(path, color))
-    return [str(n) for n in names], [tuple(c) for c in colors]
 
 
 def output_names(path, road):
@@ -75,10 +48,7 @@ def _write(out_dir, path, image, probs, classes, classes_spec):
     """Write the outputs of one image; returns whether a submission file was written."""
     names = output_names(path, classes_spec is None)
     save_image_atomic(os.path.join(out_dir, names[0]), Image.fromarray(classes))
-    if classes_spec is None:
-        painted = overlay(image, probs[..., 1])
-    else:
-        painted = palette.overlay(image, classes, classes_spec[1])
+    painted = paint(image, probs, classes, classes_spec and classes_spec[1])
     save_image_atomic(os.path.join(out_dir, names[1]), Image.fromarray(painted))
     if len(names) == 3:
         road = np.clip(np.rint(probs[..., 1] * 255.0), 0, 255).astype(np.uint8)
@@ -116,7 +86,7 @@ def predict_folder(run, in_dir, out_dir, which='best', batch_size=4, bf16=False)
                          .format(out_dir))
     check_writable_dir(out_dir, 'output folder')
     with Segmenter(run, which, bf16=bf16) as model:
-        spec = run_classes(run_folder(model.prefix), model.num_classes)
+        spec = None if model.colors is None else (model.class_names, model.colors)
         _check_collisions(paths, spec is None)
         if spec is not None:
             save_image_atomic(os.path.join(out_dir, 'legend.png'), palette.legend(*spec))

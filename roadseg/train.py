@@ -5,20 +5,26 @@ import sys
 import time
 
 import numpy as np
+from PIL import Image
 
+from . import datasets
 from . import evaluate as evaluation
-from . import kitti
+from .batches import EpochBatches, TrainingSet
 from .evaluate import THRESHOLD
-from .files import InputError, append_line, finish_run_dir, first_line, new_run_dir, write_bytes_atomic
 from .export import FROZEN, add_inference_outputs, find_checkpoint, write_frozen
-from .inference import predict_probabilities
+from .files import (InputError, append_line, finish_run_dir, first_line, new_run_dir, save_image_atomic,
+                    write_bytes_atomic)
+from .inference import overlay, predict_probabilities
+from .palette import legend, overlay as class_overlay
+from .progress import bar
+
+ROAD_COLORS = ((0, 0, 0), (0, 255, 0))  # display colours of a road run: road in translucent green
 from .signals import deferred_stop, raise_on_stop
 from .tfcompat import session_config, tf
 
-NUM_CLASSES = 2
 TRAINING_KEYS = ('epochs', 'batch_size', 'learning_rate', 'keep_prob', 'image_shape', 'l2_scale', 'skip_scaling',
                  'fc_width', 'fc6_kernel', 'no_augment', 'seed', 'threads', 'bf16', 'init_from', 'repeat',
-                 'checkpoint_minutes', 'data_dir', 'vgg_weights')
+                 'checkpoint_minutes', 'data_dir', 'vgg_weights', 'dataset', 'fcn', 'class_weights')
 RESUMABLE_CHANGES = ('epochs', 'threads', 'checkpoint_minutes')  # what --resume may set anew
 
 
@@ -72,16 +78,17 @@ def _flag_value(value):
     return ' '.join(str(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
-def build_graph(m, sess, vgg_path, cfg):
+def build_graph(m, sess, vgg_path, cfg, num_classes, class_weights=None):
     """load_vgg + layers + optimize in sess.graph; returns a dict of the tensors and ops training uses."""
     image_input, keep_prob, layer3, layer4, layer7 = m.load_vgg(sess, vgg_path)
     pretrained = set(tf.global_variables())
-    correct_label = tf.placeholder(tf.float32, [None, None, None, NUM_CLASSES], name='correct_label')
+    correct_label = tf.placeholder(tf.float32, [None, None, None, num_classes], name='correct_label')
     learning_rate = tf.placeholder(tf.float32, [], name='learning_rate')
-    output = m.layers(layer3, layer4, layer7, NUM_CLASSES, l2_scale=cfg['l2_scale'],
-                      skip_scaling=cfg['skip_scaling'], crop_to=image_input)
-    logits, train_op, loss = m.optimize(output, correct_label, learning_rate, NUM_CLASSES)
-    probabilities, _ = add_inference_outputs(output, NUM_CLASSES)
+    output = m.layers(layer3, layer4, layer7, num_classes, l2_scale=cfg['l2_scale'],
+                      skip_scaling=cfg['skip_scaling'], crop_to=image_input, variant=cfg.get('fcn', 8))
+    logits, train_op, loss = m.optimize(output, correct_label, learning_rate, num_classes,
+                                        **({'class_weights': class_weights} if class_weights is not None else {}))
+    probabilities, _ = add_inference_outputs(output, num_classes)
     epochs_done = tf.Variable(0, trainable=False, name='epochs_done')
     best_metric = tf.Variable(-1.0, trainable=False, name='best_val_iou')
     value = tf.placeholder(tf.float32, [])
@@ -90,7 +97,7 @@ def build_graph(m, sess, vgg_path, cfg):
                 learning_rate=learning_rate, train_op=train_op, loss=loss, probabilities=probabilities,
                 epochs_done=epochs_done, best_metric=best_metric, step=tf.train.get_global_step(),
                 set_epochs=tf.assign(epochs_done, tf.cast(value, tf.int32)), set_best=tf.assign(best_metric, value),
-                value=value)
+                value=value, num_classes=num_classes)
 
 
 class Checkpoints:
@@ -147,12 +154,12 @@ class Checkpoints:
         return bool(prefix)
 
 
-def restore(saver, sess, prefix):
+def restore(saver, sess, prefix, num_classes):
     try:
         saver.restore(sess, prefix)
     except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError, ValueError) as e:
         raise InputError('checkpoint {} does not fit this model ({} classes, same flags as the run): {}'
-                         .format(prefix, NUM_CLASSES, first_line(e)))
+                         .format(prefix, num_classes, first_line(e)))
 
 
 def train(settings, m, runs_dir, vgg_dir, resume=None, given=None):
@@ -160,12 +167,19 @@ def train(settings, m, runs_dir, vgg_dir, resume=None, given=None):
     import helper
     run = Run.resume(resume, given or {}) if resume else Run.new(settings)
     cfg = run.config
-    data_dir = cfg['data_dir']
+    dataset = datasets.get_dataset(cfg.get('dataset'), cfg['data_dir'])
+    road = dataset.name == 'kitti_road'
+    cfg.update(dataset=dataset.name, num_classes=dataset.num_classes, class_names=list(dataset.class_names),
+               class_colors=[list(c) for c in (ROAD_COLORS if road else dataset.colors)])
     image_shape = tuple(cfg['image_shape'])
-    val_pairs = evaluation.validation_pairs(data_dir)
-    get_batches_fn = helper.gen_batch_function(os.path.join(data_dir, 'training'), image_shape,
-                                               exclude=kitti.read_split(), augment=not cfg['no_augment'],
-                                               seed=cfg['seed'], repeat=cfg['repeat'])
+    val_samples = dataset.samples('val')
+    training_set = TrainingSet(dataset.samples('train'), dataset.load, image_shape, dataset.num_classes)
+    get_batches_fn = EpochBatches(training_set, not cfg['no_augment'], cfg['seed'], cfg['repeat'])
+    class_weights = None
+    if cfg.get('class_weights') == 'median':
+        class_weights = datasets.median_frequency_weights(dataset, 'train')
+        print('Class weights (median frequency): ' + ', '.join(
+            '{} {:.3f}'.format(n, w) for n, w in zip(dataset.class_names, class_weights)))
     batch_size = cfg['batch_size']
     if batch_size > get_batches_fn.num_images:
         print('note: --batch-size {} is larger than the {} training images; using {}'.format(
@@ -177,17 +191,18 @@ def train(settings, m, runs_dir, vgg_dir, resume=None, given=None):
     print('Encoder: {} ({})'.format(vgg_path, vgg_source))
     cfg.setdefault('vgg_source', vgg_source)
     run.create(runs_dir)
-    print('Run folder: {} ({} training images x {} per epoch, {} steps of {}; {} validation images)'.format(
-        run.partial, get_batches_fn.num_images, cfg['repeat'], steps_per_epoch, batch_size, len(val_pairs)))
+    print('Run folder: {} ({}: {} classes; {} training images x {} per epoch, {} steps of {}; {} validation '
+          'images)'.format(run.partial, dataset.name, dataset.num_classes, get_batches_fn.num_images,
+                           cfg['repeat'], steps_per_epoch, batch_size, len(val_samples)))
 
     graph = tf.Graph()
     with graph.as_default(), tf.Session(graph=graph, config=session_config(cfg['threads'], bf16=cfg['bf16'])) as sess:
         tf.set_random_seed(cfg['seed'])
-        g = build_graph(m, sess, vgg_path, cfg)
+        g = build_graph(m, sess, vgg_path, cfg, dataset.num_classes, class_weights)
         ckpt = Checkpoints(sess, run, g, cfg['checkpoint_minutes'])
         last = tf.train.latest_checkpoint(run.path('last'))
         if last:
-            restore(ckpt.last_saver, sess, last)
+            restore(ckpt.last_saver, sess, last, dataset.num_classes)
             done, step = (int(v) for v in sess.run([g['epochs_done'], g['step']]))
             skip = step - done * steps_per_epoch
             get_batches_fn.resume_at(done, max(skip, 0))
@@ -197,10 +212,10 @@ def train(settings, m, runs_dir, vgg_dir, resume=None, given=None):
             print('note: {} has no checkpoint yet; starting from epoch 1'.format(run.path('last')))
         elif cfg['init_from']:
             start = find_checkpoint(cfg['init_from'], 'best')
-            restore(tf.train.Saver(tf.trainable_variables()), sess, start)
+            restore(tf.train.Saver(tf.trainable_variables()), sess, start, dataset.num_classes)
             print('Weights initialised from {}'.format(start))
         writer = tf.summary.FileWriter(run.path('logs'), graph if not last else None)
-        validator = Validator(sess, g, val_pairs, image_shape)
+        validator = Validator(sess, g, dataset, val_samples, image_shape)
 
         def on_epoch_end(epoch, mean_loss):
             with deferred_stop():  # validation, checkpoints and history stay consistent under Ctrl-C
@@ -240,37 +255,49 @@ def train(settings, m, runs_dir, vgg_dir, resume=None, given=None):
         if ckpt.restore_best():
             write_frozen(sess, run.path('best', FROZEN), image_shape)
         evaluation.plot_history(run.path('loss_curve.png'), run.path('history.jsonl'))
-        helper.save_inference_samples(runs_dir, data_dir, sess, image_shape, g['logits'], g['keep_prob'],
-                                      g['image_input'], output_dir=run.path('test_images'))
+        write_test_images(sess, g, dataset, image_shape, run.path('test_images'), cfg['class_colors'])
     final = finish_run_dir(run.partial, run.final)
-    summarize(os.path.join(final, 'history.jsonl'), len(val_pairs))
+    summarize(os.path.join(final, 'history.jsonl'), len(val_samples))
     print('Done: {}'.format(final))
     return 0
 
 
 class Validator:
-    """Scores the live model on the validation pairs after each epoch; the road threshold is THRESHOLD."""
+    """Scores the live model on the validation samples after each epoch (road: THRESHOLD; classes: argmax)."""
 
-    def __init__(self, sess, g, pairs, image_shape):
-        self.sess, self.g, self.pairs, self.image_shape = sess, g, pairs, image_shape
+    def __init__(self, sess, g, dataset, samples, image_shape):
+        self.sess, self.g, self.dataset, self.samples, self.image_shape = sess, g, dataset, samples, image_shape
+
+    def predict(self, images):
+        return predict_probabilities(self.sess, self.g['probabilities'], self.g['image_input'], images,
+                                     self.image_shape, 4, {self.g['keep_prob']: 1.0})
 
     def run(self, entry):
-        """Adds val_* metrics to entry; returns (evaluator, worst cases) or None without validation images."""
-        if not self.pairs:
+        """Adds val_* metrics to entry; returns (scores, worst cases) or None without validation images."""
+        if not self.samples:
             return None
         t = time.time()
-        evaluator, worst = evaluation.score(self.pairs, lambda ims: (p[..., 1] for p in predict_probabilities(
-            self.sess, self.g['probabilities'], self.g['image_input'], ims, self.image_shape, 4,
-            {self.g['keep_prob']: 1.0})))
-        overall = evaluator.results()['overall']
-        entry.update(val_iou=overall['iou'], val_max_f1=overall['max_f1'], val_ap=overall['average_precision'],
-                     val_max_f1_threshold=overall['max_f1_threshold'], val_road_fraction=_predicted_road(overall),
-                     val_seconds=round(time.time() - t, 1))
-        return evaluator, worst
+        scores = evaluation.scores_for(self.dataset)
+        worst = evaluation.score(self.samples, self.dataset, self.predict, scores)
+        results = scores.results()
+        if scores.road:
+            overall = results['overall']
+            entry.update(val_iou=overall['iou'], val_max_f1=overall['max_f1'], val_ap=overall['average_precision'],
+                         val_max_f1_threshold=overall['max_f1_threshold'], val_road_fraction=_predicted_road(overall))
+        else:
+            entry.update(val_iou=results['mean_iou'] or 0.0, val_pixel_accuracy=results['pixel_accuracy'] or 0.0,
+                         val_mean_class_accuracy=results['mean_class_accuracy'] or 0.0)
+        entry['val_seconds'] = round(time.time() - t, 1)
+        return scores, worst
 
     @staticmethod
     def print_line(entry):
         """The validation line of an epoch; the threshold is printed because it decides what is road."""
+        if 'val_pixel_accuracy' in entry:
+            print('  validation mIoU {:.3f}, pixel accuracy {:.3f}, mean class accuracy {:.3f} ({:.0f} s){}'.format(
+                entry['val_iou'], entry['val_pixel_accuracy'], entry['val_mean_class_accuracy'], entry['val_seconds'],
+                ', best so far' if entry.get('best') else ''))
+            return
         if 'val_iou' not in entry:
             return
         print('  validation IoU {:.3f} at threshold {:.2f}, MaxF1 {:.2f} (at {:.2f}), AP {:.2f} ({:.0f} s){}'.format(
@@ -281,8 +308,8 @@ class Validator:
     def summary(entry, result):
         values = [tf.Summary.Value(tag='loss/train', simple_value=entry['loss'])]
         if result is not None:
-            values += [tf.Summary.Value(tag='val/' + k[4:], simple_value=entry[k])
-                       for k in ('val_iou', 'val_max_f1', 'val_ap')]
+            values += [tf.Summary.Value(tag='val/' + k[4:], simple_value=v) for k, v in sorted(entry.items())
+                       if k.startswith('val_') and k != 'val_seconds']
             f1, name, image, prob, classes = result[1][0]
             values.append(tf.Summary.Value(tag='val/worst_overlay', image=evaluation.png_summary(
                 evaluation.error_overlay(image, prob, classes))))
@@ -312,3 +339,26 @@ def summarize(history_path, num_val):
         print('warning: the kept model marks {} ({:.1%} of the validation pixels are called road at threshold '
               '{:.2f}); train longer or check the data'.format('almost nothing' if fraction < 0.01 else
                                                                'almost everything', fraction, THRESHOLD))
+
+
+def write_test_images(sess, g, dataset, image_shape, out_dir, colors, batch_size=4):
+    """Overlays of the test split (else the validation split) at each image's size: road in green at THRESHOLD,
+    or every class in its colour (with legend.png)."""
+    samples = dataset.samples('test') or dataset.samples('val')
+    os.makedirs(out_dir, exist_ok=True)
+    road = dataset.name == 'kitti_road'
+    if not road:
+        save_image_atomic(os.path.join(out_dir, 'legend.png'), legend(dataset.class_names, colors))
+    progress = bar(total=len(samples), desc='Test images', unit='image')
+    for start in range(0, len(samples), batch_size):
+        chunk = samples[start:start + batch_size]
+        images = [dataset.load(s)[0] for s in chunk]
+        feed = {g['keep_prob']: 1.0}
+        for sample, image, probs in zip(chunk, images, predict_probabilities(
+                sess, g['probabilities'], g['image_input'], images, image_shape, batch_size, feed)):
+            shown = overlay(image, probs[..., 1], THRESHOLD) if road else class_overlay(
+                image, np.argmax(probs, axis=-1).astype(np.uint8), colors)
+            name = os.path.basename(sample.image) if os.path.splitext(sample.image)[1] else sample.stem + '.png'
+            save_image_atomic(os.path.join(out_dir, name), Image.fromarray(shown))
+            progress.update(1)
+    progress.close()

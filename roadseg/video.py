@@ -2,10 +2,9 @@
 import os
 import time
 
-from tqdm import tqdm
-
 from .files import InputError, atomic_path, check_writable_dir, first_line
-from .inference import Segmenter, overlay
+from .inference import Segmenter, paint
+from .progress import bar
 
 
 def _reader(path):
@@ -47,6 +46,7 @@ def overlay_video(checkpoint, video_in, video_out, which='best', batch_size=4, m
     check_writable_dir(out_dir, 'output folder for the video')
     own_model = model is None
     model = model or Segmenter(checkpoint, which, bf16=bf16)
+    colors = model.colors
     fps = meta['fps']
     width, height = meta['size']
     # yuv420p needs even sizes; odd frames keep their size with full-resolution chroma instead
@@ -57,17 +57,17 @@ def overlay_video(checkpoint, video_in, video_out, which='best', batch_size=4, m
             writer = imageio.get_writer(tmp, format='ffmpeg', fps=fps, codec='libx264', quality=7,
                                         pixelformat=pixfmt, macro_block_size=1)
             try:
-                bar = tqdm(desc='Video', unit='frame', total=_frame_count(meta))
+                progress = bar(desc='Video', unit='frame', total=_frame_count(meta))
                 frames = _frames(reader, video_in)
                 batch = []
                 for frame in frames:
                     batch.append(frame)
                     if len(batch) == batch_size:
-                        count += _write(writer, model, batch, bar)
+                        count += _write(writer, model, batch, progress, colors)
                         batch = []
                 if batch:
-                    count += _write(writer, model, batch, bar)
-                bar.close()
+                    count += _write(writer, model, batch, progress, colors)
+                progress.close()
             finally:
                 writer.close()
             if count == 0:
@@ -81,11 +81,11 @@ def overlay_video(checkpoint, video_in, video_out, which='best', batch_size=4, m
     return count, rate
 
 
-def _write(writer, model, batch, bar):
-    for frame, (probs, _) in zip(batch, model.predict_iter(batch, len(batch))):
-        writer.append_data(overlay(frame, probs[..., 1]))
-    bar.update(len(batch))
-    bar.set_postfix(fps='{:.2f}'.format(bar.format_dict['n'] / max(bar.format_dict['elapsed'], 1e-9)))
+def _write(writer, model, batch, progress, colors):
+    for frame, (probs, classes) in zip(batch, model.predict_iter(batch, len(batch))):
+        writer.append_data(paint(frame, probs, classes, colors))
+    progress.update(len(batch))
+    progress.set_postfix(fps='{:.2f}'.format(progress.format_dict['n'] / max(progress.format_dict['elapsed'], 1e-9)))
     return len(batch)
 
 

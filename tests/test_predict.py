@@ -70,7 +70,7 @@ def test_multiclass_run(tiny_run, tmp_path, capsys):
     with open(path) as f:
         config = json.load(f)
     names, colors = ['sky', 'ground'], [[0, 0, 255], [255, 255, 0]]
-    config.update(class_names=names, class_colors=colors)
+    config.update(dataset='folder', class_names=names, class_colors=colors)
     with open(path, 'w') as f:
         json.dump(config, f)
     os.makedirs(str(tmp_path / 'in'))

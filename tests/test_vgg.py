@@ -87,7 +87,7 @@ def test_training_graph_keeps_pretrained_weights(real_vgg):
     vgg_path, weights, _ = real_vgg
     cfg = {'l2_scale': 1e-3, 'skip_scaling': False}
     with tf.Graph().as_default(), tf.Session() as sess:
-        train.build_graph(main, sess, vgg_path, cfg)
+        train.build_graph(main, sess, vgg_path, cfg, 2)
         got = sess.run({v.op.name: v for v in tf.global_variables()}['conv5_3/filter'])
     assert np.array_equal(got, weights['conv5_3'][0])
 

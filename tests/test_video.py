@@ -42,11 +42,12 @@ def test_video_round_trip(tmp_path, tiny_run, size, fps, frames):
 
 def test_video_streams_frames(tmp_path, tiny_run, monkeypatch):
     """Never more than one batch of frames in flight: the model sees batches of at most batch_size."""
-    from roadseg.inference import TrainedModel
-    model = TrainedModel(tiny_run)
+    from roadseg import Segmenter
+    model = Segmenter(tiny_run)
     seen = []
-    real = model.predict
-    monkeypatch.setattr(model, 'predict', lambda images, batch_size=4: (seen.append(len(images)), real(images))[1])
+    real = model.predict_iter
+    monkeypatch.setattr(model, 'predict_iter',
+                        lambda images, batch_size=4: (seen.append(len(images)), real(images, batch_size))[1])
     src = make_video(tmp_path / 'in.mp4', 7, (40, 24), 10)
     count, _ = video.overlay_video(None, src, str(tmp_path / 'out.mp4'), batch_size=3, model=model)
     model.close()

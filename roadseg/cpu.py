@@ -1,0 +1,144 @@
+"""The CPU and TensorFlow build a run uses: instruction sets, oneDNN, and the settings chosen from them.
+
+Importable before TensorFlow (nothing here imports it), so that environment variables it recommends can be
+set before TensorFlow reads them.
+"""
+import os
+import platform
+import sys
+
+CPUINFO = '/proc/cpuinfo'
+# /proc/cpuinfo flags that decide speed here: vector width, bf16 arithmetic, oneDNN's default
+FEATURES = ('avx2', 'fma', 'avx512f', 'avx512_vnni', 'avx512_bf16', 'avx_vnni', 'amx_tile', 'amx_bf16', 'amx_int8')
+# TF >= 2.9 on Linux turns oneDNN on by default when the CPU has one of these (DefaultOneDnnPolicy,
+# tensorflow/core/util/util.cc); TF_ENABLE_ONEDNN_OPTS=0/1 overrides it.
+ONEDNN_DEFAULT_FEATURES = ('avx512_vnni', 'avx512_bf16', 'avx_vnni', 'amx_tile', 'amx_int8', 'amx_bf16')
+BF16_FEATURES = ('avx512_bf16', 'amx_bf16')
+TF_DISTRIBUTIONS = ('tensorflow', 'tensorflow-cpu', 'tensorflow-gpu', 'intel-tensorflow')
+
+
+def read_cpuinfo(path=CPUINFO):
+    """(model name, set of flags) of the first processor listed in a /proc/cpuinfo-format file.
+
+    Where the file is missing or unreadable (macOS, Windows), (platform.processor() or 'unknown CPU', None):
+    None means "instruction sets unknown", never "none of them".
+    """
+    try:
+        with open(path, errors='replace') as f:
+            text = f.read()
+    except OSError:
+        return platform.processor() or 'unknown CPU', None
+    model, flags = None, None
+    for line in text.splitlines():
+        key, _, value = line.partition(':')
+        key = key.strip()
+        if key == 'model name' and model is None:
+            model = value.strip()
+        elif key == 'flags' and flags is None:
+            flags = set(value.split())
+    return model or platform.processor() or 'unknown CPU', flags
+
+
+def tensorflow_version():
+    """The installed TensorFlow's version without importing it (the imported one's if it is); None if absent."""
+    module = sys.modules.get('tensorflow')
+    if getattr(module, '__version__', None):
+        return module.__version__
+    try:
+        from importlib import metadata
+    except ImportError:  # Python 3.7
+        try:
+            import importlib_metadata as metadata
+        except ImportError:
+            return None
+    for name in TF_DISTRIBUTIONS:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def _env_bool(value):
+    """TensorFlow's reading of a boolean environment variable: '0'/'false' or '1'/'true', else None."""
+    value = (value or '').strip().lower()
+    return {'0': False, 'false': False, '1': True, 'true': True}.get(value)
+
+
+def onednn_setting(tf_version, flags, environ=None, system=None, machine=None):
+    """(on: bool or None when unknown, why: str) for oneDNN's custom ops in this TensorFlow build.
+
+    TF 1.x PyPI wheels have no oneDNN; TF 2.x reads TF_ENABLE_ONEDNN_OPTS, else (2.9+, Linux x86-64) turns
+    it on only for CPUs with one of ONEDNN_DEFAULT_FEATURES (2.5-2.8: off).
+    """
+    environ = os.environ if environ is None else environ
+    if not tf_version:
+        return None, 'TensorFlow not installed'
+    major_minor = tuple(int(p) for p in tf_version.split('.')[:2] if p.isdigit())
+    if major_minor < (2, 5):
+        return False, 'TF {} PyPI build has no oneDNN'.format(tf_version)
+    forced = _env_bool(environ.get('TF_ENABLE_ONEDNN_OPTS'))
+    if forced is not None:
+        return forced, 'TF_ENABLE_ONEDNN_OPTS={}'.format(environ['TF_ENABLE_ONEDNN_OPTS'])
+    if major_minor < (2, 9):
+        return False, 'default before TF 2.9'
+    if (system or platform.system()) != 'Linux' or (machine or platform.machine()) not in ('x86_64', 'AMD64'):
+        return None, 'default on this platform'
+    if flags is None:
+        return None, 'default, CPU flags unknown'
+    return bool(flags & set(ONEDNN_DEFAULT_FEATURES)), 'default for this CPU'
+
+
+def cpu_info(path=CPUINFO, tf_version=None, environ=None, system=None, machine=None):
+    """JSON-ready dict for logs, config.json and benchmark JSON: model, cores, flags (FEATURES -> bool, or
+    None when unknown), tensorflow version, onednn (bool or None) and onednn_reason."""
+    model, flags = read_cpuinfo(path)
+    tf_version = tf_version or tensorflow_version()
+    onednn, why = onednn_setting(tf_version, flags, environ, system, machine)
+    return {'model': model, 'cores': os.cpu_count(),
+            'flags': None if flags is None else {name: name in flags for name in FEATURES},
+            'tensorflow': tf_version, 'onednn': onednn, 'onednn_reason': why}
+
+
+def _has(info, *names):
+    return any((info['flags'] or {}).get(n) for n in names)
+
+
+def cpu_class(info):
+    """'amx', 'avx512_bf16', 'avx512', 'avx2', 'older' or 'unknown': the classes speed is measured for."""
+    if info['flags'] is None:
+        return 'unknown'
+    for name, features in (('amx', ('amx_bf16',)), ('avx512_bf16', ('avx512_bf16',)), ('avx512', ('avx512f',)),
+                           ('avx2', ('avx2',))):
+        if _has(info, *features):
+            return name
+    return 'older'
+
+
+def describe(info):
+    """One line for logs, e.g. 'CPU: AMD EPYC, 2 cores (avx2 fma; no avx512, no avx512_bf16, no amx);
+    TensorFlow 2.21.0, oneDNN off (default for this CPU)'."""
+    if info['flags'] is None:
+        features = 'instruction sets unknown'
+    else:
+        groups = (('avx2', ('avx2',)), ('fma', ('fma',)), ('avx512', ('avx512f',)),
+                  ('avx512_bf16', ('avx512_bf16',)), ('amx', ('amx_tile', 'amx_bf16')))
+        have = [name for name, features in groups if _has(info, *features)]
+        lack = ['no ' + name for name, features in groups if not _has(info, *features)]
+        features = '; '.join(p for p in (' '.join(have), ', '.join(lack)) if p)
+    onednn = {True: 'on', False: 'off', None: 'unknown'}[info['onednn']]
+    return 'CPU: {}, {} cores ({}); TensorFlow {}, oneDNN {} ({})'.format(
+        info['model'], info['cores'], features, info['tensorflow'] or 'not installed', onednn, info['onednn_reason'])
+
+
+def bf16_warning(info):
+    """The one warning line for --bf16 where it cannot be faster than float32, else None."""
+    off = info['onednn'] is False
+    skipped = 'TensorFlow skips the bf16 rewrite while oneDNN is off ({}): the run stays float32'.format(
+        info['onednn_reason'])
+    if info['flags'] is not None and not _has(info, *BF16_FEATURES):
+        return ('warning: --bf16 will not be faster here: this CPU ({}) has no AVX512-BF16 or AMX-BF16 '
+                'instructions{}'.format(info['model'], '; ' + skipped if off else ''))
+    if off:
+        return 'warning: --bf16: ' + skipped + '; set TF_ENABLE_ONEDNN_OPTS=1'
+    return None

@@ -1,0 +1,91 @@
+"""Multi-class runs end to end: synthetic shapes and a few CamVid frames, trained, evaluated, predicted."""
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import ROOT, run_cli
+from roadseg.tfcompat import tf
+import main
+import project_tests
+
+CAMVID = os.path.join(ROOT, 'data', 'CamVid')
+
+
+@pytest.mark.parametrize('variant,size', [(8, (64, 96)), (16, (64, 96)), (32, (64, 96)), (16, (50, 70))])
+def test_fcn_variants_keep_the_input_size(variant, size):
+    with tf.Graph().as_default(), tf.Session() as sess:
+        image_input, _, l3, l4, l7 = main.load_vgg(sess, project_tests.tiny_vgg_path())
+        pretrained = set(tf.global_variables())
+        out = main.layers(l3, l4, l7, 5, crop_to=image_input, variant=variant)
+        project_tests.init_new_variables(sess, pretrained)
+        result = sess.run(out, {image_input: np.zeros((1,) + size + (3,), np.float32)})
+        kernels = {v.op.name for v in tf.trainable_variables() if v.op.name.startswith('decoder/')}
+    assert result.shape == (1,) + size + (5,)
+    expected = {8: {'score3', 'score4', 'score7', 'up3', 'up4', 'up7'}, 16: {'score4', 'score7', 'up4x16', 'up7'},
+                32: {'score7', 'up7x32'}}[variant]
+    assert {name.split('/')[1] for name in kernels} == expected
+
+
+def test_class_weights_weight_each_pixel_by_its_true_class():
+    with tf.Graph().as_default():
+        logits = tf.Variable(tf.zeros([1, 1, 2, 3]))
+        labels = tf.placeholder(tf.float32, [None, None, None, 3])
+        _, _, loss = main.optimize(logits, labels, 0.1, 3, class_weights=[1.0, 3.0, 0.0])
+        with tf.Session() as sess:
+            sess.run(tf.global_variables_initializer())
+            one_hot = np.zeros((1, 1, 2, 3), np.float32)
+            one_hot[0, 0, 0, 0] = one_hot[0, 0, 1, 1] = 1
+            value = sess.run(loss, {labels: one_hot})
+    assert abs(value - np.log(3)) < 1e-6, 'a weighted mean of equal losses is that loss'
+
+
+def _check_run(run, tmp_path, num_classes):
+    config = json.load(open(os.path.join(run, 'config.json')))
+    assert config['num_classes'] == num_classes and len(config['class_colors']) == num_classes
+    assert os.path.exists(os.path.join(run, 'test_images', 'legend.png'))
+    assert os.path.exists(os.path.join(run, 'best', 'evaluation', 'class_iou.png'))
+    assert run_cli('--evaluate', run) == 0
+    metrics = json.load(open(os.path.join(run, 'evaluation_best', 'metrics.json')))
+    assert len(metrics['class_iou']) == num_classes and 0 <= metrics['pixel_accuracy'] <= 1
+    images = tmp_path / 'images'
+    images.mkdir()
+    Image.fromarray(np.random.RandomState(0).randint(0, 255, (40, 60, 3), np.uint8)).save(str(images / 'a.png'))
+    assert run_cli('--predict', images, '--checkpoint', run, '--output', tmp_path / 'out') == 0
+    classes = np.asarray(Image.open(str(tmp_path / 'out' / 'a.png')))
+    assert classes.shape == (40, 60) and classes.max() < num_classes
+    assert sorted(os.listdir(str(tmp_path / 'out'))) == ['a.png', 'a_overlay.png', 'legend.png']
+
+
+def test_shapes_run(tmp_path, tiny_vgg_dir):
+    runs = tmp_path / 'runs'
+    assert run_cli('--dataset', 'shapes', '--vgg-dir', tiny_vgg_dir, '--runs-dir', runs, '--epochs', 1,
+                   '--batch-size', 16, '--image-shape', 64, 64, '--learning-rate', 1e-3) == 0
+    (run,) = os.listdir(str(runs))
+    _check_run(str(runs / run), tmp_path, 5)
+
+
+def _camvid_subset(root, frames=(6, 3)):
+    for split, n in zip(('train', 'val'), frames):
+        for sub in (split, split + 'annot'):
+            os.makedirs(os.path.join(root, sub))
+        for name in sorted(os.listdir(os.path.join(CAMVID, split)))[:n]:
+            for sub in (split, split + 'annot'):
+                shutil.copy(os.path.join(CAMVID, sub, name), os.path.join(root, sub, name))
+    return root
+
+
+@pytest.mark.skipif(not os.path.isdir(CAMVID), reason='data/CamVid not found (python ../shared/camvid/materialize.py '
+                                                      'data/CamVid)')
+def test_camvid_run_with_class_weights(tmp_path, tiny_vgg_dir, capsys):
+    data = _camvid_subset(str(tmp_path / 'CamVid'))
+    runs = tmp_path / 'runs'
+    assert run_cli('--data-dir', data, '--vgg-dir', tiny_vgg_dir, '--runs-dir', runs, '--epochs', 1,
+                   '--batch-size', 3, '--image-shape', 96, 128, '--class-weights', 'median') == 0
+    out = capsys.readouterr().out
+    assert 'camvid: 11 classes' in out and 'Class weights (median frequency): Sky' in out
+    (run,) = os.listdir(str(runs))
+    _check_run(str(runs / run), tmp_path, 11)
