@@ -99,7 +99,7 @@ def build_parser():
     add('--checkpoint', metavar='RUN', help='the run whose model --video or --predict uses')
     add('--export', metavar='RUN', help='export a run\'s model into RUN/export/ (RUN/export_last/ with --which '
                                         'last): a frozen graph, a TF Serving SavedModel, an ONNX model')
-    add('--format', nargs='+', choices=FORMATS, help='what --export writes (default: {})'.format(' '.join(FORMATS)))
+    add('--format', nargs='+', choices=FORMATS, help='what --export writes (default {})'.format(' '.join(FORMATS)))
     add('--which', choices=('best', 'last'), help='which checkpoint --evaluate, --video, --predict and --export use '
                                                    '(default {})'.format(d['which']))
     return p

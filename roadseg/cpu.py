@@ -142,3 +142,38 @@ def bf16_warning(info):
     if off:
         return 'warning: --bf16: ' + skipped + '; set TF_ENABLE_ONEDNN_OPTS=1'
     return None
+
+
+# What measured best for this project's FCN-8s (batch 4, 160x576, same-run interleaved ratios; README "Speed"),
+# by CPU class and mode. Absent classes keep TensorFlow's defaults: nothing was measured there.
+MEASURED = {
+    # AMD EPYC Zen 1, AVX2 + FMA, TF 2.21 (2026-11-22): oneDNN against Eigen 0.65x training, 1.17x inference
+    'avx2': {'train': {'TF_ENABLE_ONEDNN_OPTS': '0'}, 'infer': {'TF_ENABLE_ONEDNN_OPTS': '1'}},
+    # AMD EPYC Zen 4, AVX-512 + AVX512-BF16, TF 2.21 (2026-11-21): TensorFlow's default (oneDNN on) was best
+    'avx512_bf16': {'train': {}, 'infer': {}},
+}
+INFERENCE_FLAGS = ('--evaluate', '--video', '--predict')
+
+
+def startup_mode(argv):
+    """'infer' when main.py's command line argv selects an inference-only mode, else 'train'."""
+    return 'infer' if any(a.split('=')[0] in INFERENCE_FLAGS for a in argv[1:]) else 'train'
+
+
+def recommended_settings(info, mode='train'):
+    """Settings that measured best for info's CPU class in mode ('train' or 'infer'):
+    {'env': {name: value} to set before TensorFlow is imported, 'measured': bool}. TF 1.x has no oneDNN:
+    nothing to choose there."""
+    if info['tensorflow'] is None or info['onednn_reason'].endswith('has no oneDNN'):
+        return {'env': {}, 'measured': False}
+    chosen = MEASURED.get(cpu_class(info))
+    return {'env': dict(chosen[mode]) if chosen else {}, 'measured': chosen is not None}
+
+
+def apply_environment(settings, environ=None):
+    """Set settings['env'] in environ (os.environ) where the user has not set them; call before TensorFlow
+    is imported. Returns {name: value} of what was set."""
+    environ = os.environ if environ is None else environ
+    applied = {k: v for k, v in settings['env'].items() if k not in environ}
+    environ.update(applied)
+    return applied

@@ -331,9 +331,14 @@ def summarize(history_path, num_val):
             entries[-1]['epoch'] if entries else 0, len(entries)))
         return
     e = kept[-1]
+    few = '; too few for a reliable number' if num_val < 10 else ''
+    if 'val_pixel_accuracy' in e:
+        print('Kept epoch {} of {}: validation mIoU {:.3f}, pixel accuracy {:.3f} ({} images{})'.format(
+            e['epoch'], entries[-1]['epoch'], e['val_iou'], e['val_pixel_accuracy'], num_val, few))
+        return
     print('Kept epoch {} of {}: validation IoU {:.3f} at threshold {:.2f}, MaxF1 {:.2f}, AP {:.2f} ({} images{})'
           .format(e['epoch'], entries[-1]['epoch'], e['val_iou'], THRESHOLD, 100 * e['val_max_f1'],
-                  100 * e['val_ap'], num_val, '; too few for a reliable number' if num_val < 10 else ''))
+                  100 * e['val_ap'], num_val, few))
     fraction = e['val_road_fraction']
     if fraction < 0.01 or fraction > 0.99:
         print('warning: the kept model marks {} ({:.1%} of the validation pixels are called road at threshold '

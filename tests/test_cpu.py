@@ -117,14 +117,41 @@ def test_bf16_warning_when_onednn_is_off(tmp_path):
 
 @pytest.mark.parametrize('version, onednn, reason', [('1.15.5', False, 'TF 1.15.5 PyPI build has no oneDNN'),
                                                      ('2.8.4', False, 'default before TF 2.9'),
+                                                     ('2.21.0', True, 'default for this CPU'),
                                                      (None, None, 'TensorFlow not installed')])
-def test_onednn_by_tensorflow_version(tmp_path, version, onednn, reason):
-    path = tmp_path / 'cpuinfo'
-    path.write_text(SAPPHIRE_RAPIDS)
-    info = cpu.cpu_info(str(path), tf_version=version, environ={}, **LINUX)
-    if version is None:  # cpu_info would look the installed one up
-        info = dict(info, **dict(zip(('onednn', 'onednn_reason'), cpu.onednn_setting(None, set()))))
-    assert (info['onednn'], info['onednn_reason']) == (onednn, reason)
+def test_onednn_by_tensorflow_version(version, onednn, reason):
+    assert cpu.onednn_setting(version, {'amx_tile', 'avx2'}, {}, **LINUX) == (onednn, reason)
+
+
+@pytest.mark.parametrize('text, mode, env, measured', [
+    (EPYC_AVX2, 'train', {'TF_ENABLE_ONEDNN_OPTS': '0'}, True),   # oneDNN 0.65x Eigen training on AVX2
+    (EPYC_AVX2, 'infer', {'TF_ENABLE_ONEDNN_OPTS': '1'}, True),   # and 1.17x inference
+    (ZEN4, 'train', {}, True),                                    # TensorFlow's default (oneDNN on) measured best
+    (SAPPHIRE_RAPIDS, 'infer', {}, False),                        # not measured: TensorFlow's defaults
+    (NO_FLAGS, 'train', {}, False)])
+def test_recommended_settings(tmp_path, text, mode, env, measured):
+    assert cpu.recommended_settings(info_for(tmp_path, text), mode) == {'env': env, 'measured': measured}
+
+
+def test_no_onednn_choice_on_tf1(tmp_path):
+    info = info_for(tmp_path, EPYC_AVX2, tf_version='1.15.5')
+    assert cpu.recommended_settings(info, 'infer') == {'env': {}, 'measured': False}
+
+
+def test_apply_environment_keeps_the_users_choice():
+    settings = {'env': {'TF_ENABLE_ONEDNN_OPTS': '1', 'OTHER': 'x'}, 'measured': True}
+    environ = {'TF_ENABLE_ONEDNN_OPTS': '0'}
+    assert cpu.apply_environment(settings, environ) == {'OTHER': 'x'}
+    assert environ == {'TF_ENABLE_ONEDNN_OPTS': '0', 'OTHER': 'x'}
+
+
+@pytest.mark.parametrize('argv, mode', [(['main.py'], 'train'), (['main.py', '--epochs', '3'], 'train'),
+                                        (['main.py', '--evaluate', 'runs/x'], 'infer'),
+                                        (['main.py', '--video=in.mp4', '--output', 'o.mp4'], 'infer'),
+                                        (['main.py', '--predict', 'a.png'], 'infer'),
+                                        (['main.py', '--resume', 'runs/x.partial'], 'train')])
+def test_startup_mode(argv, mode):
+    assert cpu.startup_mode(argv) == mode
 
 
 def test_this_machine():

@@ -394,7 +394,8 @@ def test_29_checkpoint_from_other_number_of_classes(tmp_path, tiny_run, tiny_vgg
     with tf.Graph().as_default(), tf.Session() as sess:  # the same model with 3 classes, saved as last/
         train.build_graph(main, sess, os.path.join(tiny_vgg_dir, 'vgg'), config, 3)
         shutil.rmtree(os.path.join(run, 'last'))
-        tf.train.Saver().save(sess, os.path.join(run, 'last', 'model'), global_step=5)
+        os.makedirs(os.path.join(run, 'last'))
+        tf.train.Saver(save_relative_paths=True).save(sess, os.path.join(run, 'last', 'model'), global_step=5)
     run = run + '.partial'  # an interrupted run
     os.rename(str(tmp_path / 'run'), run)
     assert run_cli('--resume', run, '--vgg-dir', tiny_vgg_dir, '--epochs', 2) == 2

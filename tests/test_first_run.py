@@ -76,11 +76,17 @@ def test_evaluate_uses_the_runs_data_and_keeps_best_and_last_apart(tiny_run, cap
 def test_evaluate_without_config_or_data_is_an_error(tiny_run, tmp_path, capsys):
     run = str(tmp_path / 'run')
     shutil.copytree(tiny_run, run)
-    os.remove(os.path.join(run, 'config.json'))
-    assert run_cli('--evaluate', run) == 2
-    assert '{} has no config.json'.format(run) in error_line(capsys)
+    config = os.path.join(run, 'config.json')
+    moved = json.load(open(config))
+    moved['data_dir'] = str(tmp_path / 'moved')
     assert run_cli('--evaluate', run, '--data-dir', tmp_path / 'nothing') == 2
     assert 'data for evaluation not found: {}'.format(tmp_path / 'nothing') in error_line(capsys)
+    files.write_bytes_atomic(config, json.dumps(moved).encode())
+    assert run_cli('--evaluate', run) == 2
+    assert 'data for evaluation not found: {}'.format(tmp_path / 'moved') in error_line(capsys)
+    os.remove(config)
+    assert run_cli('--evaluate', run, '--data-dir', SAMPLE) == 2
+    assert '{} has no config.json'.format(run) in error_line(capsys)
 
 
 def test_outputs_are_readable_by_group_and_others(tiny_run):

@@ -52,7 +52,7 @@ def test_summarize_empty_is_defined():
 def test_evaluate_command_on_tiny_run(tiny_run, capsys):
     """The --evaluate path end to end on a checkpoint trained here (tiny model, one epoch)."""
     assert run_cli('--evaluate', tiny_run, '--data-dir', SAMPLE) == 0
-    out = os.path.join(tiny_run, 'evaluation')
+    out = os.path.join(tiny_run, 'evaluation_best')
     results = json.load(open(os.path.join(out, 'metrics.json')))
     assert set(results) >= {'overall', 'um', 'umm', 'uu', 'checkpoint', 'images'}
     assert results['images'] == 3
@@ -74,13 +74,13 @@ def test_evaluate_bf16(tiny_run, capsys):
         assert code == 2 and '--bf16: bf16 mixed precision needs TensorFlow 2.9' in capsys.readouterr().err
         return
     assert code == 0
-    results = json.load(open(os.path.join(tiny_run, 'evaluation_bf16', 'metrics.json')))
+    results = json.load(open(os.path.join(tiny_run, 'evaluation_best_bf16', 'metrics.json')))
     assert results['bf16'] is True and 0.0 <= results['overall']['max_f1'] <= 1.0
 
 
 def test_init_from_a_run_starts_from_its_weights(tiny_run, tiny_vgg_dir, tmp_path, capsys):
     """--init-from: a new run (another image shape) starts from the best weights of an earlier one."""
-    from roadseg.inference import find_checkpoint
+    from roadseg.export import find_checkpoint
     from roadseg.tfcompat import tf
     runs = tmp_path / 'runs'
     assert run_cli('--data-dir', SAMPLE, '--vgg-dir', tiny_vgg_dir, '--runs-dir', runs, '--epochs', 1,

@@ -73,7 +73,7 @@ def test_sigterm_during_vgg_build_leaves_no_partial_model(tmp_path):
     assert os.listdir(str(vgg_dir)) == [], 'neither vgg/ nor a temporary build folder is left'
 
 
-@pytest.mark.parametrize('frames', [40])
+@pytest.mark.parametrize('frames', [16])
 def test_sigterm_during_video_leaves_no_output(tmp_path, tiny_run, frames):
     from test_video import make_video
     video = make_video(tmp_path / 'in.mp4', frames, (64, 48), 10)
