@@ -4,7 +4,13 @@
     python bench/benchmark.py            # full table at 160x576 (several minutes)
     python bench/benchmark.py --short    # tiny shapes, seconds (CI)
 
-Random weights (speed does not depend on them). Everything is measured in one process, interleaved
+The first line names the CPU, its instruction sets and TensorFlow's oneDNN setting (roadseg/cpu.py); the
+JSON records them. bf16 rows are timed wherever TensorFlow has the bf16 rewrite (TF 2.9+), with the
+project's warning where the CPU cannot make them faster. Training and inference rows run with the settings
+the project chooses for each (cpu.recommended_settings): where those differ (oneDNN off for training, on
+for inference on AVX2), each part runs in its own process, since TensorFlow reads them at import.
+
+Random weights (speed does not depend on them). Each part is measured in one process, interleaved
 (A B A B ...) over --repeats rounds, and each figure is the median; a NumPy sgemm calibration runs
 before and after, since this machine's speed drifts by about 2x over minutes. FLOPs are counted
 analytically (2 per multiply-add): convs 2*H*W*k*k*Cin*Cout at their output size, transposed convs at
@@ -15,6 +21,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -25,8 +32,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from roadseg import cpu  # noqa: E402  (before TensorFlow: it describes the build TensorFlow will load)
 from roadseg.tfcompat import session_config, tf  # noqa: E402
-from roadseg import inference, vgg  # noqa: E402
+from roadseg import export, inference, vgg  # noqa: E402
 import main  # noqa: E402
 import peers  # noqa: E402
 
@@ -58,54 +66,63 @@ def sgemm_gflops(n=2048, runs=5):
 
 
 class TFModel:
-    """The project's graph (load_vgg + layers + optimize) on a random VGG SavedModel."""
+    """The project's graph (load_vgg + layers + optimize) on a random VGG SavedModel, in its own tf.Graph."""
 
     def __init__(self, vgg_path, threads, inter, bf16=False):
         self.graph = tf.Graph()
-        self.sess = tf.Session(graph=self.graph, config=session_config(threads, inter, bf16))
         with self.graph.as_default():
+            self.sess = tf.Session(graph=self.graph, config=session_config(threads, inter, bf16))
             tf.set_random_seed(0)
             self.image, self.keep_prob, l3, l4, l7 = main.load_vgg(self.sess, vgg_path)
             pretrained = set(tf.global_variables())
             out = main.layers(l3, l4, l7, 2, crop_to=self.image)
             self.label = tf.placeholder(tf.float32, [None, None, None, 2])
             self.lr = tf.placeholder(tf.float32, [])
-            logits, self.train_op, self.loss = main.optimize(out, self.label, self.lr, 2)
-            self.prob = inference.road_probability_op(logits, self.image)
+            _, self.train_op, self.loss = main.optimize(out, self.label, self.lr, 2)
+            self.prob, _ = export.add_inference_outputs(out, 2)
             self.sess.run(tf.variables_initializer([v for v in tf.global_variables() if v not in pretrained]))
 
     def train_step(self, images, labels):
-        start = time.perf_counter()
-        self.sess.run(self.train_op, {self.image: images, self.label: labels, self.keep_prob: 0.5, self.lr: 1e-4})
-        return time.perf_counter() - start
+        with self.graph.as_default():
+            feed = {self.image: images, self.label: labels, self.keep_prob: 0.5, self.lr: 1e-4}
+            start = time.perf_counter()
+            self.sess.run(self.train_op, feed)
+            return time.perf_counter() - start
 
     def forward(self, images):
-        start = time.perf_counter()
-        self.sess.run(self.prob, {self.image: images})
-        return time.perf_counter() - start
+        with self.graph.as_default():
+            feed = {self.image: images, self.keep_prob: 1.0}
+            start = time.perf_counter()
+            self.sess.run(self.prob, feed)
+            return time.perf_counter() - start
 
     def export(self, folder, image_shape):
-        """Checkpoint + frozen graph, loaded as the product loads it (TrainedModel)."""
+        """Checkpoint + frozen graph in a run folder, as training writes them."""
         os.makedirs(os.path.join(folder, 'best'))
         with self.graph.as_default():
             tf.train.Saver().save(self.sess, os.path.join(folder, 'best', 'model'))
+            export.write_frozen(self.sess, os.path.join(folder, 'best', export.FROZEN), image_shape)
         with open(os.path.join(folder, 'config.json'), 'w') as f:
-            json.dump({'image_shape': list(image_shape), 'skip_scaling': False}, f)
-        inference.export_frozen(main, folder)
+            json.dump({'image_shape': list(image_shape)}, f)
 
 
 class Frozen:
+    """The frozen graph as the product loads it (inference.Segmenter), in a session with these settings."""
+
     def __init__(self, folder, threads, inter, bf16=False):
-        model = inference.TrainedModel(folder)
+        model = inference.Segmenter(folder)
         assert model.frozen
-        model.sess.close()
-        self.graph, self.image, self.prob = model.graph, model.image_pl, model.road_prob
+        model.close()
+        self.graph = model.graph
+        self.image = self.graph.get_tensor_by_name(export.IMAGE_INPUT + ':0')
+        self.prob = self.graph.get_tensor_by_name(export.PROBABILITIES + ':0')
         self.sess = tf.Session(graph=self.graph, config=session_config(threads, inter, bf16))
 
     def forward(self, images):
-        start = time.perf_counter()
-        self.sess.run(self.prob, {self.image: images})
-        return time.perf_counter() - start
+        with self.graph.as_default():
+            start = time.perf_counter()
+            self.sess.run(self.prob, {self.image: images})
+            return time.perf_counter() - start
 
 
 def timed(fn, runs, warmup=1):
@@ -123,7 +140,43 @@ def interleaved(contenders, repeats, runs):
     return {name: statistics.median(v) for name, v in per_round.items()}
 
 
-def main_bench(args):
+PARTS = ('train', 'infer')
+
+
+def run_benchmark(args):
+    """Both parts in this process, or each in a child process with its own settings; prints the table."""
+    info = cpu.cpu_info()
+    print(cpu.describe(info))
+    parts = [args.part] if args.part else list(PARTS)
+    envs = {part: dict(os.environ) for part in parts}
+    for part in parts:
+        cpu.apply_environment(cpu.recommended_settings(info, part), envs[part])
+    if args.part or envs.get('train') == envs.get('infer'):
+        result = measure(args, info, parts)
+    else:
+        result = {'cpu': info, 'tensorflow': tf.__version__, 'rows': [], 'parts': {}}
+        for part in parts:
+            chosen = {k: v for k, v in envs[part].items() if os.environ.get(k) != v and k != cpu.CHOSEN_ENV}
+            print('\n=== {} part, in a process with {}'.format(part, chosen))
+            with tempfile.TemporaryDirectory() as tmp:
+                out = os.path.join(tmp, 'part.json')
+                subprocess.run([sys.executable, os.path.abspath(__file__)] + sys.argv[1:] +
+                               ['--part', part, '--json', out], env=envs[part], check=True)
+                with open(out) as f:
+                    child = json.load(f)
+            result['rows'] += child['rows']
+            result['parts'][part] = dict(child['parts'][part], cpu=child['cpu'])
+        print('\n=== both parts')
+    print_table(result['rows'])
+    print_ratios(result['rows'])
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(result, f, indent=2)
+    return result['rows']
+
+
+def measure(args, info, parts):
+    """Time the given parts in this process; returns the JSON-ready result."""
     h, w = args.shape
     widths, fc_width, fc6_kernel = ((4, 8, 8, 16, 16), 16, 3) if args.short else \
         ((64, 128, 256, 512, 512), args.fc_width, args.fc6_kernel)
@@ -132,23 +185,33 @@ def main_bench(args):
     rng = np.random.RandomState(0)
     has_bf16 = 'auto_mixed_precision_onednn_bfloat16' in \
         type(tf.ConfigProto().graph_options.rewrite_options).DESCRIPTOR.fields_by_name
+    use_bf16 = has_bf16 and not args.no_bf16
+    if use_bf16 and cpu.bf16_warning(info):
+        print(cpu.bf16_warning(info))
     use_peers = peers.available() and not args.no_peers
     rows = []
     calib = [sgemm_gflops(1024 if args.short else 2048)]
-    print('TensorFlow {}, {} threads, {}x{}, forward {:.2f} GFLOP/image, train step {:.2f} GFLOP/image'.format(
-        tf.__version__, args.threads, h, w, fwd_flops / 1e9, train_flops / 1e9))
+    print('{}: TensorFlow {}, intra-op {} inter-op {} threads (0: TensorFlow\'s choice), {}x{}, forward {:.2f} '
+          'GFLOP/image, train step {:.2f} GFLOP/image'.format(' and '.join(parts), tf.__version__, args.threads,
+                                                             args.inter, h, w, fwd_flops / 1e9, train_flops / 1e9))
     print('sgemm before: {:.0f} GFLOP/s'.format(calib[0]))
     with tempfile.TemporaryDirectory() as tmp:
         vgg_path = vgg.build_vgg_savedmodel(os.path.join(tmp, 'vgg'), None, widths, fc_width, fc6_kernel)
         tf_model = TFModel(vgg_path, args.threads, args.inter)
-        tf_model.export(os.path.join(tmp, 'run'), (h, w))
-        frozen = Frozen(os.path.join(tmp, 'run'), args.threads, args.inter)
-        bf16 = TFModel(vgg_path, args.threads, args.inter, bf16=True) if has_bf16 and args.bf16 else None
-        torch_peer = ort_peer = None
+        bf16 = TFModel(vgg_path, args.threads, args.inter, bf16=True) if use_bf16 else None
+        frozen = torch_peer = ort_peer = None
+        if 'infer' in parts:
+            tf_model.export(os.path.join(tmp, 'run'), (h, w))
+            frozen = Frozen(os.path.join(tmp, 'run'), args.threads, args.inter)
         if use_peers:
-            torch_peer = peers.TorchPeer(widths, fc_width, fc6_kernel, args.threads)
-            torch_peer.export_onnx(os.path.join(tmp, 'fcn8.onnx'), h, w)
-            ort_peer = peers.OrtPeer(os.path.join(tmp, 'fcn8.onnx'), args.threads)
+            peer_threads = args.threads or os.cpu_count()
+            torch_peer = peers.TorchPeer(widths, fc_width, fc6_kernel, peer_threads)
+            if 'infer' in parts:
+                torch_peer.export_onnx(os.path.join(tmp, 'fcn8.onnx'), h, w)
+                ort_peer = peers.OrtPeer(os.path.join(tmp, 'fcn8.onnx'), peer_threads)
+        # ONNX Runtime on this project's own export (roadseg/export.py, ONNX from the frozen graph) belongs
+        # beside ort_peer here, as the row 'ONNX Runtime infer (project export)': the same model as 'TF infer
+        # (frozen)', for the issue's inference target (added with the ONNX Runtime backend).
 
         for batch in args.batches:
             images = rng.uniform(0, 255, (batch, h, w, 3)).astype(np.float32)
@@ -168,6 +231,8 @@ def main_bench(args):
             if ort_peer:
                 infer['ONNX Runtime infer'] = lambda: ort_peer.forward(images)
             for kind, contenders, flops in (('train', train, train_flops), ('infer', infer, fwd_flops)):
+                if kind not in parts:
+                    continue
                 for name, seconds in interleaved(contenders, args.repeats, args.runs).items():
                     rows.append({'what': name, 'batch': batch, 's_per_image': seconds / batch,
                                  'gflops': flops * batch / seconds / 1e9})
@@ -176,13 +241,9 @@ def main_bench(args):
     sgemm = statistics.mean(calib)
     for r in rows:
         r['pct_of_sgemm'] = 100 * r['gflops'] / sgemm
-    print_table(rows)
-    print_ratios(rows)
-    if args.json:
-        with open(args.json, 'w') as f:
-            json.dump({'tensorflow': tf.__version__, 'shape': [h, w], 'threads': args.threads,
-                       'sgemm_gflops': calib, 'rows': rows}, f, indent=2)
-    return rows
+    setting = {'threads': args.threads, 'inter_op_threads': args.inter, 'sgemm_gflops': calib, 'shape': [h, w],
+               'TF_ENABLE_ONEDNN_OPTS': os.environ.get('TF_ENABLE_ONEDNN_OPTS')}
+    return {'cpu': info, 'tensorflow': tf.__version__, 'rows': rows, 'parts': {part: setting for part in parts}}
 
 
 def print_table(rows):
@@ -215,12 +276,14 @@ def parse_args(argv=None):
     p.add_argument('--batches', type=int, nargs='+', default=None, help='batch sizes (default 1 4 10)')
     p.add_argument('--fc-width', type=int, default=1024, help='fc6/fc7 channels')
     p.add_argument('--fc6-kernel', type=int, default=3, help='fc6 kernel size')
-    p.add_argument('--threads', type=int, default=os.cpu_count(), help='intra-op threads (all engines)')
-    p.add_argument('--inter', type=int, default=1, help='TensorFlow inter-op threads')
+    p.add_argument('--threads', type=int, default=0,
+                   help='intra-op threads of every engine (0: TensorFlow\'s choice, as main.py; peers: all cores)')
+    p.add_argument('--inter', type=int, default=0, help='TensorFlow inter-op threads (0: TensorFlow\'s choice)')
     p.add_argument('--repeats', type=int, default=None, help='interleaved rounds (default 3; --short: 1)')
     p.add_argument('--runs', type=int, default=None, help='timed calls per round (default 3; --short: 2)')
-    p.add_argument('--bf16', action='store_true', help='also time bf16 auto mixed precision (TF 2.x)')
+    p.add_argument('--no-bf16', action='store_true', help='skip the bf16 auto mixed precision rows (TF 2.9+)')
     p.add_argument('--no-peers', action='store_true', help='skip PyTorch and ONNX Runtime')
+    p.add_argument('--part', choices=PARTS, help='only the training or the inference rows (default both)')
     p.add_argument('--json', help='also write the results here')
     args = p.parse_args(argv)
     args.shape = args.shape or ([64, 96] if args.short else [160, 576])
@@ -231,4 +294,4 @@ def parse_args(argv=None):
 
 
 if __name__ == '__main__':
-    main_bench(parse_args())
+    run_benchmark(parse_args())

@@ -154,8 +154,16 @@ class Checkpoints:
         return bool(prefix)
 
 
-def restore(saver, sess, prefix, num_classes):
+def restore(saver, sess, prefix, num_classes, variables):
+    """saver.restore, with an InputError when the checkpoint does not fit: a missing variable, or one of another
+    shape (TF 2.x resource variables would silently take the checkpoint's shape)."""
     try:
+        shapes = dict(tf.train.list_variables(prefix))
+        for v in variables:
+            name = v.op.name
+            if name in shapes and list(shapes[name]) != v.shape.as_list():
+                raise ValueError('{} is {} in the checkpoint, {} in the model'.format(
+                    name, list(shapes[name]), v.shape.as_list()))
         saver.restore(sess, prefix)
     except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError, ValueError) as e:
         raise InputError('checkpoint {} does not fit this model ({} classes, same flags as the run): {}'
@@ -202,7 +210,7 @@ def train(settings, m, runs_dir, vgg_dir, resume=None, given=None):
         ckpt = Checkpoints(sess, run, g, cfg['checkpoint_minutes'])
         last = tf.train.latest_checkpoint(run.path('last'))
         if last:
-            restore(ckpt.last_saver, sess, last, dataset.num_classes)
+            restore(ckpt.last_saver, sess, last, dataset.num_classes, tf.global_variables())
             done, step = (int(v) for v in sess.run([g['epochs_done'], g['step']]))
             skip = step - done * steps_per_epoch
             get_batches_fn.resume_at(done, max(skip, 0))
@@ -212,7 +220,8 @@ def train(settings, m, runs_dir, vgg_dir, resume=None, given=None):
             print('note: {} has no checkpoint yet; starting from epoch 1'.format(run.path('last')))
         elif cfg['init_from']:
             start = find_checkpoint(cfg['init_from'], 'best')
-            restore(tf.train.Saver(tf.trainable_variables()), sess, start, dataset.num_classes)
+            restore(tf.train.Saver(tf.trainable_variables()), sess, start, dataset.num_classes,
+                    tf.trainable_variables())
             print('Weights initialised from {}'.format(start))
         writer = tf.summary.FileWriter(run.path('logs'), graph if not last else None)
         validator = Validator(sess, g, dataset, val_samples, image_shape)
