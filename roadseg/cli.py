@@ -21,7 +21,7 @@ DEFAULTS = dict(epochs=50, batch_size=10, learning_rate=1e-4, keep_prob=0.5, ima
                 class_weights=None)
 # The bundled sample (6 training images): what makes `python main.py` on a fresh clone end with a usable model
 # within minutes (measured in README, "First run"). Flags given on the command line still win.
-SAMPLE_RECIPE = dict(epochs=10, batch_size=2, repeat=4, learning_rate=3e-4)
+SAMPLE_RECIPE = dict(epochs=4, batch_size=2, repeat=4, learning_rate=3e-4)
 
 MODES = ('resume', 'evaluate', 'video', 'predict', 'export')
 TRAINING_FLAGS = {'epochs', 'batch_size', 'learning_rate', 'keep_prob', 'image_shape', 'data_dir', 'vgg_dir',
