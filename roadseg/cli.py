@@ -143,11 +143,15 @@ def check_flags(args, mode):
             raise InputError('--image-shape must be positive multiples of 32, got {} {} (try {} {})'.format(
                 h, w, max(32, round(h / 32) * 32), max(32, round(w / 32) * 32)))
     if args.bf16:
+        from .cpu import bf16_warning, cpu_info
         from .tfcompat import session_config
         try:
             session_config(bf16=True)
         except ValueError as e:
             raise InputError('--bf16: {}'.format(e))
+        warning = bf16_warning(cpu_info())
+        if warning:
+            print(warning)
 
 
 def training_settings(args):

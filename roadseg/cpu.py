@@ -14,7 +14,7 @@ FEATURES = ('avx2', 'fma', 'avx512f', 'avx512_vnni', 'avx512_bf16', 'avx_vnni', 
 # tensorflow/core/util/util.cc); TF_ENABLE_ONEDNN_OPTS=0/1 overrides it.
 ONEDNN_DEFAULT_FEATURES = ('avx512_vnni', 'avx512_bf16', 'avx_vnni', 'amx_tile', 'amx_int8', 'amx_bf16')
 BF16_FEATURES = ('avx512_bf16', 'amx_bf16')
-TF_DISTRIBUTIONS = ('tensorflow', 'tensorflow-cpu', 'tensorflow-gpu', 'intel-tensorflow')
+TF_DISTRIBUTIONS = ('tensorflow', 'tensorflow-cpu', 'tensorflow-gpu', 'intel-tensorflow', 'nvidia-tensorflow')
 
 
 def read_cpuinfo(path=CPUINFO):
@@ -79,7 +79,8 @@ def onednn_setting(tf_version, flags, environ=None, system=None, machine=None):
         return False, 'TF {} PyPI build has no oneDNN'.format(tf_version)
     forced = _env_bool(environ.get('TF_ENABLE_ONEDNN_OPTS'))
     if forced is not None:
-        return forced, 'TF_ENABLE_ONEDNN_OPTS={}'.format(environ['TF_ENABLE_ONEDNN_OPTS'])
+        chosen = ', chosen for this CPU' if 'TF_ENABLE_ONEDNN_OPTS' in _chosen(environ) else ''
+        return forced, 'TF_ENABLE_ONEDNN_OPTS={}{}'.format(environ['TF_ENABLE_ONEDNN_OPTS'], chosen)
     if major_minor < (2, 9):
         return False, 'default before TF 2.9'
     if (system or platform.system()) != 'Linux' or (machine or platform.machine()) not in ('x86_64', 'AMD64'):
@@ -144,15 +145,20 @@ def bf16_warning(info):
     return None
 
 
-# What measured best for this project's FCN-8s (batch 4, 160x576, same-run interleaved ratios; README "Speed"),
-# by CPU class and mode. Absent classes keep TensorFlow's defaults: nothing was measured there.
+# What measured best for this project's FCN-8s (batch 4, 160x576, interleaved A B A B in separate processes,
+# same-run ratios; README "Speed"), by CPU class and mode. Classes not listed keep TensorFlow's defaults:
+# nothing was measured there. Thread counts, XLA JIT alone, resource variables: within the noise of
+# TensorFlow's defaults; XLA JIT with tcmalloc (LD_PRELOAD, set before the process starts, so not chosen
+# here) 1.13x training on AVX2 (README). So only oneDNN is chosen.
 MEASURED = {
-    # AMD EPYC Zen 1, AVX2 + FMA, TF 2.21 (2026-11-22): oneDNN against Eigen 0.65x training, 1.17x inference
+    # AMD EPYC Zen 1, AVX2 + FMA, TF 2.21 (2026-11-22): oneDNN against Eigen 0.65x training (its weight
+    # gradients are 1.5-2x slower), 1.17x inference (live graph), 1.06x (frozen graph)
     'avx2': {'train': {'TF_ENABLE_ONEDNN_OPTS': '0'}, 'infer': {'TF_ENABLE_ONEDNN_OPTS': '1'}},
     # AMD EPYC Zen 4, AVX-512 + AVX512-BF16, TF 2.21 (2026-11-21): TensorFlow's default (oneDNN on) was best
     'avx512_bf16': {'train': {}, 'infer': {}},
 }
 INFERENCE_FLAGS = ('--evaluate', '--video', '--predict')
+CHOSEN_ENV = 'ROADSEG_CHOSEN_ENV'
 
 
 def startup_mode(argv):
@@ -170,10 +176,20 @@ def recommended_settings(info, mode='train'):
     return {'env': dict(chosen[mode]) if chosen else {}, 'measured': chosen is not None}
 
 
+def _chosen(environ):
+    """Names apply_environment set in environ (listed in CHOSEN_ENV), as opposed to the user's own."""
+    return set(filter(None, environ.get(CHOSEN_ENV, '').split(',')))
+
+
 def apply_environment(settings, environ=None):
     """Set settings['env'] in environ (os.environ) where the user has not set them; call before TensorFlow
-    is imported. Returns {name: value} of what was set."""
+    is imported. What it sets is listed in CHOSEN_ENV, so that a child process (which inherits it) chooses
+    again for its own mode instead of taking it for the user's choice. Returns {name: value} it set."""
     environ = os.environ if environ is None else environ
-    applied = {k: v for k, v in settings['env'].items() if k not in environ}
+    chosen = _chosen(environ)
+    for name in chosen - set(settings['env']):
+        environ.pop(name, None)
+    applied = {k: v for k, v in settings['env'].items() if k not in environ or k in chosen}
     environ.update(applied)
+    environ[CHOSEN_ENV] = ','.join(sorted(applied))
     return applied

@@ -7,7 +7,7 @@ import time
 import numpy as np
 from PIL import Image
 
-from . import datasets
+from . import cpu, datasets
 from . import evaluate as evaluation
 from .batches import EpochBatches, TrainingSet
 from .evaluate import THRESHOLD
@@ -175,6 +175,9 @@ def train(settings, m, runs_dir, vgg_dir, resume=None, given=None):
     import helper
     run = Run.resume(resume, given or {}) if resume else Run.new(settings)
     cfg = run.config
+    machine = cpu.cpu_info()
+    print(cpu.describe(machine))
+    cfg['cpu'] = machine
     dataset = datasets.get_dataset(cfg.get('dataset'), cfg['data_dir'])
     road = dataset.name == 'kitti_road'
     cfg.update(dataset=dataset.name, num_classes=dataset.num_classes, class_names=list(dataset.class_names),

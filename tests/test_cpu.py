@@ -142,7 +142,22 @@ def test_apply_environment_keeps_the_users_choice():
     settings = {'env': {'TF_ENABLE_ONEDNN_OPTS': '1', 'OTHER': 'x'}, 'measured': True}
     environ = {'TF_ENABLE_ONEDNN_OPTS': '0'}
     assert cpu.apply_environment(settings, environ) == {'OTHER': 'x'}
-    assert environ == {'TF_ENABLE_ONEDNN_OPTS': '0', 'OTHER': 'x'}
+    assert environ == {'TF_ENABLE_ONEDNN_OPTS': '0', 'OTHER': 'x', cpu.CHOSEN_ENV: 'OTHER'}
+
+
+def test_a_child_process_chooses_again(tmp_path):
+    """A training process's choice, inherited by an inference child (benchmark parts, test subprocesses),
+    is replaced by the child's own, and the log says it was chosen, not set by the user."""
+    info = info_for(tmp_path, EPYC_AVX2)
+    environ = {}
+    cpu.apply_environment(cpu.recommended_settings(info, 'train'), environ)
+    assert environ == {'TF_ENABLE_ONEDNN_OPTS': '0', cpu.CHOSEN_ENV: 'TF_ENABLE_ONEDNN_OPTS'}
+    child = dict(environ)
+    assert cpu.apply_environment(cpu.recommended_settings(info, 'infer'), child) == {'TF_ENABLE_ONEDNN_OPTS': '1'}
+    assert info_for(tmp_path, EPYC_AVX2, environ=child)['onednn_reason'] == \
+        'TF_ENABLE_ONEDNN_OPTS=1, chosen for this CPU'
+    cpu.apply_environment({'env': {}, 'measured': False}, child)  # a mode or class that chooses nothing
+    assert child == {cpu.CHOSEN_ENV: ''}
 
 
 @pytest.mark.parametrize('argv, mode', [(['main.py'], 'train'), (['main.py', '--epochs', '3'], 'train'),
