@@ -199,7 +199,7 @@ def measure(args, info, parts):
         vgg_path = vgg.build_vgg_savedmodel(os.path.join(tmp, 'vgg'), None, widths, fc_width, fc6_kernel)
         tf_model = TFModel(vgg_path, args.threads, args.inter)
         bf16 = TFModel(vgg_path, args.threads, args.inter, bf16=True) if use_bf16 else None
-        frozen = torch_peer = ort_peer = None
+        frozen = torch_peer = ort_peer = own_ort = None
         if 'infer' in parts:
             tf_model.export(os.path.join(tmp, 'run'), (h, w))
             frozen = Frozen(os.path.join(tmp, 'run'), args.threads, args.inter)
@@ -209,9 +209,9 @@ def measure(args, info, parts):
             if 'infer' in parts:
                 torch_peer.export_onnx(os.path.join(tmp, 'fcn8.onnx'), h, w)
                 ort_peer = peers.OrtPeer(os.path.join(tmp, 'fcn8.onnx'), peer_threads)
-        # ONNX Runtime on this project's own export (roadseg/export.py, ONNX from the frozen graph) belongs
-        # beside ort_peer here, as the row 'ONNX Runtime infer (project export)': the same model as 'TF infer
-        # (frozen)', for the issue's inference target (added with the ONNX Runtime backend).
+                # ONNX Runtime on this project's own export: the same weights and graph as 'TF infer (frozen)'
+                own_onnx = export.export_run(os.path.join(tmp, 'run'), ('onnx',))['onnx']
+                own_ort = peers.OrtPeer(own_onnx, peer_threads, nhwc=True)
 
         for batch in args.batches:
             images = rng.uniform(0, 255, (batch, h, w, 3)).astype(np.float32)
@@ -230,6 +230,7 @@ def measure(args, info, parts):
                 infer['TF infer bf16'] = lambda: bf16.forward(images)
             if ort_peer:
                 infer['ONNX Runtime infer'] = lambda: ort_peer.forward(images)
+                infer['ONNX Runtime infer (project export)'] = lambda: own_ort.forward(images)
             for kind, contenders, flops in (('train', train, train_flops), ('infer', infer, fwd_flops)):
                 if kind not in parts:
                     continue
@@ -258,6 +259,7 @@ def print_ratios(rows):
     """Speed ratios (>1: the first is faster) between same-batch entries of this run."""
     by = {(r['what'], r['batch']): r['s_per_image'] for r in rows}
     pairs = [('TF train', 'PyTorch train'), ('TF infer (frozen)', 'ONNX Runtime infer'),
+             ('TF infer (frozen)', 'ONNX Runtime infer (project export)'),
              ('TF infer (frozen)', 'TF infer (live graph)'), ('TF train bf16', 'TF train'),
              ('TF infer bf16', 'TF infer (frozen)')]
     print()
