@@ -107,11 +107,12 @@ def _finish(out, crop_to):
     return tf.identity(out, name='fcn_output')
 
 
-def optimize(nn_last_layer, correct_label, learning_rate, num_classes, class_weights=None):
+def optimize(nn_last_layer, correct_label, learning_rate, num_classes, class_weights=None, wrap_optimizer=None):
     """
     Cross-entropy over labelled pixels (all-zero label rows are "don't care") plus the L2 losses, Adam.
     :param class_weights: optional (num_classes,) weights (e.g. median frequency balancing): the loss is
         the weighted mean over labelled pixels, each weighted by its true class's weight
+    :param wrap_optimizer: optional callable optimizer -> optimizer, e.g. Horovod's DistributedOptimizer
     :return: (logits (pixels, num_classes), train_op, cross_entropy_loss without the L2 term)
     """
     logits = tf.reshape(nn_last_layer, (-1, num_classes), name='logits')
@@ -128,18 +129,23 @@ def optimize(nn_last_layer, correct_label, learning_rate, num_classes, class_wei
     if reg:
         total = tf.add(cross_entropy_loss, tf.add_n(reg), name='total_loss')
     global_step = tf.train.get_or_create_global_step()
-    train_op = tf.train.AdamOptimizer(learning_rate).minimize(total, global_step=global_step)
+    optimizer = tf.train.AdamOptimizer(learning_rate)
+    if wrap_optimizer is not None:
+        optimizer = wrap_optimizer(optimizer)
+    train_op = optimizer.minimize(total, global_step=global_step)
     return logits, train_op, cross_entropy_loss
 
 
 def train_nn(sess, epochs, batch_size, get_batches_fn, train_op, cross_entropy_loss, input_image,
              correct_label, keep_prob, learning_rate, keep_prob_value=0.5, learning_rate_value=1e-3,
-             first_epoch=0, on_epoch_end=None):
+             first_epoch=0, on_epoch_end=None, on_step=None):
     """
     Train for epochs [first_epoch, epochs); print each epoch's mean loss, a tqdm bar per epoch on a terminal.
     :param get_batches_fn: get_batches_fn(batch_size) yields (images, labels) batches; its optional
         num_batches(batch_size) gives the bar its total and ETA
     :param on_epoch_end: optional callback(epoch, mean_loss) after each epoch (validation, checkpoints)
+    :param on_step: optional callback(loss) -> loss to record, after each step (data-parallel ranks agree
+        there on the mean loss and on whether to stop)
     :return: list of per-epoch mean losses
     :raises TrainingDiverged: on a NaN or infinite loss, before anything else is saved
     """
@@ -154,6 +160,8 @@ def train_nn(sess, epochs, batch_size, get_batches_fn, train_op, cross_entropy_l
             _, loss = sess.run([train_op, cross_entropy_loss],
                                {input_image: images, correct_label: labels,
                                 keep_prob: keep_prob_value, learning_rate: learning_rate_value})
+            if on_step is not None:
+                loss = on_step(loss)
             if not math.isfinite(float(loss)):
                 raise TrainingDiverged('loss became {} in epoch {}; lower --learning-rate'.format(loss, epoch + 1))
             losses.append(float(loss))

@@ -7,15 +7,16 @@
 The first line names the CPU, its instruction sets and TensorFlow's oneDNN setting (roadseg/cpu.py); the
 JSON records them. bf16 rows are timed wherever TensorFlow has the bf16 rewrite (TF 2.9+), with the
 project's warning where the CPU cannot make them faster. Training and inference rows run with the settings
-the project chooses for each (cpu.recommended_settings): where those differ (oneDNN off for training, on
-for inference on AVX2), each part runs in its own process, since TensorFlow reads them at import.
+the project chooses for each (cpu.recommended_settings): where those differ from the ones this process
+started with (oneDNN off for training, on for inference on AVX2), each part runs in its own process,
+since TensorFlow reads them at import.
 
 Random weights (speed does not depend on them). Each part is measured in one process, interleaved
-(A B A B ...) over --repeats rounds, and each figure is the median; a NumPy sgemm calibration runs
-before and after, since this machine's speed drifts by about 2x over minutes. FLOPs are counted
-analytically (2 per multiply-add): convs 2*H*W*k*k*Cin*Cout at their output size, transposed convs at
-their input size; a training step is forward + 2x forward (gradients for inputs and weights) minus the
-input gradient of conv1_1, which is never computed.
+(A B A B ...) over --repeats rounds, and each figure is the median (the JSON keeps every round's); a
+NumPy sgemm calibration runs before and after, since this machine's speed drifts by about 2x over
+minutes. FLOPs are counted analytically (2 per multiply-add): convs 2*H*W*k*k*Cin*Cout at their output
+size, transposed convs at their input size; a training step is forward + 2x forward (gradients for inputs
+and weights) minus the input gradient of conv1_1, which is never computed.
 """
 import argparse
 import json
@@ -110,7 +111,7 @@ class Frozen:
     """The frozen graph as the product loads it (inference.Segmenter), in a session with these settings."""
 
     def __init__(self, folder, threads, inter, bf16=False):
-        model = inference.Segmenter(folder)
+        model = inference.Segmenter(folder, backend='tensorflow')
         assert model.frozen
         model.close()
         self.graph = model.graph
@@ -125,6 +126,18 @@ class Frozen:
             return time.perf_counter() - start
 
 
+class OrtBackend:
+    """The product's ONNX Runtime backend (Segmenter(backend='onnxruntime')) on the folder's --export ONNX."""
+
+    def __init__(self, folder, threads):
+        self.model = inference.Segmenter(folder, threads=threads, backend='onnxruntime').model
+
+    def forward(self, images):
+        start = time.perf_counter()
+        self.model.run(images)
+        return time.perf_counter() - start
+
+
 def timed(fn, runs, warmup=1):
     for _ in range(warmup):
         fn()
@@ -132,12 +145,12 @@ def timed(fn, runs, warmup=1):
 
 
 def interleaved(contenders, repeats, runs):
-    """{name: median seconds} over repeats rounds of A B A B ..., each a median of `runs` calls."""
+    """{name: [seconds per round]} over repeats rounds of A B A B ..., each a median of `runs` calls."""
     per_round = {name: [] for name in contenders}
     for _ in range(repeats):
         for name, fn in contenders.items():
             per_round[name].append(timed(fn, runs))
-    return {name: statistics.median(v) for name, v in per_round.items()}
+    return per_round
 
 
 PARTS = ('train', 'infer')
@@ -151,22 +164,24 @@ def run_benchmark(args):
     envs = {part: dict(os.environ) for part in parts}
     for part in parts:
         cpu.apply_environment(cpu.recommended_settings(info, part), envs[part])
-    if args.part or envs.get('train') == envs.get('infer'):
+    if args.child or all(env == dict(os.environ) for env in envs.values()):  # this process runs with them
         result = measure(args, info, parts)
     else:
         result = {'cpu': info, 'tensorflow': tf.__version__, 'rows': [], 'parts': {}}
         for part in parts:
             chosen = {k: v for k, v in envs[part].items() if os.environ.get(k) != v and k != cpu.CHOSEN_ENV}
             print('\n=== {} part, in a process with {}'.format(part, chosen))
+            # given as the user's own: the child's start-up (roadseg/tfcompat.py) would choose for training
+            env = {k: v for k, v in envs[part].items() if k != cpu.CHOSEN_ENV}
             with tempfile.TemporaryDirectory() as tmp:
                 out = os.path.join(tmp, 'part.json')
                 subprocess.run([sys.executable, os.path.abspath(__file__)] + sys.argv[1:] +
-                               ['--part', part, '--json', out], env=envs[part], check=True)
+                               ['--part', part, '--json', out, '--child'], env=env, check=True)
                 with open(out) as f:
                     child = json.load(f)
             result['rows'] += child['rows']
             result['parts'][part] = dict(child['parts'][part], cpu=child['cpu'])
-        print('\n=== both parts')
+        print('\n=== {} parts'.format(' and '.join(parts)))
     print_table(result['rows'])
     print_ratios(result['rows'])
     if args.json:
@@ -209,9 +224,9 @@ def measure(args, info, parts):
             if 'infer' in parts:
                 torch_peer.export_onnx(os.path.join(tmp, 'fcn8.onnx'), h, w)
                 ort_peer = peers.OrtPeer(os.path.join(tmp, 'fcn8.onnx'), peer_threads)
-                # ONNX Runtime on this project's own export: the same weights and graph as 'TF infer (frozen)'
-                own_onnx = export.export_run(os.path.join(tmp, 'run'), ('onnx',))['onnx']
-                own_ort = peers.OrtPeer(own_onnx, peer_threads, nhwc=True)
+                # the product's ONNX Runtime backend on its own export: the weights and graph of 'TF infer (frozen)'
+                export.export_run(os.path.join(tmp, 'run'), ('onnx',))
+                own_ort = OrtBackend(os.path.join(tmp, 'run'), args.threads)
 
         for batch in args.batches:
             images = rng.uniform(0, 255, (batch, h, w, 3)).astype(np.float32)
@@ -234,8 +249,10 @@ def measure(args, info, parts):
             for kind, contenders, flops in (('train', train, train_flops), ('infer', infer, fwd_flops)):
                 if kind not in parts:
                     continue
-                for name, seconds in interleaved(contenders, args.repeats, args.runs).items():
+                for name, rounds in interleaved(contenders, args.repeats, args.runs).items():
+                    seconds = statistics.median(rounds)
                     rows.append({'what': name, 'batch': batch, 's_per_image': seconds / batch,
+                                 'rounds_s_per_image': [t / batch for t in rounds],
                                  'gflops': flops * batch / seconds / 1e9})
     calib.append(sgemm_gflops(1024 if args.short else 2048))
     print('sgemm after: {:.0f} GFLOP/s'.format(calib[1]))
@@ -256,8 +273,9 @@ def print_table(rows):
 
 
 def print_ratios(rows):
-    """Speed ratios (>1: the first is faster) between same-batch entries of this run."""
-    by = {(r['what'], r['batch']): r['s_per_image'] for r in rows}
+    """Speed ratios (>1: the first is faster) between same-batch entries of this run: of the medians, and
+    the range of the per-round ratios (each of two neighbouring measurements, so less moved by load drift)."""
+    by = {(r['what'], r['batch']): r for r in rows}
     pairs = [('TF train', 'PyTorch train'), ('TF infer (frozen)', 'ONNX Runtime infer'),
              ('TF infer (frozen)', 'ONNX Runtime infer (project export)'),
              ('TF infer (frozen)', 'TF infer (live graph)'), ('TF train bf16', 'TF train'),
@@ -266,7 +284,10 @@ def print_ratios(rows):
     for batch in sorted({r['batch'] for r in rows}):
         for a, b in pairs:
             if (a, batch) in by and (b, batch) in by:
-                print('batch {:2d}: {} / {} speed = {:.2f}x'.format(batch, a, b, by[(b, batch)] / by[(a, batch)]))
+                first, second = by[(a, batch)], by[(b, batch)]
+                rounds = [y / x for x, y in zip(first['rounds_s_per_image'], second['rounds_s_per_image'])]
+                print('batch {:2d}: {} / {} speed = {:.2f}x (rounds {:.2f}-{:.2f}x)'.format(
+                    batch, a, b, second['s_per_image'] / first['s_per_image'], min(rounds), max(rounds)))
 
 
 def parse_args(argv=None):
@@ -279,7 +300,7 @@ def parse_args(argv=None):
     p.add_argument('--fc-width', type=int, default=1024, help='fc6/fc7 channels')
     p.add_argument('--fc6-kernel', type=int, default=3, help='fc6 kernel size')
     p.add_argument('--threads', type=int, default=0,
-                   help='intra-op threads of every engine (0: TensorFlow\'s choice, as main.py; peers: all cores)')
+                   help='intra-op threads of every engine (0: each engine\'s choice, as main.py; peers: all cores)')
     p.add_argument('--inter', type=int, default=0, help='TensorFlow inter-op threads (0: TensorFlow\'s choice)')
     p.add_argument('--repeats', type=int, default=None, help='interleaved rounds (default 3; --short: 1)')
     p.add_argument('--runs', type=int, default=None, help='timed calls per round (default 3; --short: 2)')
@@ -287,6 +308,7 @@ def parse_args(argv=None):
     p.add_argument('--no-peers', action='store_true', help='skip PyTorch and ONNX Runtime')
     p.add_argument('--part', choices=PARTS, help='only the training or the inference rows (default both)')
     p.add_argument('--json', help='also write the results here')
+    p.add_argument('--child', action='store_true', help=argparse.SUPPRESS)  # a part's process: measure here
     args = p.parse_args(argv)
     args.shape = args.shape or ([64, 96] if args.short else [160, 576])
     args.batches = args.batches or ([1, 2] if args.short else [1, 4, 10])

@@ -88,20 +88,19 @@ class TorchPeer:
 
 
 class OrtPeer:
-    """ONNX Runtime session on an exported network (all graph optimizations, same thread count): the PyTorch
-    peer's export (NCHW input `x`) or, with nhwc=True, this project's own (roadseg/export.py: `image_input`)."""
+    """ONNX Runtime session on the PyTorch peer's export (NCHW input `x`; all graph optimizations, same
+    thread count)."""
 
-    def __init__(self, path, threads, nhwc=False):
+    def __init__(self, path, threads):
         import onnxruntime as ort
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
-        self.nhwc = nhwc
         self.input = self.session.get_inputs()[0].name
 
     def forward(self, images):
-        x = images if self.nhwc else np.ascontiguousarray(images.transpose(0, 3, 1, 2))
+        x = np.ascontiguousarray(images.transpose(0, 3, 1, 2))
         start = time.perf_counter()
         self.session.run(None, {self.input: x})
         return time.perf_counter() - start

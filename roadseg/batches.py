@@ -32,9 +32,21 @@ def one_hot(classes, num_classes=2):
     return (classes[..., None] == np.arange(num_classes, dtype=np.uint8)).astype(np.float32)
 
 
-def epoch_rng(seed, epoch):
-    """The random stream of one epoch (data order, augmentation): the same whether or not a run was resumed."""
-    return np.random.RandomState([seed, epoch])
+def epoch_rng(seed, epoch, rank=None):
+    """The random stream of one epoch (data order, augmentation): the same whether or not a run was resumed.
+    With a rank (data-parallel training), that rank's own augmentation stream of the epoch."""
+    return np.random.RandomState([seed, epoch] if rank is None else [seed, epoch, rank])
+
+
+def shard(order, rank, size):
+    """Rank's part of one epoch's sample order (N,) among size data-parallel ranks: (ceil(N / size),) entries.
+
+    `order` must be the same on every rank; it is wrapped round to a multiple of size (up to size-1 samples
+    appear twice) and rank takes every size-th entry, so every rank runs the same number of steps and none
+    waits forever in an allreduce for a rank that finished its epoch.
+    """
+    per_rank = -(-len(order) // size)
+    return np.resize(np.asarray(order), per_rank * size)[rank::size]
 
 
 class TrainingSet:
@@ -59,13 +71,19 @@ class TrainingSet:
     def __len__(self):
         return len(self.images)
 
-    def num_batches(self, batch_size, repeat=1):
-        return -(-len(self) * repeat // batch_size)
+    def num_batches(self, batch_size, repeat=1, size=1):
+        """Batches per epoch of each of `size` data-parallel ranks."""
+        per_rank = -(-len(self) * repeat // size)
+        return -(-per_rank // batch_size)
 
-    def batches(self, batch_size, rng, augment=True, repeat=1, skip=0):
+    def batches(self, batch_size, rng, augment=True, repeat=1, skip=0, part=None):
         """One epoch: `repeat` shuffled passes as (images float32 (B,H,W,3) 0..255, labels one-hot
-        (B,H,W,C)) batches. The first `skip` batches are drawn (so the stream stays the same) but not yielded."""
+        (B,H,W,C)) batches. The first `skip` batches are drawn (so the stream stays the same) but not yielded.
+        part: (rank, size, augmentation rng) to yield only rank's shard of the order rng draws, augmented
+        with that rank's own stream."""
         order = np.concatenate([rng.permutation(len(self)) for _ in range(repeat)])
+        if part is not None:
+            order, rng = shard(order, part[0], part[1]), part[2]
         for n, start in enumerate(range(0, len(order), batch_size)):
             idx = order[start:start + batch_size]
             images = self.images[idx].astype(np.float32)
@@ -143,11 +161,12 @@ def prefetch(iterable, depth=2, poll=0.1):
 
 class EpochBatches:
     """get_batches_fn(batch_size) of the Udacity project: each call is the next epoch, and epoch e always draws
-    from the random stream (seed, e), so a resumed run sees the data an uninterrupted one would."""
+    from the random stream (seed, e), so a resumed run sees the data an uninterrupted one would. With
+    rank/size (data-parallel training) each call yields rank's shard of the epoch (batches.shard)."""
 
-    def __init__(self, dataset, augment=True, seed=0, repeat=1, prefetch_depth=2):
+    def __init__(self, dataset, augment=True, seed=0, repeat=1, prefetch_depth=2, rank=0, size=1):
         self.dataset, self.augment, self.seed, self.repeat = dataset, augment, seed, repeat
-        self.depth = prefetch_depth
+        self.depth, self.rank, self.size = prefetch_depth, rank, size
         self.num_images = len(dataset)
         self.epoch, self.skip = 0, 0
 
@@ -156,7 +175,7 @@ class EpochBatches:
         self.epoch, self.skip = epoch, skip
 
     def steps_per_epoch(self, batch_size):
-        return self.dataset.num_batches(batch_size, self.repeat)
+        return self.dataset.num_batches(batch_size, self.repeat, self.size)
 
     def num_batches(self, batch_size):
         """Batches the next call yields (an epoch less what resume_at skips)."""
@@ -164,6 +183,7 @@ class EpochBatches:
 
     def __call__(self, batch_size):
         rng = epoch_rng(self.seed, self.epoch)
-        epoch = self.dataset.batches(batch_size, rng, self.augment, self.repeat, self.skip)
+        part = (self.rank, self.size, epoch_rng(self.seed, self.epoch, self.rank)) if self.size > 1 else None
+        epoch = self.dataset.batches(batch_size, rng, self.augment, self.repeat, self.skip, part)
         self.epoch, self.skip = self.epoch + 1, 0
         return prefetch(epoch, self.depth)

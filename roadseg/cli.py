@@ -7,6 +7,7 @@ import sys
 from .datasets import DATASETS as DATASET_NAMES, detect
 from .export import FORMATS, export_run
 from .files import InputError, check_writable_dir
+from .onnx_backend import BACKENDS
 from .signals import raise_on_stop
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -27,13 +28,13 @@ MODES = ('resume', 'evaluate', 'video', 'predict', 'export')
 TRAINING_FLAGS = {'epochs', 'batch_size', 'learning_rate', 'keep_prob', 'image_shape', 'data_dir', 'vgg_dir',
                   'runs_dir', 'l2_scale', 'skip_scaling', 'fc_width', 'fc6_kernel', 'vgg_weights', 'no_augment',
                   'seed', 'threads', 'bf16', 'init_from', 'repeat', 'checkpoint_minutes', 'dataset', 'fcn',
-                  'class_weights'}
+                  'class_weights', 'horovod'}
 ALLOWED = {  # mode -> the flags that mean something in it
     'train': TRAINING_FLAGS,
     'resume': TRAINING_FLAGS - {'init_from'} | {'resume'},
-    'evaluate': {'evaluate', 'which', 'data_dir', 'threads', 'bf16'},
-    'video': {'video', 'output', 'checkpoint', 'which', 'threads', 'bf16'},
-    'predict': {'predict', 'output', 'checkpoint', 'which', 'bf16'},
+    'evaluate': {'evaluate', 'which', 'data_dir', 'threads', 'bf16', 'backend'},
+    'video': {'video', 'output', 'checkpoint', 'which', 'threads', 'bf16', 'backend'},
+    'predict': {'predict', 'output', 'checkpoint', 'which', 'bf16', 'backend'},
     'export': {'export', 'which', 'format'},
 }
 
@@ -88,6 +89,9 @@ def build_parser():
     add('--checkpoint-minutes', type=float,
         help='write last/ and best/ at most this often (0: every epoch), and at the end or on Ctrl-C (default {:g})'
         .format(d['checkpoint_minutes']))
+    add('--horovod', action='store_true', default=None,
+        help='data-parallel training as one rank of `horovodrun -np N python main.py --horovod ...`; '
+             '--batch-size is per rank, the learning rate is scaled by sqrt(N) (README, "Several GPUs")')
     add('--init-from', metavar='RUN', help='start from the weights of RUN\'s best checkpoint (fine-tuning)')
     add('--resume', metavar='RUN', help='continue an interrupted run (runs/<timestamp>.partial) from its last '
                                         'checkpoint')
@@ -100,6 +104,9 @@ def build_parser():
     add('--export', metavar='RUN', help='export a run\'s model into RUN/export/ (RUN/export_last/ with --which '
                                         'last): a frozen graph, a TF Serving SavedModel, an ONNX model')
     add('--format', nargs='+', choices=FORMATS, help='what --export writes (default {})'.format(' '.join(FORMATS)))
+    add('--backend', choices=BACKENDS,
+        help='inference engine of --evaluate, --video and --predict: TensorFlow, or ONNX Runtime on the run\'s '
+             '--export ONNX model (default auto: the one measured faster on this CPU class when it can run)')
     add('--which', choices=('best', 'last'), help='which checkpoint --evaluate, --video, --predict and --export use '
                                                    '(default {})'.format(d['which']))
     return p
@@ -204,24 +211,30 @@ def dispatch(args, m):
     which = args.which or DEFAULTS['which']
     if mode == 'video':
         from .video import overlay_video
-        overlay_video(args.checkpoint, args.video, args.output, which=which, bf16=bool(args.bf16))
+        overlay_video(args.checkpoint, args.video, args.output, which=which, bf16=bool(args.bf16),
+                      backend=args.backend or 'auto')
         return 0
     if mode == 'predict':
         from .predict import predict_folder
-        return predict_folder(args.checkpoint, args.predict, args.output, which=which, bf16=bool(args.bf16))
+        return predict_folder(args.checkpoint, args.predict, args.output, which=which, bf16=bool(args.bf16),
+                              backend=args.backend or 'auto')
     if mode == 'export':
         for path in export_run(args.export, tuple(args.format or FORMATS), which=which).values():
             print('Wrote {}'.format(path))
         return 0
     if mode == 'evaluate':
         from .evaluate import evaluate_run
-        evaluate_run(args.evaluate, args.data_dir, which=which, bf16=bool(args.bf16))
+        evaluate_run(args.evaluate, args.data_dir, which=which, bf16=bool(args.bf16), backend=args.backend or 'auto')
         return 0
+    from .distributed import Horovod, Solo
     from .train import train
-    runs_dir = args.runs_dir or DEFAULTS['runs_dir']
-    check_writable_dir(runs_dir, 'runs folder')
-    vgg_dir = args.vgg_dir or DEFAULTS['vgg_dir']
-    if mode == 'resume':
-        given = {k: v for k, v in vars(args).items() if v is not None}
-        return train(None, m, runs_dir, vgg_dir, resume=args.resume, given=given)
-    return train(training_settings(args), m, runs_dir, vgg_dir)
+    workers = Horovod() if args.horovod else Solo()
+    with workers.quiet():
+        runs_dir = args.runs_dir or DEFAULTS['runs_dir']
+        if workers.chief:
+            check_writable_dir(runs_dir, 'runs folder')
+        vgg_dir = args.vgg_dir or DEFAULTS['vgg_dir']
+        if mode == 'resume':
+            given = {k: v for k, v in vars(args).items() if v is not None}
+            return train(None, m, runs_dir, vgg_dir, workers, resume=args.resume, given=given)
+        return train(training_settings(args), m, runs_dir, vgg_dir, workers)

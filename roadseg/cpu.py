@@ -8,6 +8,7 @@ import platform
 import sys
 
 CPUINFO = '/proc/cpuinfo'
+CPUINFO_ENV = 'ROADSEG_CPUINFO'  # read this file instead of CPUINFO (tests fake a CPU with it)
 # /proc/cpuinfo flags that decide speed here: vector width, bf16 arithmetic, oneDNN's default
 FEATURES = ('avx2', 'fma', 'avx512f', 'avx512_vnni', 'avx512_bf16', 'avx_vnni', 'amx_tile', 'amx_bf16', 'amx_int8')
 # TF >= 2.9 on Linux turns oneDNN on by default when the CPU has one of these (DefaultOneDnnPolicy,
@@ -17,12 +18,14 @@ BF16_FEATURES = ('avx512_bf16', 'amx_bf16')
 TF_DISTRIBUTIONS = ('tensorflow', 'tensorflow-cpu', 'tensorflow-gpu', 'intel-tensorflow', 'nvidia-tensorflow')
 
 
-def read_cpuinfo(path=CPUINFO):
-    """(model name, set of flags) of the first processor listed in a /proc/cpuinfo-format file.
+def read_cpuinfo(path=None):
+    """(model name, set of flags) of the first processor listed in a /proc/cpuinfo-format file (path, else
+    $ROADSEG_CPUINFO, else /proc/cpuinfo).
 
     Where the file is missing or unreadable (macOS, Windows), (platform.processor() or 'unknown CPU', None):
     None means "instruction sets unknown", never "none of them".
     """
+    path = path or os.environ.get(CPUINFO_ENV) or CPUINFO
     try:
         with open(path, errors='replace') as f:
             text = f.read()
@@ -90,7 +93,7 @@ def onednn_setting(tf_version, flags, environ=None, system=None, machine=None):
     return bool(flags & set(ONEDNN_DEFAULT_FEATURES)), 'default for this CPU'
 
 
-def cpu_info(path=CPUINFO, tf_version=None, environ=None, system=None, machine=None):
+def cpu_info(path=None, tf_version=None, environ=None, system=None, machine=None):
     """JSON-ready dict for logs, config.json and benchmark JSON: model, cores, flags (FEATURES -> bool, or
     None when unknown), tensorflow version, onednn (bool or None) and onednn_reason."""
     model, flags = read_cpuinfo(path)
@@ -193,3 +196,12 @@ def apply_environment(settings, environ=None):
     environ.update(applied)
     environ[CHOSEN_ENV] = ','.join(sorted(applied))
     return applied
+
+
+def choose_at_startup(argv):
+    """Apply the recommended settings for this CPU and argv's mode (startup_mode) to os.environ, unless
+    TensorFlow is already imported (it has read them then). roadseg/tfcompat.py calls it before it imports
+    TensorFlow; the user's own variables are kept. Returns {name: value} it set."""
+    if 'tensorflow' in sys.modules:
+        return {}
+    return apply_environment(recommended_settings(cpu_info(), startup_mode(argv)))

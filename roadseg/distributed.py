@@ -1,10 +1,12 @@
 """Horovod glue for data-parallel training (`horovodrun -np N python main.py --horovod ...`).
 
-Imported only with --horovod; Horovod itself is imported on first use, so this module imports on
-every stack without it. One process (rank) per GPU, or per CPU share; each rank reads its own shard of
-every epoch, Horovod averages the gradients (ring allreduce), rank 0 (the chief) alone writes files.
+Horovod itself is imported on first use (Horovod() below), so this module imports on every stack without
+it and training without --horovod (Solo) never imports it. One process (rank) per GPU, or per CPU share;
+each rank reads its own shard of every epoch (batches.shard), Horovod averages the gradients (ring
+allreduce), rank 0 (the chief) alone validates and writes files. train.py asks the same questions of Solo
+and Horovod, so the single-process path runs exactly as before.
 
-Learning rate: `--batch-size` is per rank, so a step averages size * batch_size images. The default
+Learning rate: `--batch-size` is per rank, so a step averages size * batch_size images. The rule here
 rule multiplies Adam's learning rate by sqrt(size): k times the images per step cut the gradient
 noise's standard deviation by sqrt(k), and for Adam, whose step is normalised by the gradient's size,
 matching the training dynamics gives lr * sqrt(k) (Malladi et al., NeurIPS 2022, who also rescale the
@@ -12,6 +14,8 @@ betas; not done here), for SGD lr * k (the linear rule, Goyal et al. 2017, with 
 1e-3 already trained worse than at 1e-4 (README): lr * 8 on 8 GPUs would overshoot.
 """
 import collections
+import contextlib
+import hashlib
 import math
 import os
 import signal
@@ -19,11 +23,10 @@ import signal
 import numpy as np
 
 from .files import InputError, first_line
-from .signals import STOP_SIGNALS
+from .signals import STOP_SIGNALS, deferred_stop, raise_on_stop
 from .tfcompat import tf
 
 INSTALL_HINT = 'build it with scripts/install_horovod.sh (TF 1.15.5 / Python 3.7; see README)'
-LR_RULES = ('sqrt', 'linear', 'none')
 
 
 def _hvd():
@@ -43,32 +46,9 @@ def init():
     return hvd.rank(), hvd.size()
 
 
-def rank():
-    """This process's index in 0..size-1."""
-    return _hvd().rank()
-
-
-def size():
-    """Number of processes in the job."""
-    return _hvd().size()
-
-
-def local_rank():
-    """This process's index among the processes on its machine (its GPU)."""
-    return _hvd().local_rank()
-
-
-def is_chief():
-    """True on rank 0, the one process that validates and writes the run folder."""
-    return rank() == 0
-
-
-def scaled_learning_rate(learning_rate, workers, rule='sqrt'):
-    """The learning rate for `workers` ranks of --batch-size images each (module docstring):
-    'sqrt' lr * sqrt(workers) (default, for Adam), 'linear' lr * workers (SGD), 'none' lr."""
-    if rule not in LR_RULES:
-        raise ValueError('learning-rate rule must be one of {}, got {!r}'.format(', '.join(LR_RULES), rule))
-    return learning_rate * {'sqrt': math.sqrt(workers), 'linear': workers, 'none': 1}[rule]
+def scaled_learning_rate(learning_rate, workers):
+    """The learning rate for `workers` ranks of --batch-size images each: lr * sqrt(workers) (module docstring)."""
+    return learning_rate * math.sqrt(workers)
 
 
 def distributed_optimizer(optimizer):
@@ -95,6 +75,13 @@ def broadcast_object(obj):
         return hvd.broadcast_object(obj, 0, session=sess, name='broadcast_object')
 
 
+def allgather_object(obj):
+    """[rank 0's obj, rank 1's obj, ...] on every rank (a graph and session of its own, like broadcast_object)."""
+    hvd = _hvd()
+    with tf.Graph().as_default(), tf.Session(config=configure_session(tf.ConfigProto())) as sess:
+        return hvd.allgather_object(obj, session=sess, name='allgather_object')
+
+
 def configure_session(config):
     """`config` (a ConfigProto) fitted to this rank and returned: GPU number local_rank only (one process
     per GPU; ignored without GPUs) and, if intra-op threads were left at 0, this machine's cores shared
@@ -104,18 +91,6 @@ def configure_session(config):
     if config.intra_op_parallelism_threads == 0:
         config.intra_op_parallelism_threads = max(1, (os.cpu_count() or 1) // hvd.local_size())
     return config
-
-
-def shard(order, rank, size):
-    """This rank's part of one epoch's sample order (N,): (ceil(N / size),) entries.
-
-    `order` must be the same on every rank (e.g. batches.epoch_rng(seed, epoch).permutation(N)); it is
-    wrapped round to a multiple of size (up to size-1 samples appear twice) and rank takes every size-th
-    entry. Every rank thus runs the same number of steps, so none waits forever in an allreduce for a
-    rank that finished its epoch. Augment with a random stream of each rank's own, not the order's.
-    """
-    per_rank = -(-len(order) // size)
-    return np.resize(np.asarray(order), per_rank * size)[rank::size]
 
 
 Vote = collections.namedtuple('Vote', 'interrupted diverged mean_loss')
@@ -166,3 +141,117 @@ class StopVote:
     def barrier(self, sess):
         """Return once every rank has called it (e.g. after rank 0 saved its checkpoint)."""
         sess.run(self._total, {self._local: [0.0, 0.0, 0.0]})
+
+
+def digest(values):
+    """sha256 hex digest of a list of numpy arrays (e.g. sess.run(variables)), the same for equal values."""
+    h = hashlib.sha256()
+    for v in values:
+        h.update(np.ascontiguousarray(v).tobytes())
+    return h.hexdigest()
+
+
+class Solo:
+    """The whole job in this one process (training without --horovod): what train.py asks of its workers,
+    each a no-op or the plain single-process behaviour."""
+    rank, size, local_rank, chief = 0, 1, 0, True
+
+    def session_config(self, config):
+        return config
+
+    def learning_rate(self, learning_rate):
+        return learning_rate
+
+    def optimizer(self, optimizer):
+        return optimizer
+
+    def build(self):
+        """Call once the training graph is complete."""
+
+    def sync(self, sess):
+        """Make every rank's variables rank 0's (after initialising, and after rank 0 restored a checkpoint)."""
+
+    def share(self, obj):
+        return obj
+
+    def quiet(self):
+        """Context in which this rank prints nothing to stdout (only the chief reports)."""
+        return contextlib.nullcontext()
+
+    def stop_guard(self):
+        """Context around the training loop deciding how Ctrl-C/SIGTERM stop it (here: KeyboardInterrupt at once)."""
+        return raise_on_stop()
+
+    def deferred(self):
+        """Context holding Ctrl-C/SIGTERM while the chief validates and saves (deferred_stop)."""
+        return deferred_stop()
+
+    def on_step(self, sess):
+        """train_nn's per-step callback, loss -> the loss to report; None when there is nothing to agree on."""
+        return None
+
+    def barrier(self, sess):
+        """Return once every rank got here."""
+
+    def check_identical(self, sess, variables):
+        """The variables' digest; with several ranks, RuntimeError unless every rank holds the same values."""
+        return digest(sess.run(variables))
+
+
+class Horovod(Solo):
+    """This process as one rank of a `horovodrun -np N python main.py --horovod` job (module docstring)."""
+
+    def __init__(self):
+        self.rank, self.size = init()
+        self.local_rank, self.chief = _hvd().local_rank(), self.rank == 0
+        self._vote = self._sync = None
+        self._devnull = None
+
+    def session_config(self, config):
+        return configure_session(config)
+
+    def learning_rate(self, learning_rate):
+        return scaled_learning_rate(learning_rate, self.size)
+
+    def optimizer(self, optimizer):
+        return distributed_optimizer(optimizer)
+
+    def build(self):
+        self._vote, self._sync = StopVote(), broadcast_variables_op()
+
+    def sync(self, sess):
+        sess.run(self._sync)
+
+    def share(self, obj):
+        return broadcast_object(obj)
+
+    def quiet(self):
+        if self.chief:
+            return contextlib.nullcontext()
+        self._devnull = self._devnull or open(os.devnull, 'w')
+        return contextlib.redirect_stdout(self._devnull)
+
+    def stop_guard(self):
+        return self._vote
+
+    def deferred(self):
+        return contextlib.nullcontext()  # the StopVote already holds the signals until the next step's vote
+
+    def on_step(self, sess):
+        def vote(loss):
+            result = self._vote(sess, loss)
+            if result.interrupted:
+                raise KeyboardInterrupt
+            return result.mean_loss  # NaN on every rank when any rank diverged: train_nn stops them all
+
+        return vote
+
+    def barrier(self, sess):
+        self._vote.barrier(sess)
+
+    def check_identical(self, sess, variables):
+        digests = allgather_object(digest(sess.run(variables)))
+        if len(set(digests)) != 1:
+            raise RuntimeError('the {} Horovod ranks ended with different weights (sha256 {})'.format(
+                self.size, ', '.join(d[:12] for d in digests)))
+        return digests[0]

@@ -154,17 +154,18 @@ def run_dataset(run, data_dir=None):
     return datasets.get_dataset(name, data_dir, **config.get('dataset_options', {}))
 
 
-def evaluate_run(run, data_dir=None, out_dir=None, which='best', batch_size=4, bf16=False):
+def evaluate_run(run, data_dir=None, out_dir=None, which='best', batch_size=4, bf16=False, backend='auto'):
     """Evaluate a training run's checkpoint on the validation split of its data (or data_dir); writes
-    RUN/evaluation_<which>[_bf16]/ and returns the metrics."""
+    RUN/evaluation_<which>[_bf16]/ and returns the metrics. backend: see inference.Segmenter."""
     dataset = run_dataset(run, data_dir)
     samples = dataset.samples('val')
     if not samples:
         raise InputError('no validation images in {}'.format(dataset.data_dir))
-    model = Segmenter(run, which, bf16=bf16)
+    model = Segmenter(run, which, bf16=bf16, backend=backend)
     out_dir = out_dir or os.path.join(run, 'evaluation_{}{}'.format(which, '_bf16' if bf16 else ''))
     check_writable_dir(out_dir, 'evaluation folder')
-    print('Evaluating {} on {} validation images of {}'.format(model.prefix, len(samples), dataset.data_dir))
+    print('Evaluating {} ({}) on {} validation images of {}'.format(model.prefix, model.backend, len(samples),
+                                                                     dataset.data_dir))
     if len(samples) < 10:
         print('warning: only {} validation images: the numbers are noisy'.format(len(samples)))
     scores = scores_for(dataset)
@@ -175,7 +176,8 @@ def evaluate_run(run, data_dir=None, out_dir=None, which='best', batch_size=4, b
         model.close()
     results = write_report(out_dir, scores, worst, {'checkpoint': model.prefix, 'images': len(samples),
                                                     'data_dir': dataset.data_dir, 'threshold': THRESHOLD,
-                                                    'frozen_graph': model.frozen, 'bf16': bf16})
+                                                    'frozen_graph': model.frozen, 'bf16': bf16,
+                                                    'backend': model.backend})
     print_results(results)
     print('Wrote {}'.format(out_dir))
     return results

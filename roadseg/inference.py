@@ -1,16 +1,17 @@
 """Inference: the Python API (Segmenter), batched prediction at any frame size, overlays.
 
     from roadseg import Segmenter
-    seg = Segmenter('runs/<timestamp>')           # its best/ checkpoint
+    seg = Segmenter('runs/<timestamp>')           # its best/ checkpoint; backend='onnxruntime' for its ONNX export
     probs, classes = seg.predict(image)           # uint8 (H, W, 3) -> (H, W, C) float32, (H, W) uint8
 
-The model runs in its own tf.Graph and Session: a TF 2.x host program stays in eager mode.
+With TensorFlow the model runs in its own tf.Graph and Session: a TF 2.x host program stays in eager mode.
 """
 import json
 import os
 
 import numpy as np
 
+from . import onnx_backend
 from .export import (FROZEN, IMAGE_INPUT, PROBABILITIES, find_checkpoint, freeze_checkpoint, read_frozen,
                      read_image_shape, run_folder)
 from .files import InputError
@@ -109,27 +110,20 @@ def run_classes(run_dir, num_classes):
     return [str(n) for n in names], [tuple(c) for c in colors]
 
 
-class Segmenter:
-    """A trained run loaded for inference, in its own tf.Graph and Session.
+class TFGraph:
+    """The TensorFlow backend of Segmenter: prefix's frozen_inference.pb when it is newer than the checkpoint,
+    else the checkpoint's own .meta graph frozen in memory, in its own tf.Graph and Session. Attributes:
+    graph, sess, frozen (True when the frozen file was used), num_classes."""
 
-    Loads RUN/<which>/frozen_inference.pb when it is newer than the checkpoint, else freezes the
-    checkpoint's own .meta graph in memory. A run without best/ uses last/ with a note. Attributes:
-    image_shape (h, w) the network runs at (from the run's config.json), num_classes, prefix (the
-    checkpoint), frozen (True when the frozen file was used). Loading runs the graph the files contain:
-    load only models you trust.
-    """
-
-    def __init__(self, run, which='best', threads=0, bf16=False):
-        self.prefix = find_checkpoint(run, which)
-        self.image_shape = read_image_shape(run_folder(self.prefix))
-        path = os.path.join(os.path.dirname(self.prefix), FROZEN)
-        self.frozen = os.path.exists(path) and os.path.getmtime(path) >= os.path.getmtime(self.prefix + '.index')
+    def __init__(self, prefix, image_shape, threads=0, bf16=False):
+        path = os.path.join(os.path.dirname(prefix), FROZEN)
+        self.frozen = os.path.exists(path) and os.path.getmtime(path) >= os.path.getmtime(prefix + '.index')
         graph_def = read_frozen(path) if self.frozen else None
         if graph_def is not None and not any(n.name == PROBABILITIES for n in graph_def.node):
             print('note: {} has no {} output (an older export); using the checkpoint'.format(path, PROBABILITIES))
             graph_def, self.frozen = None, False
         if graph_def is None:
-            graph_def = freeze_checkpoint(self.prefix, self.image_shape)
+            graph_def = freeze_checkpoint(prefix, image_shape)
         try:
             config = session_config(threads, bf16=bf16)
         except ValueError as e:
@@ -138,19 +132,47 @@ class Segmenter:
         with self.graph.as_default():
             tf.import_graph_def(graph_def, name='')
         self.num_classes = int(self.graph.get_tensor_by_name(PROBABILITIES + ':0').shape[-1])
-        spec = run_classes(run_folder(self.prefix), self.num_classes)
-        self.class_names, self.colors = spec or (['background', 'road'], None)
         self.sess = tf.Session(graph=self.graph, config=config)
 
-    def _run(self, batch):
+    def run(self, batch):
+        """float32 (N, h, w, 3) RGB 0..255 at the training size -> float32 (N, h, w, C) probabilities."""
         with self.graph.as_default():  # TF 2.x: feeds resolve inside the graph, not in eager mode
             return self.sess.run(PROBABILITIES + ':0', {IMAGE_INPUT + ':0': batch})
+
+    def close(self):
+        self.sess.close()
+
+
+class Segmenter:
+    """A trained run loaded for inference over a backend: 'tensorflow' (TFGraph: the frozen graph or the
+    checkpoint, in its own tf.Graph and Session), 'onnxruntime' (the run's ONNX export, onnx_backend), or
+    'auto': the one measured faster on this CPU class where it can run (onnx_backend.AUTO). A run without
+    best/ uses last/ with a note. Attributes: image_shape (h, w) the network runs at (from the run's
+    config.json), num_classes, prefix (the checkpoint), backend ('tensorflow' or 'onnxruntime'), model (that
+    backend's TFGraph or OnnxRuntime), frozen (True when TensorFlow's frozen file was used), graph (the
+    tf.Graph; None with onnxruntime). threads: intra-op threads (0: the engine's choice). Loading runs the
+    graph the files contain: load only models you trust.
+    """
+
+    def __init__(self, run, which='best', threads=0, bf16=False, backend='auto'):
+        self.prefix = find_checkpoint(run, which)
+        self.image_shape = read_image_shape(run_folder(self.prefix))
+        self.backend = onnx_backend.choose(backend, self.prefix, bf16)
+        if self.backend == 'onnxruntime':
+            self.model = onnx_backend.OnnxRuntime(self.prefix, self.image_shape, threads)
+        else:
+            self.model = TFGraph(self.prefix, self.image_shape, threads, bf16)
+        self.frozen = getattr(self.model, 'frozen', False)
+        self.graph = getattr(self.model, 'graph', None)
+        self.num_classes = self.model.num_classes
+        spec = run_classes(run_folder(self.prefix), self.num_classes)
+        self.class_names, self.colors = spec or (['background', 'road'], None)
 
     def predict_iter(self, images, batch_size=4):
         """Yield (probabilities float32 (H, W, C), classes uint8 (H, W)) for each uint8 RGB (H, W, 3) image
         of an iterable (a stream: at most batch_size images are held), at each image's own size."""
         checked = (_checked(image, i) for i, image in enumerate(images))
-        for probs in _predict(self._run, checked, self.image_shape, batch_size):
+        for probs in _predict(self.model.run, checked, self.image_shape, batch_size):
             yield probs, np.argmax(probs, axis=-1).astype(np.uint8)
 
     def predict(self, images, batch_size=4):
@@ -168,7 +190,7 @@ class Segmenter:
         return probs, classes
 
     def close(self):
-        self.sess.close()
+        self.model.close()
 
     def __enter__(self):
         return self

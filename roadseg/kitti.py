@@ -1,4 +1,4 @@
-"""KITTI Road data: listing and pairing files, decoding masks, the fixed validation split."""
+"""KITTI Road data: listing and pairing files, decoding masks, the fixed validation and selection splits."""
 import glob
 import os
 
@@ -12,7 +12,12 @@ BACKGROUND = (255, 0, 0)
 ROAD = (255, 0, 255)
 IMAGE_EXTS = ('.png', '.jpg', '.jpeg')
 CATEGORIES = ('um', 'umm', 'uu')
-SPLIT_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'splits', 'val.txt')
+SPLITS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'splits')
+SPLIT_FILE = os.path.join(SPLITS_DIR, 'val.txt')       # the report split
+SELECT_FILE = os.path.join(SPLITS_DIR, 'select.txt')   # the checkpoint-selection split
+SELECT_HEADER = ('# KITTI Road selection split (picks the kept checkpoint; val.txt, the report split, never does):\n'
+                 '# of the training images not in val.txt, within um/umm/uu, sorted, every 10th (index 5, 15, ...).\n'
+                 '# Made by roadseg.kitti.select_split_text; training never sees these.\n')
 
 
 def image_files(folder):
@@ -108,15 +113,32 @@ def load_pair(image_path, mask_path):
 
 
 def read_split(path=SPLIT_FILE):
-    with open(path) as f:
-        return {line.strip() for line in f if line.strip() and not line.startswith('#')}
+    """The set of image file names a split file lists (lines starting with # are comments)."""
+    try:
+        with open(path) as f:
+            return {line.strip() for line in f if line.strip() and not line.startswith('#')}
+    except (IOError, OSError) as e:
+        raise InputError('split file {}: {}'.format(path, e.strerror or e))
 
 
-def split_pairs(pairs, val_names):
-    """(train, val) lists: val holds the pairs whose image file name is in val_names."""
-    train = [p for p in pairs if os.path.basename(p[0]) not in val_names]
-    val = [p for p in pairs if os.path.basename(p[0]) in val_names]
-    return train, val
+def read_splits(val_file=SPLIT_FILE, select_file=SELECT_FILE):
+    """(val names, select names) from the two split files; a name in both is an InputError."""
+    val, select = read_split(val_file), read_split(select_file)
+    both = sorted(val & select)
+    if both:
+        raise InputError('{}: {} is also in the validation split {}; the splits must not overlap'.format(
+            select_file, both[0], val_file))
+    return val, select
+
+
+def split_pairs(pairs, val_names, select_names):
+    """(train, val, select) lists: val and select hold the pairs whose image file name is in val_names and
+    select_names; train the rest."""
+    parts = {'train': [], 'val': [], 'select': []}
+    for pair in pairs:
+        name = os.path.basename(pair[0])
+        parts['val' if name in val_names else 'select' if name in select_names else 'train'].append(pair)
+    return parts['train'], parts['val'], parts['select']
 
 
 def make_split(names):
@@ -126,6 +148,22 @@ def make_split(names):
         members = sorted(n for n in names if category(n) == cat)
         val += members[4::5]
     return sorted(val)
+
+
+def make_select_split(names, val_names):
+    """The checkpoint-selection split: of the names not in val_names, within each category, sorted, every
+    10th (index 5, 15, ...): round(n / 10) of a category's n names (a half rounds down), spread over its
+    sorted order, never its first five (so the bundled sample's 000000/000001 stay training images)."""
+    select = []
+    for cat in CATEGORIES:
+        members = sorted(n for n in names if category(n) == cat and n not in val_names)
+        select += members[5::10]
+    return sorted(select)
+
+
+def select_split_text(names, val_names):
+    """The contents of splits/select.txt for all training image names (um_000000.png, ...) and val's."""
+    return SELECT_HEADER + ''.join(name + '\n' for name in make_select_split(names, val_names))
 
 
 def list_test_images(data_dir):

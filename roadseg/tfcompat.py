@@ -4,10 +4,15 @@ Nothing global is switched: v2 behaviour stays on under TF 2.x, so a host progra
 Graph-mode code therefore builds in an explicit `with tf.Graph().as_default():` (placeholders, sessions and
 summaries need one); there, `tf.get_variable` makes resource variables on TF 2.x (reference variables on
 1.15), with the same checkpoint names, and static shapes hold ints on 2.x (Dimensions on 1.15).
+
+Before the import, the settings measured best for this CPU and the command line's mode (training or
+inference) are put in the environment, where TensorFlow reads them (roadseg/cpu.py; yours win).
 """
 import os
 import sys
 import tempfile
+
+from . import cpu
 
 
 def _import_quietly():
@@ -38,6 +43,7 @@ def _import_quietly():
     return tf
 
 
+cpu.choose_at_startup(sys.argv)
 tf = _import_quietly()
 tf.logging.set_verbosity(tf.logging.ERROR)
 

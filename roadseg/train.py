@@ -7,20 +7,21 @@ import time
 import numpy as np
 from PIL import Image
 
-from . import cpu, datasets
+from . import cpu, datasets, splits
 from . import evaluate as evaluation
 from .batches import EpochBatches, TrainingSet
 from .evaluate import THRESHOLD
-from .export import FROZEN, add_inference_outputs, find_checkpoint, write_frozen
+from .export import FROZEN, add_inference_outputs, find_checkpoint, run_folder, write_frozen
 from .files import (InputError, append_line, finish_run_dir, first_line, new_run_dir, save_image_atomic,
                     write_bytes_atomic)
 from .inference import overlay, predict_probabilities
 from .palette import legend, overlay as class_overlay
 from .progress import bar
+from .signals import deferred_stop
+from .tfcompat import session_config, tf
+from .validation import Validator, summarize
 
 ROAD_COLORS = ((0, 0, 0), (0, 255, 0))  # display colours of a road run: road in translucent green
-from .signals import deferred_stop, raise_on_stop
-from .tfcompat import session_config, tf
 
 TRAINING_KEYS = ('epochs', 'batch_size', 'learning_rate', 'keep_prob', 'image_shape', 'l2_scale', 'skip_scaling',
                  'fc_width', 'fc6_kernel', 'no_augment', 'seed', 'threads', 'bf16', 'init_from', 'repeat',
@@ -78,16 +79,18 @@ def _flag_value(value):
     return ' '.join(str(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
-def build_graph(m, sess, vgg_path, cfg, num_classes, class_weights=None):
-    """load_vgg + layers + optimize in sess.graph; returns a dict of the tensors and ops training uses."""
+def build_graph(m, sess, vgg_path, cfg, num_classes, class_weights=None, wrap_optimizer=None):
+    """load_vgg + layers + optimize in sess.graph; returns a dict of the tensors and ops training uses.
+    class_weights, wrap_optimizer: optimize()'s options, passed only when set (a Udacity optimize() lacks them)."""
     image_input, keep_prob, layer3, layer4, layer7 = m.load_vgg(sess, vgg_path)
     pretrained = set(tf.global_variables())
     correct_label = tf.placeholder(tf.float32, [None, None, None, num_classes], name='correct_label')
     learning_rate = tf.placeholder(tf.float32, [], name='learning_rate')
     output = m.layers(layer3, layer4, layer7, num_classes, l2_scale=cfg['l2_scale'],
                       skip_scaling=cfg['skip_scaling'], crop_to=image_input, variant=cfg.get('fcn', 8))
-    logits, train_op, loss = m.optimize(output, correct_label, learning_rate, num_classes,
-                                        **({'class_weights': class_weights} if class_weights is not None else {}))
+    options = {k: v for k, v in (('class_weights', class_weights), ('wrap_optimizer', wrap_optimizer))
+               if v is not None}
+    logits, train_op, loss = m.optimize(output, correct_label, learning_rate, num_classes, **options)
     probabilities, _ = add_inference_outputs(output, num_classes)
     epochs_done = tf.Variable(0, trainable=False, name='epochs_done')
     best_metric = tf.Variable(-1.0, trainable=False, name='best_val_iou')
@@ -98,6 +101,22 @@ def build_graph(m, sess, vgg_path, cfg, num_classes, class_weights=None):
                 epochs_done=epochs_done, best_metric=best_metric, step=tf.train.get_global_step(),
                 set_epochs=tf.assign(epochs_done, tf.cast(value, tf.int32)), set_best=tf.assign(best_metric, value),
                 value=value, num_classes=num_classes)
+
+
+def check_splits(cfg, dataset, resume):
+    """Record the dataset's split checksums in cfg['splits']; InputError when --resume or --init-from would
+    continue a run of the same dataset across a changed split file (roadseg/splits.py)."""
+    current = splits.checksums(dataset)
+    if resume:
+        splits.check_unchanged(cfg.get('splits'), current, os.path.join(resume.rstrip('/\\'), 'config.json'),
+                               '--resume')
+    elif cfg['init_from']:
+        path = os.path.join(run_folder(find_checkpoint(cfg['init_from'], 'best')), 'config.json')
+        with open(path) as f:
+            source = json.load(f)
+        if source.get('dataset', 'kitti_road') == dataset.name:
+            splits.check_unchanged(source.get('splits'), current, path, '--init-from')
+    cfg['splits'] = current
 
 
 class Checkpoints:
@@ -170,11 +189,23 @@ def restore(saver, sess, prefix, num_classes, variables):
                          .format(prefix, num_classes, first_line(e)))
 
 
-def train(settings, m, runs_dir, vgg_dir, resume=None, given=None):
-    """Train a new run (settings: the training flags) or resume one; returns the exit code."""
+def train(settings, m, runs_dir, vgg_dir, workers, resume=None, given=None):
+    """Train a new run (settings: the training flags) or resume one; returns the exit code.
+
+    workers: distributed.Solo(), or distributed.Horovod() when this process is one rank of a horovodrun job:
+    then every rank trains on its shard, and rank 0 (the chief) alone reads and writes the run folder.
+    """
     import helper
-    run = Run.resume(resume, given or {}) if resume else Run.new(settings)
-    cfg = run.config
+    run = None
+    if workers.chief:
+        run = Run.resume(resume, given or {}) if resume else Run.new(settings)
+        trained_by = run.config.setdefault('workers', 1 if resume else workers.size)
+        if trained_by != workers.size:
+            raise InputError('{} was trained by {} process(es); resume it with as many: {}'.format(
+                resume, trained_by, 'python main.py --resume RUN' if trained_by == 1 else
+                'horovodrun -np {} python main.py --horovod --resume RUN'.format(trained_by)))
+    cfg = workers.share(run.config if run else None)
+    run = run or Run(cfg)  # another rank's view of the run: it never touches the folder
     machine = cpu.cpu_info()
     print(cpu.describe(machine))
     cfg['cpu'] = machine
@@ -182,10 +213,14 @@ def train(settings, m, runs_dir, vgg_dir, resume=None, given=None):
     road = dataset.name == 'kitti_road'
     cfg.update(dataset=dataset.name, num_classes=dataset.num_classes, class_names=list(dataset.class_names),
                class_colors=[list(c) for c in (ROAD_COLORS if road else dataset.colors)])
+    if workers.chief:
+        check_splits(cfg, dataset, resume)
     image_shape = tuple(cfg['image_shape'])
-    val_samples = dataset.samples('val')
+    val_samples, select_samples = dataset.samples('val'), dataset.samples(datasets.SELECT)
+    choose_samples = select_samples or val_samples  # the kept epoch is chosen on these (roadseg/validation.py)
     training_set = TrainingSet(dataset.samples('train'), dataset.load, image_shape, dataset.num_classes)
-    get_batches_fn = EpochBatches(training_set, not cfg['no_augment'], cfg['seed'], cfg['repeat'])
+    get_batches_fn = EpochBatches(training_set, not cfg['no_augment'], cfg['seed'], cfg['repeat'],
+                                  rank=workers.rank, size=workers.size)
     class_weights = None
     if cfg.get('class_weights') == 'median':
         class_weights = datasets.median_frequency_weights(dataset, 'train')
@@ -197,42 +232,63 @@ def train(settings, m, runs_dir, vgg_dir, resume=None, given=None):
             batch_size, get_batches_fn.num_images, get_batches_fn.num_images))
         batch_size = get_batches_fn.num_images
     steps_per_epoch = get_batches_fn.steps_per_epoch(batch_size)
+    if workers.local_rank:
+        workers.share(None)  # wait until this machine's first rank has vgg/ (built at most once per machine)
     vgg_path, vgg_source = helper.maybe_download_pretrained_vgg(vgg_dir, cfg['fc_width'], cfg['fc6_kernel'],
                                                                 vgg_weights=cfg['vgg_weights'])
+    if not workers.local_rank:
+        workers.share(None)
     print('Encoder: {} ({})'.format(vgg_path, vgg_source))
     cfg.setdefault('vgg_source', vgg_source)
-    run.create(runs_dir)
-    print('Run folder: {} ({}: {} classes; {} training images x {} per epoch, {} steps of {}; {} validation '
-          'images)'.format(run.partial, dataset.name, dataset.num_classes, get_batches_fn.num_images,
-                           cfg['repeat'], steps_per_epoch, batch_size, len(val_samples)))
+    learning_rate = workers.learning_rate(cfg['learning_rate'])
+    if workers.chief:
+        run.create(runs_dir)
+        print('Run folder: {} ({}: {} classes; {} training images x {} per epoch, {} steps of {}; {})'.format(
+            run.partial, dataset.name, dataset.num_classes, get_batches_fn.num_images, cfg['repeat'], steps_per_epoch,
+            batch_size, '{} validation images'.format(len(val_samples)) if not select_samples else
+            '{} selection images choose the kept epoch, {} report-split images are only measured'.format(
+                len(select_samples), len(val_samples))))
+    if workers.size > 1:
+        print('Horovod: {} ranks, each {} steps of {} images per epoch ({} images per step); learning rate {:g} '
+              'x sqrt({}) = {:g}'.format(workers.size, steps_per_epoch, batch_size, workers.size * batch_size,
+                                         cfg['learning_rate'], workers.size, learning_rate))
 
     graph = tf.Graph()
-    with graph.as_default(), tf.Session(graph=graph, config=session_config(cfg['threads'], bf16=cfg['bf16'])) as sess:
+    config = workers.session_config(session_config(cfg['threads'], bf16=cfg['bf16']))
+    with graph.as_default(), tf.Session(graph=graph, config=config) as sess:
         tf.set_random_seed(cfg['seed'])
-        g = build_graph(m, sess, vgg_path, cfg, dataset.num_classes, class_weights)
+        g = build_graph(m, sess, vgg_path, cfg, dataset.num_classes, class_weights,
+                        workers.optimizer if workers.size > 1 else None)
+        workers.build()
         ckpt = Checkpoints(sess, run, g, cfg['checkpoint_minutes'])
-        last = tf.train.latest_checkpoint(run.path('last'))
+        last = tf.train.latest_checkpoint(run.path('last')) if workers.chief else None
         if last:
             restore(ckpt.last_saver, sess, last, dataset.num_classes, tf.global_variables())
-            done, step = (int(v) for v in sess.run([g['epochs_done'], g['step']]))
-            skip = step - done * steps_per_epoch
-            get_batches_fn.resume_at(done, max(skip, 0))
-            print('Resumed from {}: epoch {} of {}{}'.format(last, done, cfg['epochs'], ', continuing epoch {} at '
-                  'step {} of {}'.format(done + 1, skip + 1, steps_per_epoch) if 0 < skip < steps_per_epoch else ''))
-        elif resume:
+        elif workers.chief and resume:
             print('note: {} has no checkpoint yet; starting from epoch 1'.format(run.path('last')))
-        elif cfg['init_from']:
+        elif workers.chief and cfg['init_from']:
             start = find_checkpoint(cfg['init_from'], 'best')
             restore(tf.train.Saver(tf.trainable_variables()), sess, start, dataset.num_classes,
                     tf.trainable_variables())
             print('Weights initialised from {}'.format(start))
-        writer = tf.summary.FileWriter(run.path('logs'), graph if not last else None)
-        validator = Validator(sess, g, dataset, val_samples, image_shape)
+        workers.sync(sess)  # every rank starts from the chief's weights
+        done, step = (int(v) for v in sess.run([g['epochs_done'], g['step']]))
+        skip = step - done * steps_per_epoch
+        get_batches_fn.resume_at(done, max(skip, 0))
+        if last:
+            print('Resumed from {}: epoch {} of {}{}'.format(last, done, cfg['epochs'], ', continuing epoch {} at '
+                  'step {} of {}'.format(done + 1, skip + 1, steps_per_epoch) if 0 < skip < steps_per_epoch else ''))
+        if workers.chief:
+            writer = tf.summary.FileWriter(run.path('logs'), graph if not last else None)
+            validator = Validator(sess, g, dataset, choose_samples, val_samples if select_samples else [],
+                                  image_shape)
 
         def on_epoch_end(epoch, mean_loss):
-            with deferred_stop():  # validation, checkpoints and history stay consistent under Ctrl-C
-                entry = {'epoch': epoch + 1, 'step': int(sess.run(g['step'])), 'loss': mean_loss}
+            with workers.deferred():  # validation, checkpoints and history stay consistent under Ctrl-C
                 sess.run(g['set_epochs'], {g['value']: epoch + 1})
+                if not workers.chief:
+                    return
+                entry = {'epoch': epoch + 1, 'step': int(sess.run(g['step'])), 'loss': mean_loss}
                 result = validator.run(entry)
                 if result is None or entry['val_iou'] > sess.run(g['best_metric']):
                     sess.run(g['set_best'], {g['value']: entry.get('val_iou', 0.0)})
@@ -246,21 +302,31 @@ def train(settings, m, runs_dir, vgg_dir, resume=None, given=None):
                 append_line(run.path('history.jsonl'), json.dumps(entry))
 
         try:
-            with raise_on_stop():
+            with workers.stop_guard():
                 m.train_nn(sess, cfg['epochs'], batch_size, get_batches_fn, g['train_op'], g['loss'],
                            g['image_input'], g['correct_label'], g['keep_prob'], g['learning_rate'],
-                           keep_prob_value=cfg['keep_prob'], learning_rate_value=cfg['learning_rate'],
-                           first_epoch=int(sess.run(g['epochs_done'])), on_epoch_end=on_epoch_end)
+                           keep_prob_value=cfg['keep_prob'], learning_rate_value=learning_rate,
+                           first_epoch=done, on_epoch_end=on_epoch_end, on_step=workers.on_step(sess))
         except KeyboardInterrupt:
-            ckpt.save()
-            print('\nInterrupted: checkpoint saved in {}; continue with: python main.py --resume {}'.format(
-                run.path('last'), run.partial), file=sys.stderr)
+            if workers.chief:
+                ckpt.save()
+                print('\nInterrupted: checkpoint saved in {}; continue with: {}--resume {}'.format(
+                    run.path('last'), 'python main.py ' if workers.size == 1 else
+                    'horovodrun -np {} python main.py --horovod '.format(workers.size), run.partial), file=sys.stderr)
+            workers.barrier(sess)  # the other ranks leave once the chief's checkpoint is written
             return 130
         except m.TrainingDiverged as e:
-            kept = tf.train.latest_checkpoint(run.path('last'))
-            print('error: {}; {}'.format(e, 'the last good checkpoint is kept in {}'.format(kept) if kept else
-                                         'no checkpoint was written yet'), file=sys.stderr)
+            if workers.chief:
+                kept = tf.train.latest_checkpoint(run.path('last'))
+                print('error: {}; {}'.format(e, 'the last good checkpoint is kept in {}'.format(kept) if kept else
+                                             'no checkpoint was written yet'), file=sys.stderr)
             return 1
+        if workers.size > 1:
+            print('Horovod: the {} ranks ended with identical weights and optimizer state (sha256 {})'.format(
+                workers.size, workers.check_identical(sess, [v for v in tf.global_variables()
+                                                             if v is not g['best_metric']])[:16]))
+        if not workers.chief:
+            return 0
         with deferred_stop():
             ckpt.save()
         writer.close()
@@ -269,93 +335,9 @@ def train(settings, m, runs_dir, vgg_dir, resume=None, given=None):
         evaluation.plot_history(run.path('loss_curve.png'), run.path('history.jsonl'))
         write_test_images(sess, g, dataset, image_shape, run.path('test_images'), cfg['class_colors'])
     final = finish_run_dir(run.partial, run.final)
-    summarize(os.path.join(final, 'history.jsonl'), len(val_samples))
+    summarize(os.path.join(final, 'history.jsonl'), len(choose_samples))
     print('Done: {}'.format(final))
     return 0
-
-
-class Validator:
-    """Scores the live model on the validation samples after each epoch (road: THRESHOLD; classes: argmax)."""
-
-    def __init__(self, sess, g, dataset, samples, image_shape):
-        self.sess, self.g, self.dataset, self.samples, self.image_shape = sess, g, dataset, samples, image_shape
-
-    def predict(self, images):
-        return predict_probabilities(self.sess, self.g['probabilities'], self.g['image_input'], images,
-                                     self.image_shape, 4, {self.g['keep_prob']: 1.0})
-
-    def run(self, entry):
-        """Adds val_* metrics to entry; returns (scores, worst cases) or None without validation images."""
-        if not self.samples:
-            return None
-        t = time.time()
-        scores = evaluation.scores_for(self.dataset)
-        worst = evaluation.score(self.samples, self.dataset, self.predict, scores)
-        results = scores.results()
-        if scores.road:
-            overall = results['overall']
-            entry.update(val_iou=overall['iou'], val_max_f1=overall['max_f1'], val_ap=overall['average_precision'],
-                         val_max_f1_threshold=overall['max_f1_threshold'], val_road_fraction=_predicted_road(overall))
-        else:
-            entry.update(val_iou=results['mean_iou'] or 0.0, val_pixel_accuracy=results['pixel_accuracy'] or 0.0,
-                         val_mean_class_accuracy=results['mean_class_accuracy'] or 0.0)
-        entry['val_seconds'] = round(time.time() - t, 1)
-        return scores, worst
-
-    @staticmethod
-    def print_line(entry):
-        """The validation line of an epoch; the threshold is printed because it decides what is road."""
-        if 'val_pixel_accuracy' in entry:
-            print('  validation mIoU {:.3f}, pixel accuracy {:.3f}, mean class accuracy {:.3f} ({:.0f} s){}'.format(
-                entry['val_iou'], entry['val_pixel_accuracy'], entry['val_mean_class_accuracy'], entry['val_seconds'],
-                ', best so far' if entry.get('best') else ''))
-            return
-        if 'val_iou' not in entry:
-            return
-        print('  validation IoU {:.3f} at threshold {:.2f}, MaxF1 {:.2f} (at {:.2f}), AP {:.2f} ({:.0f} s){}'.format(
-            entry['val_iou'], THRESHOLD, 100 * entry['val_max_f1'], entry['val_max_f1_threshold'],
-            100 * entry['val_ap'], entry['val_seconds'], ', best so far' if entry.get('best') else ''))
-
-    @staticmethod
-    def summary(entry, result):
-        values = [tf.Summary.Value(tag='loss/train', simple_value=entry['loss'])]
-        if result is not None:
-            values += [tf.Summary.Value(tag='val/' + k[4:], simple_value=v) for k, v in sorted(entry.items())
-                       if k.startswith('val_') and k != 'val_seconds']
-            f1, name, image, prob, classes = result[1][0]
-            values.append(tf.Summary.Value(tag='val/worst_overlay', image=evaluation.png_summary(
-                evaluation.error_overlay(image, prob, classes))))
-        return values
-
-
-def _predicted_road(metrics):
-    """Fraction of labelled pixels called road at THRESHOLD."""
-    road, other = metrics['road_pixels'], metrics['nonroad_pixels']
-    return (metrics['road_labeled_road'] * road + metrics['nonroad_labeled_road'] * other) / max(road + other, 1)
-
-
-def summarize(history_path, num_val):
-    """The final lines: which epoch was kept, its validation numbers, and a warning for a useless model."""
-    entries = evaluation.read_history(history_path)
-    kept = [e for e in entries if e.get('best')]
-    if not kept or 'val_iou' not in kept[-1]:
-        print('Kept the last epoch ({} of {}): no validation images to choose by'.format(
-            entries[-1]['epoch'] if entries else 0, len(entries)))
-        return
-    e = kept[-1]
-    few = '; too few for a reliable number' if num_val < 10 else ''
-    if 'val_pixel_accuracy' in e:
-        print('Kept epoch {} of {}: validation mIoU {:.3f}, pixel accuracy {:.3f} ({} images{})'.format(
-            e['epoch'], entries[-1]['epoch'], e['val_iou'], e['val_pixel_accuracy'], num_val, few))
-        return
-    print('Kept epoch {} of {}: validation IoU {:.3f} at threshold {:.2f}, MaxF1 {:.2f}, AP {:.2f} ({} images{})'
-          .format(e['epoch'], entries[-1]['epoch'], e['val_iou'], THRESHOLD, 100 * e['val_max_f1'],
-                  100 * e['val_ap'], num_val, few))
-    fraction = e['val_road_fraction']
-    if fraction < 0.01 or fraction > 0.99:
-        print('warning: the kept model marks {} ({:.1%} of the validation pixels are called road at threshold '
-              '{:.2f}); train longer or check the data'.format('almost nothing' if fraction < 0.01 else
-                                                               'almost everything', fraction, THRESHOLD))
 
 
 def write_test_images(sess, g, dataset, image_shape, out_dir, colors, batch_size=4):

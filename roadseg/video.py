@@ -33,11 +33,13 @@ def _frames(reader, path):
         raise InputError('{}: cannot decode frames ({})'.format(path, first_line(e, 160)))
 
 
-def overlay_video(checkpoint, video_in, video_out, which='best', batch_size=4, model=None, bf16=False):
+def overlay_video(checkpoint, video_in, video_out, which='best', batch_size=4, model=None, bf16=False,
+                  backend='auto'):
     """Write video_out: video_in with the road in translucent green, same fps and frame size.
 
     Streams frames (memory stays flat), batches them through the model (a Segmenter of the checkpoint run
-    unless one is given), writes to a temporary file that is renamed to video_out only when complete.
+    on backend unless one is given), writes to a temporary file that is renamed to video_out only when
+    complete.
     Returns (frames written, frames per second).
     """
     import imageio
@@ -45,7 +47,7 @@ def overlay_video(checkpoint, video_in, video_out, which='best', batch_size=4, m
     out_dir = os.path.dirname(os.path.abspath(video_out))
     check_writable_dir(out_dir, 'output folder for the video')
     own_model = model is None
-    model = model or Segmenter(checkpoint, which, bf16=bf16)
+    model = model or Segmenter(checkpoint, which, bf16=bf16, backend=backend)
     colors = model.colors
     fps = meta['fps']
     width, height = meta['size']

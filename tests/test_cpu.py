@@ -1,9 +1,13 @@
-"""CPU-feature detection from faked /proc/cpuinfo content, the oneDNN setting, the --bf16 warning."""
+"""CPU-feature detection from faked /proc/cpuinfo content, the oneDNN setting, the --bf16 warning, the
+settings chosen at start-up."""
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
+from conftest import ROOT
 from roadseg import cpu
 
 # The first processor's lines as Linux prints them (flags abridged to a realistic subset).
@@ -178,3 +182,42 @@ def test_this_machine():
     if os.path.exists(cpu.CPUINFO) and info['flags'] is not None:
         assert info['model'] and isinstance(info['flags']['avx2'], bool)
     assert cpu.describe(info).startswith('CPU: ')
+
+
+# What a fresh process chooses when it imports roadseg.tfcompat, and what its CPU line then says.
+STARTUP = """import os, roadseg.tfcompat
+from roadseg import cpu
+print(os.environ.get('TF_ENABLE_ONEDNN_OPTS'))
+print(cpu.describe(cpu.cpu_info()))
+try:
+    from tensorflow.python.util import _pywrap_util_port
+    print(_pywrap_util_port.IsMklEnabled())  # TensorFlow's own answer (TF 2.x)
+except ImportError:
+    print(None)
+"""
+
+
+@pytest.mark.parametrize('argv, environ, value, reason', [
+    ([], {}, '0', 'TF_ENABLE_ONEDNN_OPTS=0, chosen for this CPU'),                       # training
+    (['--evaluate', 'runs/x'], {}, '1', 'TF_ENABLE_ONEDNN_OPTS=1, chosen for this CPU'),  # inference
+    (['--predict', 'in'], {'TF_ENABLE_ONEDNN_OPTS': '0'}, '0', 'TF_ENABLE_ONEDNN_OPTS=0'),  # the user's own
+    (['--video', 'a.mp4'], {'TF_ENABLE_ONEDNN_OPTS': '0', cpu.CHOSEN_ENV: 'TF_ENABLE_ONEDNN_OPTS'}, '1',
+     'TF_ENABLE_ONEDNN_OPTS=1, chosen for this CPU')])                                  # a training parent's choice
+def test_chosen_before_tensorflow_is_imported(tmp_path, argv, environ, value, reason):
+    """On an AVX2 CPU (faked through ROADSEG_CPUINFO), importing roadseg.tfcompat sets TF_ENABLE_ONEDNN_OPTS
+    for the command line's mode before TensorFlow reads it, keeps the user's own, and the CPU line and
+    TensorFlow agree on what is in effect. TF 1.15 has no oneDNN: nothing is chosen there."""
+    path = tmp_path / 'cpuinfo'
+    path.write_text(EPYC_AVX2)
+    env = {k: v for k, v in os.environ.items() if k not in ('TF_ENABLE_ONEDNN_OPTS', cpu.CHOSEN_ENV)}
+    env.update(environ, **{cpu.CPUINFO_ENV: str(path)})
+    out = subprocess.run([sys.executable, '-c', STARTUP] + argv, env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                         universal_newlines=True, check=True).stdout.splitlines()
+    if cpu.tensorflow_version().startswith('1.'):  # the user's own value stays, a parent's choice goes
+        assert out[0] == ('None' if cpu.CHOSEN_ENV in environ else environ.get('TF_ENABLE_ONEDNN_OPTS', 'None'))
+        assert 'oneDNN off (TF 1.15' in out[1] and 'AMD EPYC' in out[1]
+        return
+    on = value == '1'
+    assert out[0] == value
+    assert out[1].endswith('oneDNN {} ({})'.format('on' if on else 'off', reason)), out[1]
+    assert out[2] == str(on), 'TensorFlow runs oneDNN as the CPU line says'

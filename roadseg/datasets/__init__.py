@@ -3,7 +3,7 @@ import os
 from collections import OrderedDict
 
 from ..files import InputError
-from .base import IGNORE, SPLITS, Dataset, Sample, median_frequency_weights
+from .base import IGNORE, SELECT, SPLITS, Dataset, Sample, median_frequency_weights
 from .camvid import CamVid
 from .cityscapes import Cityscapes
 from .folder import Folder
@@ -36,5 +36,5 @@ def get_dataset(name, data_dir, **options):
     return DATASETS[name](data_dir, **options)
 
 
-__all__ = ['DATASETS', 'IGNORE', 'SPLITS', 'Dataset', 'Sample', 'detect', 'get_dataset',
+__all__ = ['DATASETS', 'IGNORE', 'SELECT', 'SPLITS', 'Dataset', 'Sample', 'detect', 'get_dataset',
            'median_frequency_weights', 'CamVid', 'Cityscapes', 'Folder', 'KittiRoad', 'Shapes']

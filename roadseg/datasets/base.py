@@ -1,9 +1,10 @@
 """The dataset interface (samples of a split, image + class map loading, mask checks) and class weights.
 
 A dataset has `name`, `class_names`, `colors` (RGB tuples, one per class), `num_classes`,
-`ignore_index` (255), `samples(split)` for 'train', 'val', 'test' -> [Sample], `load(sample)` ->
-(uint8 RGB (H, W, 3), uint8 class map (H, W) or None when the sample has no label), `load_label(sample)`
-and `category(sample)` (None but for KITTI road). Bad input raises one InputError naming the file.
+`ignore_index` (255), `samples(split)` for 'train', 'val', 'test', 'select' -> [Sample], `load(sample)` ->
+(uint8 RGB (H, W, 3), uint8 class map (H, W) or None when the sample has no label), `load_label(sample)`,
+`category(sample)` (None but for KITTI road) and `split_paths` (the split files its lists come from).
+Bad input raises one InputError naming the file.
 """
 import os
 from collections import namedtuple
@@ -16,6 +17,7 @@ from ..files import InputError
 
 IGNORE = 255
 SPLITS = ('train', 'val', 'test')
+SELECT = 'select'  # training images held out to pick the kept checkpoint; [] unless a dataset lists it (KITTI)
 
 
 class Sample(namedtuple('Sample', 'image label')):
@@ -29,7 +31,7 @@ class Sample(namedtuple('Sample', 'image label')):
 
 
 class Dataset(object):
-    """Images and index masks; subclasses set the class attributes, `layout`, `samples()` and, for other
+    """Images and index masks; subclasses set the class attributes, `layout`, `list_split()` and, for other
     masks than single-channel 8-bit class values, `load_label()`."""
     name = None
     class_names = ()
@@ -37,6 +39,8 @@ class Dataset(object):
     ignore_index = IGNORE
     layout = ()       # sub-paths that identify the format in detect(); () = not detectable
     table = None      # (256,) int16 mask value -> class index, IGNORE, or -1 (not declared)
+    splits = SPLITS   # the splits list_split() lists; samples() of the others is []
+    split_paths = ()  # the files (paths) that decide which image is in which split; () = folders alone
 
     def __init__(self, data_dir):
         if not os.path.isdir(data_dir):
@@ -46,6 +50,11 @@ class Dataset(object):
     @property
     def num_classes(self):
         return len(self.class_names)
+
+    def samples(self, split):
+        """[Sample] of split ('train', 'val', 'test' or 'select'); ValueError for another name."""
+        check_split(split)
+        return self.list_split(split) if split in self.splits else []
 
     def category(self, sample):
         return None
@@ -67,8 +76,8 @@ class Dataset(object):
 
 
 def check_split(split):
-    if split not in SPLITS:
-        raise ValueError('split must be one of {}, got {!r}'.format(', '.join(SPLITS), split))
+    if split not in SPLITS + (SELECT,):
+        raise ValueError('split must be one of {}, got {!r}'.format(', '.join(SPLITS + (SELECT,)), split))
 
 
 def value_table(class_values, ignore_values=()):

@@ -3,7 +3,7 @@ import os
 
 from .. import kitti
 from ..files import InputError
-from .base import Dataset, check_split, pair_masks, unlabelled, value_table
+from .base import Dataset, pair_masks, unlabelled, value_table
 
 UNLABELLED = 11
 
@@ -19,8 +19,7 @@ class CamVid(Dataset):
     layout = ('train', 'trainannot')
     table = value_table(range(11), ignore_values=[UNLABELLED])
 
-    def samples(self, split):
-        check_split(split)
+    def list_split(self, split):
         image_dir = os.path.join(self.data_dir, split)
         annot_dir = os.path.join(self.data_dir, split + 'annot')
         if not os.path.isdir(image_dir):

@@ -5,7 +5,7 @@ import os
 import numpy as np
 
 from ..files import InputError
-from .base import IGNORE, Dataset, check_split, pair_masks, unlabelled
+from .base import IGNORE, Dataset, pair_masks, unlabelled
 
 # (name, labelId, trainId, colour) from cityscapesScripts' cityscapesscripts/helpers/labels.py
 # (version 2.3.0; https://github.com/mcordts/cityscapesScripts), trainId 255 = ignored. Copyright (c) 2022
@@ -76,8 +76,7 @@ class Cityscapes(Dataset):
     layout = ('leftImg8bit', 'gtFine')
     table = _table()
 
-    def samples(self, split):
-        check_split(split)
+    def list_split(self, split):
         image_root = os.path.join(self.data_dir, 'leftImg8bit', split)
         label_root = os.path.join(self.data_dir, 'gtFine', split)
         if not os.path.isdir(image_root):

@@ -7,7 +7,7 @@ import numpy as np
 from .. import kitti
 from ..files import InputError
 from ..palette import default_colors
-from .base import IGNORE, Dataset, check_split, pair_masks, unlabelled, value_table
+from .base import IGNORE, Dataset, pair_masks, unlabelled, value_table
 
 CLASSES_JSON = 'classes.json'
 
@@ -81,8 +81,7 @@ class Folder(Dataset):
         else:
             self.table = value_table(values, ignore)
 
-    def samples(self, split):
-        check_split(split)
+    def list_split(self, split):
         images, masks = os.path.join(self.data_dir, 'images'), os.path.join(self.data_dir, 'masks')
         if split == 'test':
             return self._pairs(os.path.join(images, 'test'), os.path.join(masks, 'test'), optional=True)

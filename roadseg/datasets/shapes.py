@@ -4,7 +4,7 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .base import SPLITS, Dataset, Sample, check_split
+from .base import SPLITS, Dataset, Sample
 
 CORNERS = {2: 3, 3: 4, 4: 5}  # class index -> polygon corners (1 = circle)
 
@@ -51,8 +51,7 @@ class Shapes(Dataset):
         self.counts = dict(zip(SPLITS, counts))
         self.seed = seed
 
-    def samples(self, split):
-        check_split(split)
+    def list_split(self, split):
         return [Sample(sid, sid) for sid in ('shapes_{}_{:06d}'.format(split, i) for i in range(self.counts[split]))]
 
     def load(self, sample):

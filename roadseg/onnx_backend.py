@@ -1,0 +1,115 @@
+"""The ONNX Runtime backend of Segmenter, and the choice between it and TensorFlow.
+
+It runs the run's ONNX export (`python main.py --export RUN --format onnx`: RUN/export/model.onnx of best/,
+RUN/export_last/model.onnx of last/) in an ONNX Runtime CPU session, fed like the frozen graph: float32
+(N, h, w, 3) RGB 0..255 at the training size. Importing this module imports neither engine.
+"""
+import os
+
+from . import cpu
+from .export import FILE_NAMES, IMAGE_INPUT, PROBABILITIES, run_folder
+from .files import InputError, first_line
+
+BACKENDS = ('auto', 'tensorflow', 'onnxruntime')
+# The backend 'auto' takes per CPU class (cpu.cpu_class), from same-run interleaved medians of
+# `python bench/benchmark.py` (batch 4, 160x576, TF 2.21, the frozen graph against ONNX Runtime on this
+# project's own export, same weights; README "Inference backends"). Classes not listed, or bf16: tensorflow.
+AUTO = {
+    # placeholder: filled in from the measurement
+}
+
+
+def export_path(prefix):
+    """Where export_run writes the ONNX model of checkpoint prefix: RUN/export/ (RUN/export_last/ for last/)."""
+    last = os.path.basename(os.path.dirname(os.path.abspath(prefix))) == 'last'
+    return os.path.join(run_folder(prefix), 'export_last' if last else 'export', FILE_NAMES['onnx'])
+
+
+def _export_command(prefix):
+    last = os.path.basename(os.path.dirname(os.path.abspath(prefix))) == 'last'
+    return 'python main.py --export {} --format onnx{}'.format(run_folder(prefix), ' --which last' if last else '')
+
+
+def _onnxruntime():
+    try:
+        import onnxruntime
+    except ImportError as e:
+        raise InputError('the onnxruntime backend needs the onnxruntime package ({}): pip install onnxruntime, '
+                         'or use --backend tensorflow'.format(first_line(e)))
+    return onnxruntime
+
+
+def current_export(prefix):
+    """The path of prefix's ONNX export; InputError saying how to write it when it is missing or older than
+    the checkpoint."""
+    path = export_path(prefix)
+    if not os.path.isfile(path):
+        raise InputError('{} not found: the onnxruntime backend runs the run\'s ONNX export; write it with {}'
+                         .format(path, _export_command(prefix)))
+    if os.path.getmtime(path) < os.path.getmtime(prefix + '.index'):
+        raise InputError('{} is older than the checkpoint {}: export it again with {}'.format(
+            path, prefix, _export_command(prefix)))
+    return path
+
+
+def choose(backend, prefix, bf16=False, info=None):
+    """'tensorflow' or 'onnxruntime' for Segmenter's backend argument (one of BACKENDS) and checkpoint prefix.
+
+    'auto' takes AUTO's entry for this CPU (info: cpu.cpu_info()) when onnxruntime is installed and the export
+    is current, else tensorflow. InputError for an unknown name, 'onnxruntime' with bf16 (a TensorFlow
+    rewrite), without the package, or without a current export (saying how to write it).
+    """
+    if backend not in BACKENDS:
+        raise InputError('backend must be one of {}, got {!r}'.format(', '.join(BACKENDS), backend))
+    if backend == 'tensorflow' or (backend == 'auto' and bf16):
+        return 'tensorflow'
+    if backend == 'onnxruntime':
+        if bf16:
+            raise InputError('--bf16 is TensorFlow\'s bfloat16 rewrite: it does not apply to --backend onnxruntime '
+                             '(drop --bf16, or use --backend tensorflow)')
+        _onnxruntime()
+        current_export(prefix)
+        return 'onnxruntime'
+    if AUTO.get(cpu.cpu_class(info or cpu.cpu_info())) != 'onnxruntime':
+        return 'tensorflow'
+    try:
+        _onnxruntime()
+        current_export(prefix)
+    except InputError:
+        return 'tensorflow'
+    return 'onnxruntime'
+
+
+class OnnxRuntime:
+    """prefix's ONNX export in an ONNX Runtime CPU session with threads intra-op threads (0: ONNX Runtime's
+    choice, one per physical core). Attributes: path, num_classes. InputError when the export does not take
+    image_shape (h, w), the run's training size."""
+
+    def __init__(self, prefix, image_shape, threads=0):
+        ort = _onnxruntime()
+        self.path = current_export(prefix)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(self.path, options, providers=['CPUExecutionProvider'])
+        except Exception as e:  # onnxruntime's InvalidProtobuf, Fail, ...
+            raise InputError('{}: not a readable ONNX model ({})'.format(self.path, first_line(e)))
+        inputs = {i.name: i.shape for i in self.session.get_inputs()}
+        outputs = {o.name: o.shape for o in self.session.get_outputs()}
+        if IMAGE_INPUT not in inputs or PROBABILITIES not in outputs or not isinstance(outputs[PROBABILITIES][-1], int):
+            raise InputError('{}: no {} input or {} output with a known class count: not an export of this '
+                             'project; export it again with {}'.format(self.path, IMAGE_INPUT, PROBABILITIES,
+                                                                       _export_command(prefix)))
+        if tuple(inputs[IMAGE_INPUT][1:3]) != tuple(image_shape):
+            raise InputError('{} takes {} images, the run was trained at {}: export it again with {}'.format(
+                self.path, 'x'.join(map(str, inputs[IMAGE_INPUT][1:3])), 'x'.join(map(str, image_shape)),
+                _export_command(prefix)))
+        self.num_classes = outputs[PROBABILITIES][-1]
+
+    def run(self, batch):
+        """float32 (N, h, w, 3) RGB 0..255 at the training size -> float32 (N, h, w, C) probabilities."""
+        return self.session.run([PROBABILITIES], {IMAGE_INPUT: batch})[0]
+
+    def close(self):
+        self.session = None
