@@ -106,7 +106,7 @@ def build_parser():
     add('--format', nargs='+', choices=FORMATS, help='what --export writes (default {})'.format(' '.join(FORMATS)))
     add('--backend', choices=BACKENDS,
         help='inference engine of --evaluate, --video and --predict: TensorFlow, or ONNX Runtime on the run\'s '
-             '--export ONNX model (default auto: the one measured faster on this CPU class when it can run)')
+             '--export ONNX model (default auto: TensorFlow, unless ONNX Runtime measured faster on this CPU class)')
     add('--which', choices=('best', 'last'), help='which checkpoint --evaluate, --video, --predict and --export use '
                                                    '(default {})'.format(d['which']))
     return p
@@ -212,7 +212,7 @@ def dispatch(args, m):
     if mode == 'video':
         from .video import overlay_video
         overlay_video(args.checkpoint, args.video, args.output, which=which, bf16=bool(args.bf16),
-                      backend=args.backend or 'auto')
+                      backend=args.backend or 'auto', threads=args.threads or 0)
         return 0
     if mode == 'predict':
         from .predict import predict_folder
@@ -224,7 +224,8 @@ def dispatch(args, m):
         return 0
     if mode == 'evaluate':
         from .evaluate import evaluate_run
-        evaluate_run(args.evaluate, args.data_dir, which=which, bf16=bool(args.bf16), backend=args.backend or 'auto')
+        evaluate_run(args.evaluate, args.data_dir, which=which, bf16=bool(args.bf16), backend=args.backend or 'auto',
+                     threads=args.threads or 0)
         return 0
     from .distributed import Horovod, Solo
     from .train import train

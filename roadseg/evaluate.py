@@ -154,14 +154,14 @@ def run_dataset(run, data_dir=None):
     return datasets.get_dataset(name, data_dir, **config.get('dataset_options', {}))
 
 
-def evaluate_run(run, data_dir=None, out_dir=None, which='best', batch_size=4, bf16=False, backend='auto'):
+def evaluate_run(run, data_dir=None, out_dir=None, which='best', batch_size=4, bf16=False, backend='auto', threads=0):
     """Evaluate a training run's checkpoint on the validation split of its data (or data_dir); writes
     RUN/evaluation_<which>[_bf16]/ and returns the metrics. backend: see inference.Segmenter."""
     dataset = run_dataset(run, data_dir)
     samples = dataset.samples('val')
     if not samples:
         raise InputError('no validation images in {}'.format(dataset.data_dir))
-    model = Segmenter(run, which, bf16=bf16, backend=backend)
+    model = Segmenter(run, which, threads=threads, bf16=bf16, backend=backend)
     out_dir = out_dir or os.path.join(run, 'evaluation_{}{}'.format(which, '_bf16' if bf16 else ''))
     check_writable_dir(out_dir, 'evaluation folder')
     print('Evaluating {} ({}) on {} validation images of {}'.format(model.prefix, model.backend, len(samples),

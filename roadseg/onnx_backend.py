@@ -2,7 +2,7 @@
 
 It runs the run's ONNX export (`python main.py --export RUN --format onnx`: RUN/export/model.onnx of best/,
 RUN/export_last/model.onnx of last/) in an ONNX Runtime CPU session, fed like the frozen graph: float32
-(N, h, w, 3) RGB 0..255 at the training size. Importing this module imports neither engine.
+(N, h, w, 3) RGB 0..255 at the training size.
 """
 import os
 
@@ -11,11 +11,20 @@ from .export import FILE_NAMES, IMAGE_INPUT, PROBABILITIES, run_folder
 from .files import InputError, first_line
 
 BACKENDS = ('auto', 'tensorflow', 'onnxruntime')
-# The backend 'auto' takes per CPU class (cpu.cpu_class), from same-run interleaved medians of
-# `python bench/benchmark.py` (batch 4, 160x576, TF 2.21, the frozen graph against ONNX Runtime on this
-# project's own export, same weights; README "Inference backends"). Classes not listed, or bf16: tensorflow.
+# The backend 'auto' takes per CPU class (cpu.cpu_class), measured with bench/benchmark.py (batch 4, 160x576,
+# TF 2.21 frozen graph with the project's inference settings against this backend on the same weights'
+# export; README "Inference backends"). ONNX Runtime only where it measured faster; classes not listed,
+# and bf16 (TensorFlow's alone), take tensorflow.
 AUTO = {
-    # placeholder: filled in from the measurement
+    # AMD EPYC Zen 1, AVX2 + FMA, oneDNN on (chosen for inference), ONNX Runtime 1.31.1, 2026-11-22:
+    # a tie. `--part infer --batches 4 --repeats 8 --runs 1`: TF 2.254 s/image, ONNX Runtime 2.191 (TF speed
+    # 0.97x; per-round ratios 0.91-1.02x, median 0.99x; sgemm 23-24 GFLOP/s: shared with another benchmark and a
+    # nice-19 training); idle, one round (11:40): 0.789 vs 0.772 (0.98x). Two runs of 5 and 3 coarse rounds
+    # under that shifting load gave 1.48x and 0.66x: load, not the engines.
+    'avx2': 'tensorflow',
+    # AMD EPYC Zen 4, AVX-512 + AVX512-BF16, 2026-11-21: TF frozen / ONNX Runtime (the PyTorch peer's export)
+    # 0.96x, 1.00x, 0.98x at batch 1, 4, 10: a tie; bf16 (1.8-1.9x) runs on TensorFlow only.
+    'avx512_bf16': 'tensorflow',
 }
 
 
