@@ -7,6 +7,7 @@ import json
 import math
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import ROOT, SAMPLE, TINY_SHAPE, run_cli
+from conftest import ROOT, SAMPLE, TINY_SHAPE, error_line, run_cli
 from roadseg import batches, distributed
 from roadseg.files import InputError, first_line
 
@@ -246,3 +247,18 @@ def test_each_rank_reads_its_own_shard_of_every_epoch(n, size, batch_size, repea
 def test_learning_rate_rule():
     assert distributed.scaled_learning_rate(1e-4, 4) == pytest.approx(2e-4)
     assert distributed.scaled_learning_rate(1e-4, 1) == 1e-4
+
+
+def test_resume_needs_as_many_processes_as_the_run_had(tiny_run, tiny_vgg_dir, tmp_path, capsys):
+    partial = str(tmp_path / (os.path.basename(tiny_run) + '.partial'))
+    shutil.copytree(tiny_run, partial)
+    config = os.path.join(partial, 'config.json')
+    with open(config) as f:
+        settings = json.load(f)
+    assert settings['workers'] == 1
+    settings['workers'] = 2
+    with open(config, 'w') as f:
+        json.dump(settings, f)
+    assert run_cli('--resume', partial, '--vgg-dir', tiny_vgg_dir, '--epochs', 2) == 2
+    assert error_line(capsys) == 'error: {} was trained by 2 process(es); resume it with as many: horovodrun -np 2 ' \
+                                 'python main.py --horovod --resume RUN'.format(partial)
