@@ -194,8 +194,8 @@ class Solo:
         """Return once every rank got here."""
 
     def check_identical(self, sess, variables):
-        """The variables' digest; with several ranks, RuntimeError unless every rank holds the same values."""
-        return digest(sess.run(variables))
+        """None: one process has nothing to compare (Horovod: the digest all ranks share, else RuntimeError)."""
+        return None
 
 
 class Horovod(Solo):

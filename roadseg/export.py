@@ -160,6 +160,12 @@ def run_folder(prefix):
     return os.path.dirname(folder) if os.path.basename(folder) in ('best', 'last') else folder
 
 
+def export_dir(prefix):
+    """Where export_run writes checkpoint prefix's exports: RUN/export/, or RUN/export_last/ for a last/ one."""
+    from_last = os.path.basename(os.path.dirname(os.path.abspath(prefix))) == 'last'
+    return os.path.join(run_folder(prefix), 'export_last' if from_last else 'export')
+
+
 def read_image_shape(run_dir):
     """(height, width) the run was trained at, from its config.json; InputError if it is missing or broken."""
     path = os.path.join(run_dir, 'config.json')
@@ -198,8 +204,7 @@ def export_run(run_dir, formats=FORMATS, which='best'):
     root = run_folder(prefix)
     image_shape = read_image_shape(root)
     graph_def = freeze_checkpoint(prefix, image_shape)
-    from_last = os.path.basename(os.path.dirname(os.path.abspath(prefix))) == 'last'
-    out_dir = os.path.join(root, 'export_last' if from_last else 'export')
+    out_dir = export_dir(prefix)
     check_writable_dir(out_dir, 'export folder')
     writers = {'frozen': lambda path: write_bytes_atomic(path, graph_def.SerializeToString()),
                'saved_model': lambda path: write_saved_model(graph_def, image_shape, path),

@@ -1,6 +1,7 @@
 """User-facing errors, atomic file writes and run folders."""
 import contextlib
 import datetime
+import hashlib
 import os
 import tempfile
 
@@ -109,3 +110,12 @@ def append_line(path, line):
         os.write(fd, (line.rstrip('\n') + '\n').encode())
     finally:
         os.close(fd)
+
+
+def file_digest(path, algorithm='sha256'):
+    """Hex digest of the file's bytes (hashlib's algorithm name), read in 1 MB blocks."""
+    h = hashlib.new(algorithm)
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            h.update(chunk)
+    return h.hexdigest()

@@ -141,24 +141,24 @@ def split_pairs(pairs, val_names, select_names):
     return parts['train'], parts['val'], parts['select']
 
 
+def _every_nth(names, start, step):
+    """Sorted names taken within each category, in sorted order, from index start every step-th."""
+    taken = []
+    for cat in CATEGORIES:
+        taken += sorted(n for n in names if category(n) == cat)[start::step]
+    return sorted(taken)
+
+
 def make_split(names):
     """The fixed validation split: within each category, sorted, every 5th name (index 4, 9, ...)."""
-    val = []
-    for cat in CATEGORIES:
-        members = sorted(n for n in names if category(n) == cat)
-        val += members[4::5]
-    return sorted(val)
+    return _every_nth(names, 4, 5)
 
 
 def make_select_split(names, val_names):
     """The checkpoint-selection split: of the names not in val_names, within each category, sorted, every
     10th (index 5, 15, ...): round(n / 10) of a category's n names (a half rounds down), spread over its
     sorted order, never its first five (so the bundled sample's 000000/000001 stay training images)."""
-    select = []
-    for cat in CATEGORIES:
-        members = sorted(n for n in names if category(n) == cat and n not in val_names)
-        select += members[5::10]
-    return sorted(select)
+    return _every_nth([n for n in names if n not in val_names], 5, 10)
 
 
 def select_split_text(names, val_names):

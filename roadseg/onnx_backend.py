@@ -7,7 +7,7 @@ RUN/export_last/model.onnx of last/) in an ONNX Runtime CPU session, fed like th
 import os
 
 from . import cpu
-from .export import FILE_NAMES, IMAGE_INPUT, PROBABILITIES, run_folder
+from .export import FILE_NAMES, IMAGE_INPUT, PROBABILITIES, export_dir, run_folder
 from .files import InputError, first_line
 
 BACKENDS = ('auto', 'tensorflow', 'onnxruntime')
@@ -30,12 +30,11 @@ AUTO = {
 
 def export_path(prefix):
     """Where export_run writes the ONNX model of checkpoint prefix: RUN/export/ (RUN/export_last/ for last/)."""
-    last = os.path.basename(os.path.dirname(os.path.abspath(prefix))) == 'last'
-    return os.path.join(run_folder(prefix), 'export_last' if last else 'export', FILE_NAMES['onnx'])
+    return os.path.join(export_dir(prefix), FILE_NAMES['onnx'])
 
 
 def _export_command(prefix):
-    last = os.path.basename(os.path.dirname(os.path.abspath(prefix))) == 'last'
+    last = os.path.basename(export_dir(prefix)) == 'export_last'
     return 'python main.py --export {} --format onnx{}'.format(run_folder(prefix), ' --which last' if last else '')
 
 

@@ -1,9 +1,8 @@
 """The split files behind a dataset's train/val/select lists: their sha256 (a run records them in config.json
 as 'splits'), and the check that refuses --resume / --init-from across a changed split."""
-import hashlib
 import os
 
-from .files import InputError
+from .files import InputError, file_digest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -23,14 +22,10 @@ def split_files(dataset):
 
 def sha256(path):
     """Hex sha256 of the file's bytes; InputError naming a file that cannot be read."""
-    digest = hashlib.sha256()
     try:
-        with open(path, 'rb') as f:
-            for block in iter(lambda: f.read(1 << 20), b''):
-                digest.update(block)
+        return file_digest(path)
     except (IOError, OSError) as e:
         raise InputError('split file {}: {}'.format(path, e.strerror or e))
-    return digest.hexdigest()
 
 
 def checksums(dataset):

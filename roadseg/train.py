@@ -321,10 +321,10 @@ def train(settings, m, runs_dir, vgg_dir, workers, resume=None, given=None):
                 print('error: {}; {}'.format(e, 'the last good checkpoint is kept in {}'.format(kept) if kept else
                                              'no checkpoint was written yet'), file=sys.stderr)
             return 1
-        if workers.size > 1:
+        same = workers.check_identical(sess, [v for v in tf.global_variables() if v is not g['best_metric']])
+        if same:
             print('Horovod: the {} ranks ended with identical weights and optimizer state (sha256 {})'.format(
-                workers.size, workers.check_identical(sess, [v for v in tf.global_variables()
-                                                             if v is not g['best_metric']])[:16]))
+                workers.size, same[:16]))
         if not workers.chief:
             return 0
         with deferred_stop():

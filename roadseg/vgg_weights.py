@@ -15,7 +15,7 @@ import urllib.request
 import numpy as np
 
 from . import progress
-from .files import InputError, atomic_path, first_line
+from .files import InputError, atomic_path, file_digest, first_line
 from .tfcompat import tf
 
 CONVS_PER_BLOCK = (2, 2, 3, 3, 3)
@@ -29,14 +29,6 @@ KERAS_PREPROCESSING = ('BGR', (103.939, 116.779, 123.68))  # keras imagenet_util
 SLIM_PREPROCESSING = ('RGB', (123.68, 116.78, 103.94))  # slim preprocessing/vgg_preprocessing.py _R/_G/_B_MEAN
 HDF5_SIGNATURE = b'\x89HDF\r\n\x1a\n'
 NETWORK_ERRORS = (urllib.error.URLError, http.client.HTTPException, socket.timeout, ConnectionError)
-
-
-def file_digest(path, algorithm='sha256'):
-    h = hashlib.new(algorithm)
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def verified(path, digest, algorithm='sha256'):

@@ -19,7 +19,10 @@ class KittiRoad(Dataset):
         super(KittiRoad, self).__init__(data_dir)
         self.split_file = split_file
         self.select_file = select_file
-        self.split_paths = (split_file, select_file)
+
+    @property
+    def split_paths(self):
+        return (self.split_file, self.select_file)
 
     def list_split(self, split):
         if split == 'test':
