@@ -1,13 +1,15 @@
 """Helpers with their Udacity roles: VGG preparation, training batches, inference output, video overlay."""
 import os
 
-from PIL import Image
-
-from roadseg import batches, kitti, progress, vgg
-from roadseg.files import finish_run_dir, new_run_dir, save_image_atomic
-from roadseg.export import inference_outputs
-from roadseg.inference import overlay, predict_probabilities
-from roadseg.video import overlay_video  # noqa: F401  (re-exported: the Udacity-style entry point)
+from roadseg import task
+from roadseg.data.batches import EpochBatches, TrainingSet
+from roadseg.data.datasets.kitti_road import list_test_images, list_training_pairs, load_pair
+from roadseg.data.images import image_files, read_image
+from roadseg.model.heads import inference_outputs
+from roadseg.model.vgg import maybe_build_vgg
+from roadseg.serving.predict import session_overlays, write_images
+from roadseg.serving.video import overlay_video  # noqa: F401  (re-exported: the Udacity-style entry point)
+from roadseg.system.files import finish_run_dir, new_run_dir
 
 
 def maybe_download_pretrained_vgg(data_dir, fc_width=None, fc6_kernel=None, vgg_weights=None):
@@ -21,7 +23,7 @@ def maybe_download_pretrained_vgg(data_dir, fc_width=None, fc6_kernel=None, vgg_
     fc6 is fc6_kernel x fc6_kernel x fc_width and fc7 1 x 1 x fc_width: by default the file's (7, 4096, from
     its fc1/fc2), for HED 3 and 1024 (He-initialised). The source is one line to print and record.
     """
-    return vgg.maybe_build_vgg(data_dir, fc_width=fc_width, fc6_kernel=fc6_kernel, vgg_weights=vgg_weights)
+    return maybe_build_vgg(data_dir, fc_width=fc_width, fc6_kernel=fc6_kernel, vgg_weights=vgg_weights)
 
 
 def gen_batch_function(data_folder, image_shape, exclude=(), augment=True, seed=0, repeat=1):
@@ -36,9 +38,9 @@ def gen_batch_function(data_folder, image_shape, exclude=(), augment=True, seed=
         background thread. It has .num_images, .num_batches(batch_size) and .resume_at(epoch, skip).
     """
     exclude = set(exclude)
-    pairs = [p for p in kitti.list_training_pairs(data_folder) if os.path.basename(p[0]) not in exclude]
-    dataset = batches.TrainingSet(pairs, lambda pair: kitti.load_pair(*pair), image_shape)
-    return batches.EpochBatches(dataset, augment, seed, repeat)
+    samples = [s for s in list_training_pairs(data_folder) if os.path.basename(s.image) not in exclude]
+    dataset = TrainingSet(samples, lambda sample: load_pair(*sample), image_shape)
+    return EpochBatches(dataset, augment, seed, repeat)
 
 
 def gen_test_output(sess, logits, keep_prob, image_pl, data_folder, image_shape, batch_size=4):
@@ -47,13 +49,10 @@ def gen_test_output(sess, logits, keep_prob, image_pl, data_folder, image_shape,
     at the image's original size. The softmax is built once per graph; keep_prob is fed 1.0.
     """
     probabilities, _ = inference_outputs(logits.graph, 'the graph of logits')
-    paths = kitti.image_files(os.path.join(data_folder, 'image_2'))
-    for start in range(0, len(paths), batch_size):
-        chunk = paths[start:start + batch_size]
-        images = [kitti.read_rgb(p) for p in chunk]
-        probs = predict_probabilities(sess, probabilities, image_pl, images, image_shape, batch_size, {keep_prob: 1.0})
-        for path, image, prob in zip(chunk, images, probs):
-            yield os.path.basename(path), overlay(image, prob[..., 1])
+    paths = image_files(os.path.join(data_folder, 'image_2'))
+    for path, shown in session_overlays(sess, probabilities, image_pl, keep_prob, paths, read_image, image_shape,
+                                        task.Road(), batch_size):
+        yield os.path.basename(path), shown
 
 
 def save_inference_samples(runs_dir, data_dir, sess, image_shape, logits, keep_prob, input_image,
@@ -68,11 +67,8 @@ def save_inference_samples(runs_dir, data_dir, sess, image_shape, logits, keep_p
     if output_dir is None:
         partial, final = new_run_dir(runs_dir)
         output_dir = partial
-    os.makedirs(output_dir, exist_ok=True)
-    test_folder = os.path.join(data_dir, 'testing')
-    count = len(kitti.list_test_images(data_dir))
+    count = len(list_test_images(data_dir))
     print('Saving inference images to {}'.format(final or output_dir))
-    for name, image in progress.bar(gen_test_output(sess, logits, keep_prob, input_image, test_folder, image_shape),
-                                    total=count, desc='Inference', unit='image'):
-        save_image_atomic(os.path.join(output_dir, name), Image.fromarray(image))
+    write_images(output_dir, gen_test_output(sess, logits, keep_prob, input_image, os.path.join(data_dir, 'testing'),
+                                             image_shape), count, 'Inference')
     return finish_run_dir(partial, final) if partial else output_dir

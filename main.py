@@ -10,8 +10,9 @@ import sys
 import time
 
 import numpy as np
-from roadseg.tfcompat import tf
-from roadseg import progress, vgg as vgg_model
+from roadseg.system.tfcompat import tf
+from roadseg.model import heads, vgg as vgg_model
+from roadseg.system import progress
 
 
 class TrainingDiverged(RuntimeError):
@@ -104,7 +105,7 @@ def _finish(out, crop_to):
     """The decoder's named output, cropped to crop_to's height and width when given."""
     if crop_to is not None:
         out = out[:, :tf.shape(crop_to)[1], :tf.shape(crop_to)[2], :]
-    return tf.identity(out, name='fcn_output')
+    return tf.identity(out, name=heads.DECODER_OUTPUT)
 
 
 def optimize(nn_last_layer, correct_label, learning_rate, num_classes, class_weights=None, wrap_optimizer=None):
@@ -115,7 +116,7 @@ def optimize(nn_last_layer, correct_label, learning_rate, num_classes, class_wei
     :param wrap_optimizer: optional callable optimizer -> optimizer, e.g. Horovod's DistributedOptimizer
     :return: (logits (pixels, num_classes), train_op, cross_entropy_loss without the L2 term)
     """
-    logits = tf.reshape(nn_last_layer, (-1, num_classes), name='logits')
+    logits = tf.reshape(nn_last_layer, (-1, num_classes), name=heads.LOGITS)
     labels = tf.reshape(correct_label, (-1, num_classes))
     xent = tf.nn.softmax_cross_entropy_with_logits_v2(labels=tf.stop_gradient(labels), logits=logits)
     if class_weights is None:
@@ -177,9 +178,9 @@ def train_nn(sess, epochs, batch_size, get_batches_fn, train_op, cross_entropy_l
 
 
 def run(argv=None):
-    """Parse flags and train / evaluate / make a video (see README.md or --help)."""
+    """Parse flags and train / evaluate / make a video (see README.md or --help); this module is the model."""
     from roadseg import cli
-    return cli.main(argv, sys.modules[__name__])
+    return cli.main(argv, model=sys.modules[__name__])
 
 
 if __name__ == '__main__':

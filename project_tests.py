@@ -16,8 +16,8 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from roadseg.tfcompat import tf  # noqa: E402
-from roadseg import vgg  # noqa: E402
+from roadseg.system.tfcompat import tf  # noqa: E402
+from roadseg.model import heads, vgg  # noqa: E402
 import main  # noqa: E402
 
 TINY_WIDTHS = (4, 8, 8, 16, 16)
@@ -54,7 +54,7 @@ def test_load_vgg():
             with tf.Session() as sess:
                 tensors = main.load_vgg(sess, tiny_vgg_path())
         loader.assert_called_once_with(sess, ['vgg16'], tiny_vgg_path())
-        assert [t.name for t in tensors] == list(vgg.TENSOR_NAMES)
+        assert [t.name for t in tensors] == list(heads.VGG_TENSORS)
         assert tensors[2].shape[-1] == TINY_WIDTHS[2] and tensors[3].shape[-1] == TINY_WIDTHS[3]
         assert tensors[4].shape[-1] == TINY_FC
         assert len(tf.trainable_variables()) == 2 * 15, 'all 13 convs and fc6/fc7 must be trainable'
@@ -65,7 +65,7 @@ def test_load_vgg_mocked_loader():
     with tf.Graph().as_default():
         with mock.patch.object(tf.saved_model.loader, 'load') as loader:
             sess = tf.Session()
-            expected = [tf.placeholder(tf.float32, name=n.split(':')[0]) for n in vgg.TENSOR_NAMES]
+            expected = [tf.placeholder(tf.float32, name=n.split(':')[0]) for n in heads.VGG_TENSORS]
             got = main.load_vgg(sess, 'some/path')
             sess.close()
         assert loader.call_args == mock.call(sess, ['vgg16'], 'some/path')
@@ -157,7 +157,7 @@ def test_train_nn():
 
 def test_for_kitti_dataset():
     """The full KITTI Road set: 289 training images, 289 road masks, 290 testing images."""
-    from roadseg.kitti import count_kitti
+    from roadseg.data.datasets.kitti_road import count_kitti
     data_dir = os.path.join(HERE, 'data', 'data_road')
     if not os.path.isdir(data_dir):
         raise unittest.SkipTest('{} not found (see data/README.md)'.format(data_dir))  # pytest counts it as a skip

@@ -33,8 +33,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from roadseg import cpu  # noqa: E402  (before TensorFlow: it describes the build TensorFlow will load)
-from roadseg.tfcompat import session_config, tf  # noqa: E402
+from roadseg.system import cpu  # noqa: E402  (before TensorFlow: it describes the build TensorFlow will load)
+from roadseg.system.tfcompat import session_config, tf  # noqa: E402
 from roadseg import export, inference, vgg  # noqa: E402
 import main  # noqa: E402
 import peers  # noqa: E402

@@ -1,5 +1,15 @@
 """FCN-8s road segmentation on KITTI: the parts behind main.py and helper.py, and the Python API.
 
+    cli.py       the command line: flags, which fit which mode, dispatch
+    task.py      what a run predicts (road or classes), decided once
+    runs.py      a run folder: config.json, best/ last/ export/ paths, split checksums
+    data/        dataset formats, image reading, splits, training batches
+    model/       the VGG16 encoder, output heads and tensor names, the training graph
+    training/    the run as steps, validation, checkpoints, Horovod ranks
+    serving/     Segmenter (the Python API), ONNX Runtime, export, --predict, --video
+    evaluation/  metrics, reports and plots, --evaluate, colours
+    system/      CPU settings, the TensorFlow import, files, signals, progress bars
+
 `from roadseg import Segmenter` loads TensorFlow only then (PEP 562): `import roadseg` stays cheap.
 """
 __all__ = ['Segmenter']
@@ -7,6 +17,6 @@ __all__ = ['Segmenter']
 
 def __getattr__(name):
     if name == 'Segmenter':
-        from .inference import Segmenter
+        from .serving.inference import Segmenter
         return Segmenter
     raise AttributeError('module {!r} has no attribute {!r}'.format(__name__, name))

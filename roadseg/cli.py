@@ -4,31 +4,29 @@ import errno
 import os
 import sys
 
-from .datasets import DATASETS as DATASET_NAMES, detect
-from .export import FORMATS, export_run
-from .files import InputError, check_writable_dir
-from .onnx_backend import BACKENDS
-from .signals import raise_on_stop
+from .data.datasets import DATASETS as DATASET_NAMES, detect
+from .serving.export import FORMATS, export_run
+from .serving.onnx_backend import BACKENDS
+from .system.files import InputError, check_writable_dir
+from .system.signals import raise_on_stop
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE_DIR = os.path.join(HERE, 'data', 'sample')
 DEFAULT_DATA = os.path.join('data', 'data_road')
 
-# Defaults of the training flags; the parser's own defaults are None so that what the user typed is known.
-DEFAULTS = dict(epochs=50, batch_size=10, learning_rate=1e-4, keep_prob=0.5, image_shape=[160, 576],
-                data_dir=DEFAULT_DATA, vgg_dir='data', runs_dir='runs', l2_scale=1e-3, skip_scaling=False,
-                fc_width=None, fc6_kernel=None, vgg_weights=None, no_augment=False, seed=0, threads=0, bf16=False,
-                init_from=None, repeat=1, checkpoint_minutes=10.0, which='best', dataset=None, fcn=8,
-                class_weights=None)
+# The training settings a run records in its config.json, with their defaults; the parser's own defaults are
+# None so that what the user typed is known.
+RECORDED = dict(epochs=50, batch_size=10, learning_rate=1e-4, keep_prob=0.5, image_shape=[160, 576],
+                l2_scale=1e-3, skip_scaling=False, fc_width=None, fc6_kernel=None, no_augment=False, seed=0,
+                threads=0, bf16=False, init_from=None, repeat=1, checkpoint_minutes=10.0, data_dir=DEFAULT_DATA,
+                vgg_weights=None, dataset=None, fcn=8, class_weights=None)
+DEFAULTS = dict(RECORDED, vgg_dir='data', runs_dir='runs', which='best')
 # The bundled sample (6 training images): what makes `python main.py` on a fresh clone end with a usable model
 # within minutes (measured in README, "First run"). Flags given on the command line still win.
 SAMPLE_RECIPE = dict(epochs=4, batch_size=2, repeat=4, learning_rate=3e-4)
 
 MODES = ('resume', 'evaluate', 'video', 'predict', 'export')
-TRAINING_FLAGS = {'epochs', 'batch_size', 'learning_rate', 'keep_prob', 'image_shape', 'data_dir', 'vgg_dir',
-                  'runs_dir', 'l2_scale', 'skip_scaling', 'fc_width', 'fc6_kernel', 'vgg_weights', 'no_augment',
-                  'seed', 'threads', 'bf16', 'init_from', 'repeat', 'checkpoint_minutes', 'dataset', 'fcn',
-                  'class_weights', 'horovod'}
+TRAINING_FLAGS = set(RECORDED) | {'vgg_dir', 'runs_dir', 'horovod'}
 ALLOWED = {  # mode -> the flags that mean something in it
     'train': TRAINING_FLAGS,
     'resume': TRAINING_FLAGS - {'init_from'} | {'resume'},
@@ -150,8 +148,8 @@ def check_flags(args, mode):
             raise InputError('--image-shape must be positive multiples of 32, got {} {} (try {} {})'.format(
                 h, w, max(32, round(h / 32) * 32), max(32, round(w / 32) * 32)))
     if args.bf16:
-        from .cpu import bf16_warning, cpu_info
-        from .tfcompat import session_config
+        from .system.cpu import bf16_warning, cpu_info
+        from .system.tfcompat import session_config
         try:
             session_config(bf16=True)
         except ValueError as e:
@@ -186,12 +184,13 @@ def training_settings(args):
     return settings
 
 
-def main(argv, m):
-    """Entry point; m is the main module (load_vgg, layers, optimize, train_nn). Returns the exit code."""
+def main(argv, model):
+    """Entry point; model: the module with the Udacity functions the training calls (main: load_vgg, layers,
+    optimize, train_nn). Returns the exit code."""
     args = build_parser().parse_args(argv)
     try:
         with raise_on_stop():
-            return dispatch(args, m)
+            return dispatch(args, model)
     except InputError as e:
         print('error: {}'.format(e), file=sys.stderr)
         return 2
@@ -205,17 +204,17 @@ def main(argv, m):
         return 1
 
 
-def dispatch(args, m):
+def dispatch(args, model):
     mode = mode_of(args)
     check_flags(args, mode)
     which = args.which or DEFAULTS['which']
     if mode == 'video':
-        from .video import overlay_video
+        from .serving.video import overlay_video
         overlay_video(args.checkpoint, args.video, args.output, which=which, bf16=bool(args.bf16),
                       backend=args.backend or 'auto', threads=args.threads or 0)
         return 0
     if mode == 'predict':
-        from .predict import predict_folder
+        from .serving.predict import predict_folder
         return predict_folder(args.checkpoint, args.predict, args.output, which=which, bf16=bool(args.bf16),
                               backend=args.backend or 'auto')
     if mode == 'export':
@@ -223,12 +222,12 @@ def dispatch(args, m):
             print('Wrote {}'.format(path))
         return 0
     if mode == 'evaluate':
-        from .evaluate import evaluate_run
+        from .evaluation.evaluate import evaluate_run
         evaluate_run(args.evaluate, args.data_dir, which=which, bf16=bool(args.bf16), backend=args.backend or 'auto',
                      threads=args.threads or 0)
         return 0
-    from .distributed import Horovod, Solo
-    from .train import train
+    from .training.distributed import Horovod, Solo
+    from .training.train import train
     workers = Horovod() if args.horovod else Solo()
     with workers.quiet():
         runs_dir = args.runs_dir or DEFAULTS['runs_dir']
@@ -236,6 +235,7 @@ def dispatch(args, m):
             check_writable_dir(runs_dir, 'runs folder')
         vgg_dir = args.vgg_dir or DEFAULTS['vgg_dir']
         if mode == 'resume':
-            given = {k: v for k, v in vars(args).items() if v is not None}
-            return train(None, m, runs_dir, vgg_dir, workers, resume=args.resume, given=given)
-        return train(training_settings(args), m, runs_dir, vgg_dir, workers)
+            given = {k: v for k, v in vars(args).items() if v is not None and k in RECORDED}
+            return train(None, model, runs_dir, vgg_dir, workers, resume=args.resume, given=given)
+        settings = training_settings(args)
+        return train({k: settings[k] for k in RECORDED}, model, runs_dir, vgg_dir, workers)

@@ -11,7 +11,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import project_tests  # noqa: E402
-from roadseg import cli, vgg_weights  # noqa: E402
+from roadseg import cli  # noqa: E402
+from roadseg.model import vgg_weights  # noqa: E402
 import main  # noqa: E402
 
 vgg_weights.KERAS_URLS = ()  # tests never fetch the 550 MB ImageNet file, online or not

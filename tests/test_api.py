@@ -10,10 +10,10 @@ import pytest
 
 import project_tests
 from conftest import ROOT, TINY_SHAPE
-from roadseg.export import add_inference_outputs
-from roadseg.files import InputError
-from roadseg.inference import Segmenter, predict_probabilities
-from roadseg.tfcompat import tf
+from roadseg.model.heads import add_inference_outputs
+from roadseg.system.files import InputError
+from roadseg.serving.inference import Segmenter, predict_probabilities
+from roadseg.system.tfcompat import tf
 
 TF2 = int(tf.__version__.split('.')[0]) >= 2
 TRAINING_SIZE = tuple(int(v) for v in TINY_SHAPE[1:])

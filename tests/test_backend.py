@@ -9,11 +9,15 @@ import pytest
 from PIL import Image
 
 from conftest import SAMPLE, TINY_SHAPE, error_line, run_cli
-from roadseg import cpu, kitti, onnx_backend
-from roadseg.evaluate import evaluate_run
-from roadseg.export import export_run, find_checkpoint
-from roadseg.files import InputError
-from roadseg.inference import Segmenter
+from roadseg.data.datasets import kitti_road as kitti
+from roadseg.data.images import read_image
+from roadseg.serving import onnx_backend
+from roadseg.system import cpu
+from roadseg.evaluation.evaluate import evaluate_run
+from roadseg.runs import find_checkpoint
+from roadseg.serving.export import export_run
+from roadseg.system.files import InputError
+from roadseg.serving.inference import Segmenter
 
 TRAINING_SIZE = tuple(int(v) for v in TINY_SHAPE[1:])
 TEST_IMAGES = os.path.join(SAMPLE, 'testing', 'image_2')
@@ -31,7 +35,7 @@ def onnx_run(tiny_run, tmp_path_factory):
 
 def images():
     """Two KITTI test images at their own size, one resized to the training size, one small odd size."""
-    kitti_images = [kitti.read_rgb(os.path.join(TEST_IMAGES, n)) for n in ('um_000000.png', 'uu_000001.png')]
+    kitti_images = [read_image(os.path.join(TEST_IMAGES, n)) for n in ('um_000000.png', 'uu_000001.png')]
     at_training_size = np.asarray(Image.fromarray(kitti_images[0]).resize(TRAINING_SIZE[::-1], Image.BILINEAR))
     return kitti_images + [at_training_size, kitti_images[1][40:91, 100:177]]
 
@@ -75,7 +79,7 @@ def test_predict_command_with_both_backends(onnx_run, tmp_path):
         assert run_cli('--predict', folder, '--output', outs[backend], '--checkpoint', onnx_run,
                        '--backend', backend) == 0
     with Segmenter(onnx_run, backend='tensorflow') as model:
-        probs, _ = model.predict([kitti.read_rgb(os.path.join(folder, n)) for n in sorted(os.listdir(folder))])
+        probs, _ = model.predict([read_image(os.path.join(folder, n)) for n in sorted(os.listdir(folder))])
     assert sorted(os.listdir(outs['tensorflow'])) == sorted(os.listdir(outs['onnxruntime']))
     for name, p in zip(sorted(os.listdir(folder)), probs):
         maps = [np.asarray(Image.open(os.path.join(outs[b], name))) for b in ('tensorflow', 'onnxruntime')]

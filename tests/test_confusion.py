@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from roadseg.metrics import ConfusionMatrix, RoadEvaluator, confusion
+from roadseg.evaluation.metrics import ConfusionMatrix, RoadEvaluator, confusion
 
 I = 255  # ignore
 LABEL = np.array([[0, 0, 0, 1, 1, 2, 2, 2, I, I]], np.uint8)

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from conftest import ROOT
-from roadseg import cpu
+from roadseg.system import cpu
 
 # The first processor's lines as Linux prints them (flags abridged to a realistic subset).
 ZEN4 = """processor\t: 0
@@ -175,7 +175,7 @@ def test_startup_mode(argv, mode):
 
 def test_this_machine():
     """The real /proc/cpuinfo (where there is one) and the TensorFlow this test runs with."""
-    from roadseg.tfcompat import tf
+    from roadseg.system.tfcompat import tf
     info = cpu.cpu_info()
     assert info['tensorflow'] == tf.__version__ == cpu.tensorflow_version()
     assert json.loads(json.dumps(info)) == info
@@ -184,9 +184,9 @@ def test_this_machine():
     assert cpu.describe(info).startswith('CPU: ')
 
 
-# What a fresh process chooses when it imports roadseg.tfcompat, and what its CPU line then says.
-STARTUP = """import os, roadseg.tfcompat
-from roadseg import cpu
+# What a fresh process chooses when it imports roadseg.system.tfcompat, and what its CPU line then says.
+STARTUP = """import os, roadseg.system.tfcompat
+from roadseg.system import cpu
 print(os.environ.get('TF_ENABLE_ONEDNN_OPTS'))
 print(cpu.describe(cpu.cpu_info()))
 try:
@@ -204,7 +204,7 @@ except ImportError:
     (['--video', 'a.mp4'], {'TF_ENABLE_ONEDNN_OPTS': '0', cpu.CHOSEN_ENV: 'TF_ENABLE_ONEDNN_OPTS'}, '1',
      'TF_ENABLE_ONEDNN_OPTS=1, chosen for this CPU')])                                  # a training parent's choice
 def test_chosen_before_tensorflow_is_imported(tmp_path, argv, environ, value, reason):
-    """On an AVX2 CPU (faked through ROADSEG_CPUINFO), importing roadseg.tfcompat sets TF_ENABLE_ONEDNN_OPTS
+    """On an AVX2 CPU (faked through ROADSEG_CPUINFO), importing roadseg.system.tfcompat sets TF_ENABLE_ONEDNN_OPTS
     for the command line's mode before TensorFlow reads it, keeps the user's own, and the CPU line and
     TensorFlow agree on what is in effect. TF 1.15 has no oneDNN: nothing is chosen there."""
     path = tmp_path / 'cpuinfo'

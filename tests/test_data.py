@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 
 from conftest import SAMPLE
-from roadseg import batches, kitti
+from roadseg.data import batches
+from roadseg.data.datasets import kitti_road as kitti
+from roadseg.data.images import read_image
 import helper
 
 

@@ -7,11 +7,13 @@ import pytest
 from PIL import Image
 
 from conftest import ROOT, SAMPLE
-from roadseg import kitti, palette
-from roadseg.datasets import (IGNORE, SPLITS, CamVid, Cityscapes, Folder, KittiRoad, Shapes, detect, get_dataset,
+from roadseg.data.datasets import kitti_road as kitti
+from roadseg.data.images import read_image
+from roadseg.evaluation import palette
+from roadseg.data.datasets import (IGNORE, SPLITS, CamVid, Cityscapes, Folder, KittiRoad, Shapes, detect, get_dataset,
                               median_frequency_weights)
-from roadseg.datasets.cityscapes import LABELS
-from roadseg.files import InputError
+from roadseg.data.datasets.cityscapes import LABELS
+from roadseg.system.files import InputError
 
 CAMVID = os.path.join(ROOT, 'data', 'CamVid')
 

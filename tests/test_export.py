@@ -10,12 +10,16 @@ import pytest
 
 import project_tests
 from conftest import ROOT, SAMPLE, TINY_SHAPE, run_cli
-from roadseg import export, kitti
-from roadseg.batches import resize_rgb
-from roadseg.export import add_inference_outputs, export_run, freeze
-from roadseg.files import InputError
-from roadseg.inference import Segmenter
-from roadseg.tfcompat import tf
+from roadseg.data.images import read_image
+from roadseg.model import heads
+from roadseg.serving import export
+from roadseg.data.batches import resize_rgb
+from roadseg.model.heads import add_inference_outputs
+from roadseg.runs import find_checkpoint
+from roadseg.serving.export import export_run, freeze
+from roadseg.system.files import InputError
+from roadseg.serving.inference import Segmenter
+from roadseg.system.tfcompat import tf
 import main
 
 TF2 = int(tf.__version__.split('.')[0]) >= 2
@@ -69,7 +73,7 @@ def varied_run(tiny_run, tmp_path_factory):
     epoch leaves the probabilities within a few hundredths of 0.5, too flat to show differences."""
     run = str(tmp_path_factory.mktemp('varied') / 'run')
     shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns('export*'))
-    prefix = export.find_checkpoint(run)
+    prefix = find_checkpoint(run)
     rng = np.random.RandomState(0)
     with tf.Graph().as_default() as graph, tf.Session(graph=graph) as sess:
         saver = tf.train.import_meta_graph(prefix + '.meta')
@@ -77,7 +81,7 @@ def varied_run(tiny_run, tmp_path_factory):
         variables = {v.op.name: v for v in tf.trainable_variables()}
         for name in ('decoder/score3/kernel', 'decoder/score4/kernel', 'decoder/score7/kernel'):
             variables[name].load(rng.normal(0, 0.02, variables[name].shape.as_list()).astype(np.float32), sess)
-        probabilities, _ = export.inference_outputs(graph, prefix)
+        probabilities, _ = heads.inference_outputs(graph, prefix)
         probs = sess.run(probabilities, {'image_input:0': sample_images().astype(np.float32), 'keep_prob:0': 1.0})
         tie = np.median(np.log(probs[..., 1] + 1e-30) - np.log(probs[..., 0] + 1e-30))
         bias = variables['decoder/score3/bias']
@@ -94,7 +98,7 @@ def exported(varied_run):
 
 def sample_images(shape=TRAINING_SIZE, n=2):
     names = sorted(os.listdir(os.path.join(SAMPLE, 'testing', 'image_2')))[:n]
-    return np.stack([resize_rgb(kitti.read_rgb(os.path.join(SAMPLE, 'testing', 'image_2', name)), shape)
+    return np.stack([resize_rgb(read_image(os.path.join(SAMPLE, 'testing', 'image_2', name)), shape)
                      for name in names])
 
 
@@ -157,10 +161,10 @@ def test_foreign_encoder_run_trains_and_exports(tmp_path, foreign_vgg_dir):
 def test_frozen_export_matches_live_checkpoint(varied_run, exported):
     """The exported frozen graph against the checkpoint's own graph restored and run with keep_prob 1."""
     images = sample_images()
-    prefix = export.find_checkpoint(varied_run)
+    prefix = find_checkpoint(varied_run)
     with tf.Graph().as_default() as graph, tf.Session(graph=graph) as sess:
         tf.train.import_meta_graph(prefix + '.meta').restore(sess, prefix)
-        probabilities, _ = export.inference_outputs(graph, prefix)
+        probabilities, _ = heads.inference_outputs(graph, prefix)
         want = sess.run(probabilities, {'image_input:0': images.astype(np.float32), 'keep_prob:0': 1.0})
     graph_def = export.read_frozen(exported['frozen'])
     assert_inference_only(graph_def)

@@ -16,8 +16,13 @@ import pytest
 from PIL import Image
 
 from conftest import ROOT, SAMPLE, TINY_SHAPE, error_line, kitti_tree, run_cli, run_main
-from roadseg import batches, cli, files, kitti, train, vgg
-from roadseg.tfcompat import tf
+from roadseg import cli
+from roadseg.data import batches
+from roadseg.data.datasets import kitti_road as kitti
+from roadseg.data.images import read_image
+from roadseg.model import graph, vgg
+from roadseg.system import files
+from roadseg.system.tfcompat import tf
 import main
 
 
@@ -106,7 +111,7 @@ def test_08_rgba_grey_16bit_accepted(tmp_path, mode):
         Image.fromarray(rgb[..., 0].astype(np.uint16) * 257).save(path)  # 16-bit grey
         assert Image.open(path).mode.startswith('I')
         expected = np.repeat(rgb[..., :1], 3, axis=2)
-    assert np.array_equal(kitti.read_rgb(path), expected)
+    assert np.array_equal(read_image(path), expected)
 
 
 def test_09_mask_with_unknown_colours_only(tmp_path, capsys):
@@ -271,7 +276,7 @@ def test_19_ctrl_c_saves_and_resume_continues(tmp_path, tiny_vgg_dir, stop):
 KILL_SCRIPT = textwrap.dedent('''
     import sys
     sys.path.insert(0, {root!r})
-    from roadseg.tfcompat import tf
+    from roadseg.system.tfcompat import tf
     graph = tf.Graph()
     with graph.as_default():
         v = tf.Variable(tf.zeros([2000, 2000]))
@@ -392,7 +397,7 @@ def test_29_checkpoint_from_other_number_of_classes(tmp_path, tiny_run, tiny_vgg
     shutil.copytree(tiny_run, run)
     config = json.load(open(os.path.join(run, 'config.json')))
     with tf.Graph().as_default(), tf.Session() as sess:  # the same model with 3 classes, saved as last/
-        train.build_graph(main, sess, os.path.join(tiny_vgg_dir, 'vgg'), config, 3)
+        graph.build(main, sess, os.path.join(tiny_vgg_dir, 'vgg'), config, 3)
         shutil.rmtree(os.path.join(run, 'last'))
         os.makedirs(os.path.join(run, 'last'))
         tf.train.Saver(save_relative_paths=True).save(sess, os.path.join(run, 'last', 'model'), global_step=5)

@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, SAMPLE, TINY_SHAPE, error_line, run_cli
-from roadseg import batches, distributed
-from roadseg.files import InputError, first_line
+from roadseg.data import batches
+from roadseg.training import distributed
+from roadseg.system.files import InputError, first_line
 
 
 def _horovod_problem():
@@ -140,8 +141,9 @@ NAN_SCRIPT = textwrap.dedent('''
     import sys
     import numpy as np
     import main
-    from roadseg import batches, datasets, distributed
-    from roadseg.tfcompat import tf
+    from roadseg.data import batches, datasets
+    from roadseg.training import distributed
+    from roadseg.system.tfcompat import tf
 
     vgg_path, data_dir = sys.argv[1:]
     workers = distributed.Horovod()
@@ -192,7 +194,7 @@ def test_a_nan_on_one_rank_stops_all_at_the_same_step(tmp_path, tiny_vgg_dir):
 
 
 def test_no_horovod_import_without_the_flag():
-    code = ('import sys; import main, helper, roadseg.cli, roadseg.train, roadseg.distributed; '
+    code = ('import sys; import main, helper, roadseg.cli, roadseg.training.train, roadseg.training.distributed; '
             'print(sorted(m for m in sys.modules if m.split(".")[0] == "horovod"))')
     out = subprocess.run([sys.executable, '-c', code], stdout=subprocess.PIPE, universal_newlines=True,
                          cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT), timeout=300).stdout

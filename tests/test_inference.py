@@ -5,16 +5,18 @@ import shutil
 import numpy as np
 
 from conftest import SAMPLE
-from roadseg import kitti
-from roadseg.export import FROZEN, TRAINING_OPS, freeze_checkpoint, read_image_shape
-from roadseg.inference import Segmenter, overlay
-from roadseg.tfcompat import tf
+from roadseg.data.images import read_image
+from roadseg.runs import read_image_shape
+from roadseg.serving.export import FROZEN, TRAINING_OPS, freeze_checkpoint
+from roadseg.evaluation.palette import road_overlay as overlay
+from roadseg.serving.inference import Segmenter
+from roadseg.system.tfcompat import tf
 
 
 def test_frozen_graph_matches_checkpoint(tiny_run):
     frozen = os.path.join(tiny_run, 'best', FROZEN)
     assert os.path.exists(frozen), 'training exports the frozen graph of its best checkpoint'
-    images = [kitti.read_rgb(os.path.join(SAMPLE, 'testing', 'image_2', n)) for n in ('um_000000.png', 'uu_000001.png')]
+    images = [read_image(os.path.join(SAMPLE, 'testing', 'image_2', n)) for n in ('um_000000.png', 'uu_000001.png')]
     with Segmenter(tiny_run) as fast:
         assert fast.frozen
         ops = {op.type for op in fast.graph.get_operations()}

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from conftest import SAMPLE, run_cli
-from roadseg.kitti import IGNORE
-from roadseg.metrics import RoadEvaluator, summarize
+from roadseg.data.datasets import IGNORE
+from roadseg.evaluation.metrics import RoadEvaluator, summarize
 
 
 def test_known_prediction():
@@ -68,7 +68,7 @@ def test_evaluate_command_on_tiny_run(tiny_run, capsys):
 
 def test_evaluate_bf16(tiny_run, capsys):
     """--bf16 evaluates with oneDNN bfloat16 auto mixed precision on TF 2.x; TF 1.15 says it cannot."""
-    from roadseg.tfcompat import tf
+    from roadseg.system.tfcompat import tf
     code = run_cli('--evaluate', tiny_run, '--data-dir', SAMPLE, '--bf16')
     if tf.__version__.startswith('1.'):
         assert code == 2 and '--bf16: bf16 mixed precision needs TensorFlow 2.9' in capsys.readouterr().err
@@ -80,8 +80,8 @@ def test_evaluate_bf16(tiny_run, capsys):
 
 def test_init_from_a_run_starts_from_its_weights(tiny_run, tiny_vgg_dir, tmp_path, capsys):
     """--init-from: a new run (another image shape) starts from the best weights of an earlier one."""
-    from roadseg.export import find_checkpoint
-    from roadseg.tfcompat import tf
+    from roadseg.runs import find_checkpoint
+    from roadseg.system.tfcompat import tf
     runs = tmp_path / 'runs'
     assert run_cli('--data-dir', SAMPLE, '--vgg-dir', tiny_vgg_dir, '--runs-dir', runs, '--epochs', 1,
                    '--batch-size', 3, '--image-shape', 96, 288, '--init-from', tiny_run, '--learning-rate', 1e-12) == 0

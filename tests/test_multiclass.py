@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from conftest import ROOT, run_cli
-from roadseg.tfcompat import tf
+from roadseg.system.tfcompat import tf
 import main
 import project_tests
 

@@ -8,10 +8,13 @@ import pytest
 from PIL import Image
 
 from conftest import SAMPLE
-from roadseg import kitti, palette
-from roadseg.files import InputError
-from roadseg.inference import Segmenter, overlay
-from roadseg.predict import predict_folder
+from roadseg.data.datasets import kitti_road as kitti
+from roadseg.data.images import read_image
+from roadseg.evaluation import palette
+from roadseg.system.files import InputError
+from roadseg.evaluation.palette import road_overlay as overlay
+from roadseg.serving.inference import Segmenter
+from roadseg.serving.predict import predict_folder
 
 KITTI_IMAGE = os.path.join(SAMPLE, 'testing', 'image_2', 'um_000000.png')
 
@@ -20,7 +23,7 @@ def _inputs(folder):
     """A KITTI-named PNG, an odd-sized JPEG, a truncated PNG, a text file named .png and a README; returns the
     readable images by stem."""
     os.makedirs(folder)
-    kitti_image = kitti.read_rgb(KITTI_IMAGE)
+    kitti_image = read_image(KITTI_IMAGE)
     shutil.copy(KITTI_IMAGE, os.path.join(folder, 'um_000000.png'))
     street = np.random.RandomState(0).randint(0, 256, (51, 77, 3)).astype(np.uint8)
     Image.fromarray(street).save(os.path.join(folder, 'street.jpg'), quality=95)
@@ -32,7 +35,7 @@ def _inputs(folder):
         f.write('not an image\n')
     with open(os.path.join(folder, 'README.txt'), 'w') as f:
         f.write('skipped\n')
-    return {'street': kitti.read_rgb(os.path.join(folder, 'street.jpg')), 'um_000000': kitti_image}
+    return {'street': read_image(os.path.join(folder, 'street.jpg')), 'um_000000': kitti_image}
 
 
 def test_road_run(tiny_run, tmp_path, capsys):
@@ -79,7 +82,7 @@ def test_multiclass_run(tiny_run, tmp_path, capsys):
     assert predict_folder(run, str(tmp_path / 'in'), out, which='last', batch_size=1) == 0
     assert 'error' not in capsys.readouterr().err
     assert sorted(os.listdir(out)) == ['legend.png', 'um_000000.png', 'um_000000_overlay.png']
-    image = kitti.read_rgb(KITTI_IMAGE)
+    image = read_image(KITTI_IMAGE)
     classes = np.asarray(Image.open(os.path.join(out, 'um_000000.png')))
     assert classes.shape == image.shape[:2] and classes.max() < 2
     painted = np.asarray(Image.open(os.path.join(out, 'um_000000_overlay.png')))

@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from conftest import TINY_SHAPE, error_line, kitti_tree, run_cli
-from roadseg.datasets.kitti_road import KittiRoad
+from roadseg.data.datasets.kitti_road import KittiRoad
 
 
 @pytest.fixture

@@ -14,11 +14,11 @@ PRELUDE = textwrap.dedent('''
     sys.path.insert(0, {root!r})
     import main
     from roadseg import cli
-    from roadseg.tfcompat import tf
+    from roadseg.system.tfcompat import tf
 ''')
 
 VGG_BUILD = PRELUDE + textwrap.dedent('''
-    from roadseg import vgg, vgg_weights
+    from roadseg.model import vgg, vgg_weights
     import numpy as np
     vgg_weights.KERAS_URLS = ()
     widths, shapes = (4, 8, 8, 16, 16), {{}}
@@ -38,7 +38,7 @@ VGG_BUILD = PRELUDE + textwrap.dedent('''
 ''')
 
 VIDEO = PRELUDE + textwrap.dedent('''
-    from roadseg.inference import Segmenter
+    from roadseg.serving.inference import Segmenter
     real = Segmenter.predict_iter
     def announced(self, images, batch_size=4):
         print('batch', flush=True)

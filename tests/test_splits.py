@@ -9,9 +9,10 @@ import pytest
 from PIL import Image
 
 from conftest import ROOT, SAMPLE
-from roadseg import kitti, splits
-from roadseg.datasets import SELECT, KittiRoad, Shapes
-from roadseg.files import InputError
+from roadseg.data import splits
+from roadseg.data.datasets import kitti_road as kitti
+from roadseg.data.datasets import SELECT, KittiRoad, Shapes
+from roadseg.system.files import InputError
 
 COUNTS = {'um': 95, 'umm': 96, 'uu': 98}  # KITTI Road's training images per category, numbered from 000000
 NAMES = ['{}_{:06d}.png'.format(cat, i) for cat, n in sorted(COUNTS.items()) for i in range(n)]

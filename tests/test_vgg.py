@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, SAMPLE
-from roadseg import kitti, vgg, vgg_weights
-from roadseg.files import InputError
-from roadseg.tfcompat import tf
+from roadseg.data.images import read_image
+from roadseg.model import vgg, vgg_weights
+from roadseg.system.files import InputError
+from roadseg.system.tfcompat import tf
 
 DATA = os.path.join(ROOT, 'data')
 
@@ -57,7 +58,7 @@ def numpy_pool5(rgb, weights, preprocessing=vgg.HED_PREPROCESSING):
 
 def test_pool5_matches_numpy_on_a_real_kitti_crop(real_vgg):
     vgg_path, weights, _ = real_vgg
-    image = kitti.read_rgb(os.path.join(SAMPLE, 'training', 'image_2', 'um_000000.png'))
+    image = read_image(os.path.join(SAMPLE, 'training', 'image_2', 'um_000000.png'))
     crop = image[100:164, 200:264]  # 64x64 around the road
     with tf.Graph().as_default() as graph, tf.Session() as sess:
         image_input, keep_prob, _, _, _ = vgg.load_vgg_tensors(sess, vgg_path)
@@ -83,11 +84,11 @@ def test_structure_of_the_savedmodel(real_vgg):
 def test_training_graph_keeps_pretrained_weights(real_vgg):
     """build_graph initialises only the new variables: the loaded encoder weights survive."""
     import main
-    from roadseg import train
+    from roadseg.model import graph
     vgg_path, weights, _ = real_vgg
     cfg = {'l2_scale': 1e-3, 'skip_scaling': False}
     with tf.Graph().as_default(), tf.Session() as sess:
-        train.build_graph(main, sess, vgg_path, cfg, 2)
+        graph.build(main, sess, vgg_path, cfg, 2)
         got = sess.run({v.op.name: v for v in tf.global_variables()}['conv5_3/filter'])
     assert np.array_equal(got, weights['conv5_3'][0])
 

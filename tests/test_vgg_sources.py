@@ -8,9 +8,9 @@ import stat
 import numpy as np
 import pytest
 
-from roadseg import vgg, vgg_weights
-from roadseg.files import InputError
-from roadseg.tfcompat import tf
+from roadseg.model import vgg, vgg_weights
+from roadseg.system.files import InputError
+from roadseg.system.tfcompat import tf
 from test_vgg import numpy_pool5
 
 WIDTHS = (4, 6, 8, 10, 12)

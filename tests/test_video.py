@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
-from roadseg import video
+from roadseg.serving import video
 
 
 def make_video(path, frames, size, fps):

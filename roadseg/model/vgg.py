@@ -14,9 +14,10 @@ import tempfile
 import zipfile
 
 import numpy as np
-from .tfcompat import tf
+from ..system.tfcompat import tf
 
-from .files import InputError, first_line
+from ..system.files import InputError, first_line
+from .heads import ENCODER_OUTPUTS, IMAGE_INPUT, KEEP_PROB, VGG_SOURCE, VGG_TENSORS
 from .vgg_weights import (CONVS_PER_BLOCK, KERAS_FILE, keras_vgg16_file, load_keras_vgg16, load_weights_file,
                           verified)
 
@@ -28,8 +29,6 @@ HED_H5_SHA256 = '4502df9d0a88873911ea191cb2be5147d190f6a7f4c21731a418960f6bdb8e8
 HED_PREPROCESSING = ('BGR', (104.00699, 116.66877, 122.67892))
 
 TAG = 'vgg16'
-TENSOR_NAMES = ('image_input:0', 'keep_prob:0', 'layer3_out:0', 'layer4_out:0', 'layer7_out:0')
-SOURCE_TENSOR = 'vgg_source:0'
 VGG16_WIDTHS = (64, 128, 256, 512, 512)
 
 
@@ -160,13 +159,12 @@ def build_vgg_savedmodel(export_dir, weights=None, widths=VGG16_WIDTHS, fc_width
         graph = tf.Graph()
         with graph.as_default():
             tf.set_random_seed(seed)
-            image_input = tf.placeholder(tf.float32, [None, None, None, 3], name='image_input')
-            keep_prob = tf.placeholder_with_default(1.0, [], name='keep_prob')
+            image_input = tf.placeholder(tf.float32, [None, None, None, 3], name=IMAGE_INPUT)
+            keep_prob = tf.placeholder_with_default(1.0, [], name=KEEP_PROB)
             net, ends = vgg16_encoder(image_input, keep_prob, widths, fc_width, fc6_kernel, preprocessing)
-            tf.constant(source, name=SOURCE_TENSOR.split(':')[0])
-            tf.identity(ends['pool3'], name='layer3_out')
-            tf.identity(ends['pool4'], name='layer4_out')
-            tf.identity(net, name='layer7_out')
+            tf.constant(source, name=VGG_SOURCE)
+            for end, name in zip((ends['pool3'], ends['pool4'], net), ENCODER_OUTPUTS):
+                tf.identity(end, name=name)
             with tf.Session(graph=graph) as sess:
                 sess.run(tf.global_variables_initializer())
                 if weights is not None:
@@ -204,7 +202,7 @@ def validate_vgg_savedmodel(vgg_path):
         tensors = load_vgg_tensors(sess, vgg_path)
         fc6 = [v for v in tf.global_variables() if v.op.name == 'fc6/filter']
         try:
-            source = sess.run(graph.get_tensor_by_name(SOURCE_TENSOR)).decode('utf-8')
+            source = sess.run(graph.get_tensor_by_name(VGG_SOURCE + ':0')).decode('utf-8')
         except KeyError:
             source = 'not recorded (a SavedModel made elsewhere or before sources were recorded)'
         return {'fc_width': tensors[4].shape[-1], 'fc6_kernel': fc6[0].shape[0] if fc6 else None, 'source': source}
@@ -218,7 +216,7 @@ def load_vgg_tensors(sess, vgg_path):
         raise InputError('cannot load VGG SavedModel {} with tag "{}": {}'.format(vgg_path, TAG, first_line(e)))
     graph = sess.graph
     tensors = []
-    for name in TENSOR_NAMES:
+    for name in VGG_TENSORS:
         try:
             tensors.append(graph.get_tensor_by_name(name))
         except KeyError:

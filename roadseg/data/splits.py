@@ -1,10 +1,21 @@
-"""The split files behind a dataset's train/val/select lists: their sha256 (a run records them in config.json
+"""Splits: the stratified every-n-th split maker, the split files' sha256 (a run records them in config.json
 as 'splits'), and the check that refuses --resume / --init-from across a changed split."""
 import os
+from itertools import groupby
 
-from .files import InputError, file_digest
+from ..system.files import InputError, file_digest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def every_nth(items, start, step, group=None):
+    """Sorted items taken from index start every step-th, within each group (group(item) -> key; one group
+    when None) of the sorted items: a split spread evenly over every group."""
+    key = group or (lambda item: None)
+    taken = []
+    for _, members in groupby(sorted(items, key=lambda item: (str(key(item)), item)), key=lambda i: str(key(i))):
+        taken += list(members)[start::step]
+    return sorted(taken)
 
 
 def file_name(path):

@@ -5,19 +5,15 @@ whatever encoder it was built on: its `probabilities` and `classes` outputs are 
 constant and the encoder's keep_prob fixed to 1. Loading any of these files runs the graph it holds: load
 only models you trust.
 """
-import json
 import os
 import shutil
 import tempfile
 
-from .files import InputError, check_writable_dir, first_line, write_bytes_atomic
-from .tfcompat import tf
+from ..model.heads import CLASSES, IMAGE_INPUT, KEEP_PROB, PROBABILITIES, inference_outputs
+from ..runs import export_dir, find_checkpoint, read_image_shape, run_folder
+from ..system.files import InputError, check_writable_dir, first_line, write_bytes_atomic
+from ..system.tfcompat import tf
 
-PROBABILITIES = 'probabilities'
-CLASSES = 'classes'
-IMAGE_INPUT = 'image_input'
-KEEP_PROB = 'keep_prob'
-LOGITS = 'logits'  # (pixels, C): the only output of runs from before `probabilities` existed
 FROZEN = 'frozen_inference.pb'
 FORMATS = ('frozen', 'saved_model', 'onnx')
 FILE_NAMES = {'frozen': FROZEN, 'saved_model': 'saved_model', 'onnx': 'model.onnx'}
@@ -25,40 +21,6 @@ ONNX_OPSET = 13
 # op types that must not survive freezing: variables, their reads and writes, random draws
 TRAINING_OPS = {'VariableV2', 'VarHandleOp', 'ReadVariableOp', 'Assign', 'AssignVariableOp', 'RandomUniform',
                 'RandomUniformInt', 'RandomStandardNormal', 'TruncatedNormal'}
-
-
-def add_inference_outputs(output, num_classes):
-    """`probabilities` (N, H, W, C) float32 softmax and `classes` (N, H, W) uint8 argmax of the (N, H, W, C)
-    logits `output`, added once to its graph at the top-level name scope; returns (probabilities, classes)."""
-    graph = output.graph
-    try:
-        return graph.get_tensor_by_name(PROBABILITIES + ':0'), graph.get_tensor_by_name(CLASSES + ':0')
-    except KeyError:
-        pass
-    with graph.as_default(), graph.name_scope(None):
-        probabilities = tf.nn.softmax(output, name=PROBABILITIES)
-        probabilities.set_shape([None, None, None, num_classes])
-        classes = tf.cast(tf.argmax(output, axis=-1), tf.uint8, name=CLASSES)
-    return probabilities, classes
-
-
-def inference_outputs(graph, source):
-    """(probabilities, classes) of a trained graph; for older runs of this project, derived from their
-    logits:0 (pixels, C) and image_input:0. source names the file in errors."""
-    try:
-        return graph.get_tensor_by_name(PROBABILITIES + ':0'), graph.get_tensor_by_name(CLASSES + ':0')
-    except KeyError:
-        pass
-    try:
-        logits = graph.get_tensor_by_name(LOGITS + ':0')
-        image = graph.get_tensor_by_name(IMAGE_INPUT + ':0')
-    except KeyError:
-        raise InputError('{} has no {} output (nor {} and {} to derive it from): not a model of this project'
-                         .format(source, PROBABILITIES, LOGITS, IMAGE_INPUT))
-    num_classes = int(logits.shape[-1])
-    with graph.as_default(), graph.name_scope(None):
-        output = tf.reshape(logits, tf.concat([tf.shape(image)[:3], [num_classes]], 0))
-    return add_inference_outputs(output, num_classes)
 
 
 def freeze(sess, image_shape=None, source='the training graph'):
@@ -129,55 +91,6 @@ def read_frozen(path):
     except Exception as e:  # OSError, or protobuf's DecodeError
         raise InputError('{}: not a readable frozen graph ({})'.format(path, first_line(e)))
     return graph_def
-
-
-def find_checkpoint(path, which='best'):
-    """Checkpoint prefix from a run folder (its best/ or last/ checkpoint), a checkpoint folder or a prefix.
-    A run without best/ uses last/, with a note saying so."""
-    if path is None:
-        raise InputError('no checkpoint given: pass --checkpoint runs/<timestamp>')
-    for folder in (os.path.join(path, which), os.path.join(path, 'last'), path):
-        if os.path.isdir(folder):
-            prefix = tf.train.latest_checkpoint(folder)
-            if not prefix:  # a folder moved after training: its `checkpoint` file names the old place
-                indexes = sorted((f for f in os.listdir(folder) if f.endswith('.index')),
-                                 key=lambda f: os.path.getmtime(os.path.join(folder, f)))
-                if indexes and os.path.exists(os.path.join(folder, indexes[-1][:-len('.index')] + '.meta')):
-                    prefix = os.path.join(folder, indexes[-1][:-len('.index')])
-            if prefix:
-                if folder == os.path.join(path, 'last') and which != 'last':
-                    print('note: {} has no {}/ checkpoint; using last/ ({})'.format(path, which, prefix))
-                return prefix
-    if os.path.exists(path + '.index') and os.path.exists(path + '.meta'):
-        return path
-    raise InputError('no checkpoint found at {} (expected a training run folder with best/ or last/)'
-                     .format(path))
-
-
-def run_folder(prefix):
-    """The run folder of a checkpoint prefix: the parent of its best/ or last/ folder, else its own folder."""
-    folder = os.path.dirname(os.path.abspath(prefix))
-    return os.path.dirname(folder) if os.path.basename(folder) in ('best', 'last') else folder
-
-
-def export_dir(prefix):
-    """Where export_run writes checkpoint prefix's exports: RUN/export/, or RUN/export_last/ for a last/ one."""
-    from_last = os.path.basename(os.path.dirname(os.path.abspath(prefix))) == 'last'
-    return os.path.join(run_folder(prefix), 'export_last' if from_last else 'export')
-
-
-def read_image_shape(run_dir):
-    """(height, width) the run was trained at, from its config.json; InputError if it is missing or broken."""
-    path = os.path.join(run_dir, 'config.json')
-    try:
-        with open(path) as f:
-            height, width = json.load(f)['image_shape']
-    except FileNotFoundError:
-        raise InputError('{} not found: the run\'s config.json gives the image size the model was trained at'
-                         .format(path))
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise InputError('{}: no readable image_shape ({})'.format(path, first_line(e)))
-    return int(height), int(width)
 
 
 def freeze_checkpoint(prefix, image_shape):

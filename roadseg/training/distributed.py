@@ -22,9 +22,9 @@ import signal
 
 import numpy as np
 
-from .files import InputError, first_line
-from .signals import STOP_SIGNALS, deferred_stop, raise_on_stop
-from .tfcompat import tf
+from ..system.files import InputError, first_line
+from ..system.signals import STOP_SIGNALS, deferred_stop, raise_on_stop
+from ..system.tfcompat import tf
 
 INSTALL_HINT = 'build it with scripts/install_horovod.sh (TF 1.15.5 / Python 3.7; see README)'
 

@@ -10,12 +10,10 @@ import os
 from collections import namedtuple
 
 import numpy as np
-from PIL import Image
+from ...system.files import InputError
+from ..images import decode_image, read_image
 
-from .. import kitti
-from ..files import InputError
-
-IGNORE = 255
+IGNORE = 255  # class-map value of pixels left out of the loss and the metrics
 SPLITS = ('train', 'val', 'test')
 SELECT = 'select'  # training images held out to pick the kept checkpoint; [] unless a dataset lists it (KITTI)
 
@@ -61,18 +59,23 @@ class Dataset(object):
 
     def load(self, sample):
         """(uint8 RGB (H, W, 3), uint8 class map (H, W) with IGNORE, or None for an unlabelled sample)."""
-        image = kitti.read_rgb(sample.image)
-        if sample.label is None:
-            return image, None
-        classes = self.load_label(sample)
-        if image.shape[:2] != classes.shape:
-            raise InputError('image {} is {}x{} but its mask {} is {}x{}'.format(
-                sample.image, image.shape[1], image.shape[0], sample.label, classes.shape[1], classes.shape[0]))
-        return image, classes
+        return load_sample(sample, self.load_label)
 
     def load_label(self, sample):
         """uint8 (H, W) class map of the sample's mask of class values, through `table`."""
         return decode_values(read_value_mask(sample.label), self.table, sample.label)
+
+
+def load_sample(sample, load_label):
+    """(image, class map from load_label(sample), or None without a label); InputError if the sizes differ."""
+    image = read_image(sample.image)
+    if sample.label is None:
+        return image, None
+    classes = load_label(sample)
+    if image.shape[:2] != classes.shape:
+        raise InputError('image {} is {}x{} but its mask {} is {}x{}'.format(
+            sample.image, image.shape[1], image.shape[0], sample.label, classes.shape[1], classes.shape[0]))
+    return image, classes
 
 
 def check_split(split):
@@ -116,17 +119,7 @@ def decode_values(mask, table, path):
 def read_value_mask(path):
     """uint8 (H, W) values of a single-channel mask: 8-bit grey (L), palette indices (P, not the colours),
     1-bit, or 16/32-bit integers when all values are below 256."""
-    try:
-        with Image.open(path) as img:
-            img.load()
-            mode = img.mode
-            values = np.asarray(img)
-    except FileNotFoundError:
-        raise InputError('file not found: {}'.format(path))
-    except (OSError, ValueError, SyntaxError) as e:
-        size = os.path.getsize(path) if os.path.exists(path) else 0
-        raise InputError('{}: {}'.format(path, 'empty file (0 bytes)' if size == 0
-                                         else 'not a readable image ({})'.format(e)))
+    mode, values = decode_image(path, lambda img: (img.mode, np.asarray(img)))
     if values.ndim != 2 or not (mode in ('L', 'P', '1') or values.dtype.kind in 'iu'):
         raise InputError('{}: mask is {} ({}); expected one channel of class values (8-bit grey or palette)'
                          .format(path, mode, 'x'.join(str(n) for n in values.shape)))
@@ -151,17 +144,19 @@ def _by_stem(paths, kind):
     return stems
 
 
-def pair_masks(images, masks, mask_of):
+def pair_masks(images, masks, mask_of, shown_in=None):
     """[Sample] pairing each image with its mask, sorted by image; mask_of(image path) -> mask path
     without extension. An image without a mask, a mask without an image, or two files that differ only
-    in extension is an InputError naming the file."""
+    in extension is an InputError naming the file (a missing mask by its name in shown_in when given)."""
     _by_stem(images, 'image')
     by_stem = _by_stem(masks, 'mask')
     samples = []
     for image in sorted(images):
         mask = by_stem.pop(_stem_path(mask_of(image)), None)
         if mask is None:
-            raise InputError('image {} has no mask {}.png'.format(image, mask_of(image)))
+            raise InputError('image {} has no mask {}.png{}'.format(
+                image, os.path.basename(mask_of(image)) if shown_in else mask_of(image),
+                ' in {}'.format(shown_in) if shown_in else ''))
         samples.append(Sample(image, mask))
     if by_stem:
         raise InputError('mask {} has no matching image'.format(sorted(by_stem.values())[0]))

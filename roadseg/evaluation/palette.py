@@ -1,6 +1,8 @@
-"""Class colours on images: colour label maps, translucent overlays over a frame, a legend image."""
+"""Colours on images: colour label maps, translucent overlays over a frame, a legend image."""
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+from .metrics import THRESHOLD
 
 
 def default_colors(num_classes):
@@ -64,3 +66,19 @@ def legend(class_names, colors, swatch=16, pad=6):
         draw.rectangle([pad, y, pad + swatch - 1, y + swatch - 1], fill=tuple(color), outline=(64, 64, 64))
         draw.text((2 * pad + swatch, top + (row - box[3]) // 2), str(name), fill=(0, 0, 0), font=font)
     return img
+
+
+def road_overlay(image, prob, threshold=THRESHOLD, color=(0, 255, 0), alpha=0.5):
+    """uint8 RGB image with pixels whose prob > threshold blended toward color (translucent)."""
+    out = image.astype(np.float32)
+    road = prob > threshold
+    out[road] = (1 - alpha) * out[road] + alpha * np.asarray(color, np.float32)
+    return out.astype(np.uint8)
+
+
+def mark(image, marks):
+    """uint8 RGB image with each (boolean (H, W) mask, colour) of marks blended in at half opacity."""
+    out = image.astype(np.float32)
+    for mask, color in marks:
+        out[mask] = 0.5 * out[mask] + 0.5 * np.asarray(color, np.float32)
+    return out.astype(np.uint8)

@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 
-from ..files import InputError
+from ...system.files import InputError
 from .base import IGNORE, Dataset, pair_masks, unlabelled
 
 # (name, labelId, trainId, colour) from cityscapesScripts' cityscapesscripts/helpers/labels.py

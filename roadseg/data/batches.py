@@ -6,9 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from PIL import Image
 
-from .files import InputError
-
-IGNORE = 255  # class-map value of pixels left out of the loss and the metrics
+from ..system.files import InputError
 
 
 def resize_rgb(image, image_shape):
@@ -28,7 +26,7 @@ def resize_prob(prob, size_hw):
 
 
 def one_hot(classes, num_classes=2):
-    """uint8 class map (..., H, W) -> float32 (..., H, W, num_classes); IGNORE pixels are all zero."""
+    """uint8 class map (..., H, W) -> float32 (..., H, W, num_classes); IGNORE (255) pixels are all zero."""
     return (classes[..., None] == np.arange(num_classes, dtype=np.uint8)).astype(np.float32)
 
 

@@ -1,10 +1,11 @@
-"""Road overlay on driving video, streamed frame by frame through imageio's bundled ffmpeg."""
+"""Prediction overlays on driving video (the run's task paints them), streamed frame by frame through imageio's
+bundled ffmpeg."""
 import os
 import time
 
-from .files import InputError, atomic_path, check_writable_dir, first_line
-from .inference import Segmenter, paint
-from .progress import bar
+from ..system.files import InputError, atomic_path, check_writable_dir, first_line
+from ..system.progress import bar
+from .inference import Segmenter
 
 
 def _reader(path):
@@ -35,7 +36,8 @@ def _frames(reader, path):
 
 def overlay_video(checkpoint, video_in, video_out, which='best', batch_size=4, model=None, bf16=False,
                   backend='auto', threads=0):
-    """Write video_out: video_in with the road in translucent green, same fps and frame size.
+    """Write video_out: video_in with the run's predictions painted on (road in translucent green, or class
+    colours), same fps and frame size.
 
     Streams frames (memory stays flat), batches them through the model (a Segmenter of the checkpoint run
     on backend unless one is given), writes to a temporary file that is renamed to video_out only when
@@ -48,7 +50,7 @@ def overlay_video(checkpoint, video_in, video_out, which='best', batch_size=4, m
     check_writable_dir(out_dir, 'output folder for the video')
     own_model = model is None
     model = model or Segmenter(checkpoint, which, threads=threads, bf16=bf16, backend=backend)
-    colors = model.colors
+    paint = model.task.paint
     fps = meta['fps']
     width, height = meta['size']
     # yuv420p needs even sizes; odd frames keep their size with full-resolution chroma instead
@@ -65,10 +67,10 @@ def overlay_video(checkpoint, video_in, video_out, which='best', batch_size=4, m
                 for frame in frames:
                     batch.append(frame)
                     if len(batch) == batch_size:
-                        count += _write(writer, model, batch, progress, colors)
+                        count += _write(writer, model, batch, progress, paint)
                         batch = []
                 if batch:
-                    count += _write(writer, model, batch, progress, colors)
+                    count += _write(writer, model, batch, progress, paint)
                 progress.close()
             finally:
                 writer.close()
@@ -83,9 +85,9 @@ def overlay_video(checkpoint, video_in, video_out, which='best', batch_size=4, m
     return count, rate
 
 
-def _write(writer, model, batch, progress, colors):
+def _write(writer, model, batch, progress, paint):
     for frame, (probs, classes) in zip(batch, model.predict_iter(batch, len(batch))):
-        writer.append_data(paint(frame, probs, classes, colors))
+        writer.append_data(paint(frame, probs, classes))
     progress.update(len(batch))
     progress.set_postfix(fps='{:.2f}'.format(progress.format_dict['n'] / max(progress.format_dict['elapsed'], 1e-9)))
     return len(batch)

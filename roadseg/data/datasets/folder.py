@@ -4,9 +4,10 @@ import os
 
 import numpy as np
 
-from .. import kitti
-from ..files import InputError
-from ..palette import default_colors
+from ..images import image_files, read_image
+from ..splits import every_nth
+from ...system.files import InputError
+from ...evaluation.palette import default_colors
 from .base import IGNORE, Dataset, pair_masks, unlabelled, value_table
 
 CLASSES_JSON = 'classes.json'
@@ -89,22 +90,23 @@ class Folder(Dataset):
             return self._pairs(os.path.join(images, split) if split == 'val' else images,
                                os.path.join(masks, split) if split == 'val' else masks)
         pairs = self._pairs(images, masks)
-        return pairs[4::5] if split == 'val' else [p for i, p in enumerate(pairs) if i % 5 != 4]
+        val = every_nth(pairs, 4, 5)
+        return val if split == 'val' else [p for p in pairs if p not in set(val)]
 
     @staticmethod
     def _pairs(image_dir, mask_dir, optional=False):
         if optional and not os.path.isdir(image_dir):
             return []
-        images = kitti.image_files(image_dir)
+        images = image_files(image_dir)
         if optional and not os.path.isdir(mask_dir):
             return unlabelled(images)
-        return pair_masks(images, kitti.image_files(mask_dir),
+        return pair_masks(images, image_files(mask_dir),
                           lambda image: os.path.join(mask_dir, os.path.splitext(os.path.basename(image))[0]))
 
     def load_label(self, sample):
         if self.table is not None:
             return super(Folder, self).load_label(sample)
-        rgb = kitti.read_rgb(sample.label)
+        rgb = read_image(sample.label)
         keys = _key(np.moveaxis(rgb.astype(np.int64), -1, 0))
         pos = np.minimum(np.searchsorted(self._keys, keys), len(self._keys) - 1)
         bad = self._keys[pos] != keys

@@ -1,4 +1,4 @@
-"""Inference: the Python API (Segmenter), batched prediction at any frame size, overlays.
+"""Inference: the Python API (Segmenter), batched prediction at any frame size.
 
     from roadseg import Segmenter
     seg = Segmenter('runs/<timestamp>')           # its best/ checkpoint; backend='onnxruntime' for its ONNX export
@@ -6,17 +6,18 @@
 
 With TensorFlow the model runs in its own tf.Graph and Session: a TF 2.x host program stays in eager mode.
 """
-import json
 import os
 
 import numpy as np
 
+from .. import task
+from ..data.batches import resize_prob, resize_rgb
+from ..model.heads import IMAGE_INPUT, PROBABILITIES
+from ..runs import CONFIG, find_checkpoint, read_config, read_image_shape, run_folder
+from ..system.files import InputError
+from ..system.tfcompat import session_config, tf
 from . import onnx_backend
-from .export import (FROZEN, IMAGE_INPUT, PROBABILITIES, find_checkpoint, freeze_checkpoint, read_frozen,
-                     read_image_shape, run_folder)
-from .files import InputError
-from .batches import resize_prob, resize_rgb
-from .tfcompat import session_config, tf
+from .export import FROZEN, freeze_checkpoint, read_frozen
 
 
 def _predict(run_batch, images, image_shape, batch_size):
@@ -59,55 +60,12 @@ def predict_probabilities(sess, probabilities, image_pl, images, image_shape, ba
     return _predict(run, images, image_shape, batch_size)
 
 
-def overlay(image, prob, threshold=0.5, color=(0, 255, 0), alpha=0.5):
-    """uint8 RGB image with pixels whose prob > threshold blended toward color (translucent)."""
-    out = image.astype(np.float32)
-    road = prob > threshold
-    out[road] = (1 - alpha) * out[road] + alpha * np.asarray(color, np.float32)
-    return out.astype(np.uint8)
-
-
-def paint(image, probs, classes, colors=None):
-    """The overlay people look at: colors None (a road run) marks road in translucent green where
-    p(road) > 0.5; otherwise every pixel is tinted with its class's colour (roadseg/palette.py)."""
-    if colors is None:
-        return overlay(image, probs[..., 1])
-    from .palette import overlay as class_overlay
-    return class_overlay(image, classes, colors)
-
-
 def _checked(image, index):
     image = np.asarray(image)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise InputError('image {}: expected uint8 RGB of shape (H, W, 3), got {} {}'.format(
             index, image.dtype, image.shape))
     return image
-
-
-def run_classes(run_dir, num_classes):
-    """(class_names, class_colors) from the run's config.json, or None for a KITTI road run (dataset kitti_road,
-    or neither key as in runs of earlier versions).
-
-    InputError naming config.json when only one key is there, the lists do not have num_classes entries or a
-    colour is not three values 0..255.
-    """
-    path = os.path.join(run_dir, 'config.json')
-    with open(path) as f:
-        config = json.load(f)
-    names, colors = config.get('class_names'), config.get('class_colors')
-    if config.get('dataset') == 'kitti_road' or (names is None and colors is None):
-        if num_classes != 2:
-            raise InputError('{}: no class_names for a model of {} classes (a road run has 2)'.format(
-                path, num_classes))
-        return None
-    if not isinstance(names, list) or not isinstance(colors, list) or not len(names) == len(colors) == num_classes:
-        raise InputError('{}: class_names and class_colors must be lists of {} entries, one per class of the model'
-                         .format(path, num_classes))
-    for color in colors:
-        if not (isinstance(color, list) and len(color) == 3 and
-                all(isinstance(v, int) and 0 <= v <= 255 for v in color)):
-            raise InputError('{}: class colour {!r} is not [R, G, B] in 0..255'.format(path, color))
-    return [str(n) for n in names], [tuple(c) for c in colors]
 
 
 class TFGraph:
@@ -148,7 +106,8 @@ class Segmenter:
     checkpoint, in its own tf.Graph and Session), 'onnxruntime' (the run's ONNX export, onnx_backend), or
     'auto': the one measured faster on this CPU class where it can run (onnx_backend.AUTO). A run without
     best/ uses last/ with a note. Attributes: image_shape (h, w) the network runs at (from the run's
-    config.json), num_classes, prefix (the checkpoint), backend ('tensorflow' or 'onnxruntime'), model (that
+    config.json), num_classes, class_names, task (what the run predicts: roadseg/task.py), prefix (the
+    checkpoint), backend ('tensorflow' or 'onnxruntime'), model (that
     backend's TFGraph or OnnxRuntime), frozen (True when TensorFlow's frozen file was used), graph (the
     tf.Graph; None with onnxruntime). threads: intra-op threads (0: the engine's choice). Loading runs the
     graph the files contain: load only models you trust.
@@ -165,8 +124,9 @@ class Segmenter:
         self.frozen = getattr(self.model, 'frozen', False)
         self.graph = getattr(self.model, 'graph', None)
         self.num_classes = self.model.num_classes
-        spec = run_classes(run_folder(self.prefix), self.num_classes)
-        self.class_names, self.colors = spec or (['background', 'road'], None)
+        root = run_folder(self.prefix)
+        self.task = task.for_run(read_config(root), self.num_classes, os.path.join(root, CONFIG))
+        self.class_names = list(self.task.class_names)
 
     def predict_iter(self, images, batch_size=4):
         """Yield (probabilities float32 (H, W, C), classes uint8 (H, W)) for each uint8 RGB (H, W, 3) image

@@ -7,11 +7,12 @@ mean class accuracy (recall averaged over classes).
 Road metrics, in perspective space like the KITTI devkit and KittiSeg's kitti_eval.py: thresholds
 t_k = k/255 (k = 0..255), a pixel is predicted road at t_k when prob >= t_k, "don't care" pixels are
 left out; AP is the 11-point interpolated average precision (max precision at recall >= 0, 0.1, ..., 1;
-0 where never reached). IoU and the rubric use prob > 0.5.
+0 where never reached). IoU and the rubric use prob > THRESHOLD.
 """
 import numpy as np
 
 LEVELS = 256
+THRESHOLD = 0.5  # road where p(road) > 0.5 (the argmax of two classes), as training selects and outputs
 
 
 def _hist(prob):
@@ -26,10 +27,10 @@ class RoadEvaluator:
     def __init__(self):
         self.pos = {}   # category -> histogram of road-pixel probabilities
         self.neg = {}   # category -> histogram of non-road-pixel probabilities
-        self.half = {}  # category -> [tp, fp, fn, tn] at prob > 0.5
+        self.half = {}  # category -> [tp, fp, fn, tn] at prob > THRESHOLD
 
     def add(self, prob, classes, category='all'):
-        """prob: float (H, W) road probability; classes: uint8 (H, W) 0/1/IGNORE. Returns this image's F1 at 0.5."""
+        """prob: float (H, W) road probability; classes: uint8 (H, W) 0/1/IGNORE. Returns this image's F1 at THRESHOLD."""
         if prob.shape != classes.shape:
             raise ValueError('prediction {} and label {} differ in shape'.format(prob.shape, classes.shape))
         road = classes == 1
@@ -38,7 +39,7 @@ class RoadEvaluator:
             self.neg.setdefault(category, np.zeros(LEVELS, np.int64))
         pos += _hist(prob[road])
         neg += _hist(prob[bg])
-        pred = prob > 0.5
+        pred = prob > THRESHOLD
         counts = np.array([np.sum(pred & road), np.sum(pred & bg), np.sum(~pred & road), np.sum(~pred & bg)])
         self.half.setdefault(category, np.zeros(4, np.int64))[:] += counts
         tp, fp, fn, _ = counts
@@ -84,7 +85,6 @@ def summarize(pos_hist, neg_hist, half):
         'road_pixels': int(pos_hist.sum()),
         'nonroad_pixels': int(neg_hist.sum()),
     }
-
 
 
 def confusion(pred, label, num_classes, ignore_index=255):

@@ -2,7 +2,7 @@
 import os
 from collections import OrderedDict
 
-from ..files import InputError
+from ...system.files import InputError
 from .base import IGNORE, SELECT, SPLITS, Dataset, Sample, median_frequency_weights
 from .camvid import CamVid
 from .cityscapes import Cityscapes

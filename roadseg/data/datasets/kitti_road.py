@@ -1,40 +1,25 @@
-"""KITTI Road data: listing and pairing files, decoding masks, the fixed validation and selection splits."""
+"""KITTI Road (data_road): pairing images and road masks, decoding the mask colours, the fixed validation and
+selection splits (splits/val.txt, splits/select.txt), the dataset class."""
 import glob
 import os
 
 import numpy as np
-from PIL import Image
 
-from .batches import IGNORE
-from .files import InputError
+from ...system.files import InputError
+from ..images import image_files, read_image
+from ..splits import every_nth
+from .base import IGNORE, SELECT, SPLITS, Dataset, Sample, load_sample, pair_masks, unlabelled
 
 BACKGROUND = (255, 0, 0)
 ROAD = (255, 0, 255)
-IMAGE_EXTS = ('.png', '.jpg', '.jpeg')
 CATEGORIES = ('um', 'umm', 'uu')
-SPLITS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'splits')
+SPLITS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))),
+                          'splits')
 SPLIT_FILE = os.path.join(SPLITS_DIR, 'val.txt')       # the report split
 SELECT_FILE = os.path.join(SPLITS_DIR, 'select.txt')   # the checkpoint-selection split
 SELECT_HEADER = ('# KITTI Road selection split (picks the kept checkpoint; val.txt, the report split, never does):\n'
                  '# of the training images not in val.txt, within um/umm/uu, sorted, every 10th (index 5, 15, ...).\n'
                  '# Made by roadseg.kitti.select_split_text; training never sees these.\n')
-
-
-def image_files(folder):
-    """Sorted image paths in folder; other files (.DS_Store, Thumbs.db, ...) are skipped with a note."""
-    if not os.path.isdir(folder):
-        raise InputError('folder not found: {}'.format(folder))
-    images, skipped = [], []
-    for name in sorted(os.listdir(folder)):
-        path = os.path.join(folder, name)
-        if os.path.isfile(path) and not name.startswith('.') and name.lower().endswith(IMAGE_EXTS):
-            images.append(path)
-        else:
-            skipped.append(name)
-    if skipped:
-        print('note: skipping {} non-image entries in {}: {}'.format(
-            len(skipped), folder, ', '.join(skipped[:3]) + (' ...' if len(skipped) > 3 else '')))
-    return images
 
 
 def category(path):
@@ -50,45 +35,16 @@ def mask_name(image_name):
 
 
 def list_training_pairs(training_folder):
-    """[(image_path, mask_path)] for training/image_2 and training/gt_image_2, sorted by image name.
-
-    An image without a mask or a road mask without an image is an InputError naming the file;
-    lane masks (*_lane_*) are ignored as KITTI ships them beside the road masks.
-    """
+    """[Sample(image, road mask)] of training/image_2 and training/gt_image_2, sorted by image name; lane
+    masks (*_lane_*) are left out as KITTI ships them beside the road masks. InputError for no images, an
+    image without a mask or a road mask without an image."""
     images = image_files(os.path.join(training_folder, 'image_2'))
     if not images:
         raise InputError('no training images in {}'.format(os.path.join(training_folder, 'image_2')))
     mask_dir = os.path.join(training_folder, 'gt_image_2')
-    masks = {os.path.splitext(os.path.basename(p))[0]: p
-             for p in image_files(mask_dir) if '_lane_' not in os.path.basename(p)}
-    pairs = []
-    for image in images:
-        mask = masks.pop(mask_name(os.path.basename(image)), None)
-        if mask is None:
-            raise InputError('image {} has no mask {}.png in {}'.format(
-                image, mask_name(os.path.basename(image)), mask_dir))
-        pairs.append((image, mask))
-    if masks:
-        raise InputError('mask {} has no matching image in {}'.format(
-            sorted(masks.values())[0], os.path.join(training_folder, 'image_2')))
-    return pairs
-
-
-def read_rgb(path):
-    """uint8 (H, W, 3) RGB from any PNG/JPEG: RGBA drops alpha, grey is replicated, 16-bit is scaled."""
-    try:
-        with Image.open(path) as img:
-            img.load()
-            if img.mode in ('I;16', 'I;16B', 'I;16L', 'I'):
-                arr = np.asarray(img, dtype=np.uint32)
-                img = Image.fromarray((arr >> 8 if arr.max() > 255 else arr).astype(np.uint8))
-            return np.asarray(img.convert('RGB'))
-    except FileNotFoundError:
-        raise InputError('file not found: {}'.format(path))
-    except (OSError, ValueError, SyntaxError) as e:
-        size = os.path.getsize(path) if os.path.exists(path) else 0
-        why = 'empty file (0 bytes)' if size == 0 else 'not a readable image ({})'.format(e)
-        raise InputError('{}: {}'.format(path, why))
+    masks = [p for p in image_files(mask_dir) if '_lane_' not in os.path.basename(p)]
+    return pair_masks(images, masks, lambda image: os.path.join(mask_dir, mask_name(os.path.basename(image))),
+                      shown_in=mask_dir)
 
 
 def mask_to_classes(mask_rgb, path='mask'):
@@ -104,12 +60,12 @@ def mask_to_classes(mask_rgb, path='mask'):
 
 def load_pair(image_path, mask_path):
     """(uint8 RGB image, uint8 class map) at the original size; InputError if sizes differ."""
-    image = read_rgb(image_path)
-    classes = mask_to_classes(read_rgb(mask_path), mask_path)
-    if image.shape[:2] != classes.shape:
-        raise InputError('image {} is {}x{} but its mask {} is {}x{}'.format(
-            image_path, image.shape[1], image.shape[0], mask_path, classes.shape[1], classes.shape[0]))
-    return image, classes
+    return load_sample(Sample(image_path, mask_path), load_mask)
+
+
+def load_mask(sample):
+    """The class map of a sample's KITTI road mask."""
+    return mask_to_classes(read_image(sample.label), sample.label)
 
 
 def read_split(path=SPLIT_FILE):
@@ -131,34 +87,16 @@ def read_splits(val_file=SPLIT_FILE, select_file=SELECT_FILE):
     return val, select
 
 
-def split_pairs(pairs, val_names, select_names):
-    """(train, val, select) lists: val and select hold the pairs whose image file name is in val_names and
-    select_names; train the rest."""
-    parts = {'train': [], 'val': [], 'select': []}
-    for pair in pairs:
-        name = os.path.basename(pair[0])
-        parts['val' if name in val_names else 'select' if name in select_names else 'train'].append(pair)
-    return parts['train'], parts['val'], parts['select']
-
-
-def _every_nth(names, start, step):
-    """Sorted names taken within each category, in sorted order, from index start every step-th."""
-    taken = []
-    for cat in CATEGORIES:
-        taken += sorted(n for n in names if category(n) == cat)[start::step]
-    return sorted(taken)
-
-
 def make_split(names):
     """The fixed validation split: within each category, sorted, every 5th name (index 4, 9, ...)."""
-    return _every_nth(names, 4, 5)
+    return every_nth(names, 4, 5, category)
 
 
 def make_select_split(names, val_names):
     """The checkpoint-selection split: of the names not in val_names, within each category, sorted, every
     10th (index 5, 15, ...): round(n / 10) of a category's n names (a half rounds down), spread over its
     sorted order, never its first five (so the bundled sample's 000000/000001 stay training images)."""
-    return _every_nth([n for n in names if n not in val_names], 5, 10)
+    return every_nth([n for n in names if n not in val_names], 5, 10, category)
 
 
 def select_split_text(names, val_names):
@@ -180,3 +118,40 @@ def count_kitti(data_dir):
     return (len(glob.glob(os.path.join(data_dir, 'training', 'image_2', '*.png'))),
             len(glob.glob(os.path.join(data_dir, 'training', 'gt_image_2', '*_road_*.png'))),
             len(glob.glob(os.path.join(data_dir, 'testing', 'image_2', '*.png'))))
+
+
+class KittiRoad(Dataset):
+    """training/image_2 + training/gt_image_2 (um_road_*.png): val = the images in splits/val.txt (the report
+    split), select = those in splits/select.txt (to pick the kept checkpoint), train = the rest; test =
+    testing/image_2 ([] without it). Mask colours other than the two classes' are ignored."""
+    name = 'kitti_road'
+    class_names = ['background', 'road']
+    colors = [BACKGROUND, ROAD]
+    layout = (os.path.join('training', 'image_2'), os.path.join('training', 'gt_image_2'))
+    splits = SPLITS + (SELECT,)
+
+    def __init__(self, data_dir, split_file=SPLIT_FILE, select_file=SELECT_FILE):
+        super(KittiRoad, self).__init__(data_dir)
+        self.split_file = split_file
+        self.select_file = select_file
+
+    @property
+    def split_paths(self):
+        return (self.split_file, self.select_file)
+
+    def list_split(self, split):
+        if split == 'test':
+            test_dir = os.path.join(self.data_dir, 'testing', 'image_2')
+            return unlabelled(image_files(test_dir)) if os.path.isdir(test_dir) else []
+        val, select = read_splits(self.split_file, self.select_file)
+        parts = {'train': [], 'val': [], SELECT: []}
+        for sample in list_training_pairs(os.path.join(self.data_dir, 'training')):
+            name = os.path.basename(sample.image)
+            parts['val' if name in val else SELECT if name in select else 'train'].append(sample)
+        return parts[split]
+
+    load_label = staticmethod(load_mask)
+
+    def category(self, sample):
+        """'um', 'umm' or 'uu' from the image file name."""
+        return category(sample.image)

@@ -6,9 +6,11 @@ RUN/export_last/model.onnx of last/) in an ONNX Runtime CPU session, fed like th
 """
 import os
 
-from . import cpu
-from .export import FILE_NAMES, IMAGE_INPUT, PROBABILITIES, export_dir, run_folder
-from .files import InputError, first_line
+from ..model.heads import IMAGE_INPUT, PROBABILITIES
+from ..runs import export_dir, run_folder
+from ..system import cpu
+from ..system.files import InputError, first_line
+from .export import FILE_NAMES
 
 BACKENDS = ('auto', 'tensorflow', 'onnxruntime')
 # The backend 'auto' takes per CPU class (cpu.cpu_class), measured with bench/benchmark.py (batch 4, 160x576,

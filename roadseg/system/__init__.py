@@ -1,0 +1,1 @@
+"""Machine and process plumbing: CPU settings, the TensorFlow import, files, signals, progress bars."""

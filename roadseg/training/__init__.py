@@ -1,0 +1,1 @@
+"""A training run: the run as steps (train.py), validation, checkpoints, data-parallel ranks (Horovod)."""

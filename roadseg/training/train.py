@@ -1,0 +1,244 @@
+"""A training run as steps around the model's Udacity functions (main.py): open the run, prepare the data and
+the encoder, build the graph, start or resume, train with validation and checkpoints, write the outputs."""
+import collections
+import json
+import os
+import sys
+
+from .. import task as tasks
+from ..data import datasets
+from ..data.batches import EpochBatches, TrainingSet
+from ..evaluation import report
+from ..model import graph as model_graph
+from ..model.vgg import maybe_build_vgg
+from ..runs import Run, check_splits, find_checkpoint
+from ..serving.export import FROZEN, write_frozen
+from ..serving.predict import session_overlays, write_images
+from ..system import cpu
+from ..system.files import InputError, append_line
+from ..system.signals import deferred_stop
+from ..system.tfcompat import session_config, tf
+from .checkpoints import Checkpoints, restore
+from .validation import Validator, summarize
+
+Data = collections.namedtuple('Data', 'dataset task batches batch_size choose report class_weights')
+
+
+def open_run(config, workers, resume=None, given=None):
+    """The run: a new one of config (the recorded settings), or the one at resume with the flags typed
+    (given); read by the chief and shared with the other ranks, which never touch the folder."""
+    run = None
+    if workers.chief:
+        run = Run.resume(resume, given or {}) if resume else Run(config)
+        trained_by = run.config.setdefault('workers', 1 if resume else workers.size)
+        if trained_by != workers.size:
+            raise InputError('{} was trained by {} process(es); resume it with as many: {}'.format(
+                resume, trained_by, 'python main.py --resume RUN' if trained_by == 1 else
+                'horovodrun -np {} python main.py --horovod --resume RUN'.format(trained_by)))
+    config = workers.share(run.config if run else None)
+    return run or Run(config)
+
+
+def prepare_data(run, workers, resume):
+    """The dataset, the run's task and this rank's training batches; records what the run is trained on."""
+    config = run.config
+    dataset = datasets.get_dataset(config.get('dataset'), config['data_dir'])
+    task = tasks.for_dataset(dataset)
+    config.update(dataset=dataset.name, num_classes=dataset.num_classes, class_names=list(dataset.class_names),
+                  class_colors=[list(c) for c in task.colors])
+    if workers.chief:
+        check_splits(config, dataset, resume)
+    report_samples, select_samples = dataset.samples('val'), dataset.samples(datasets.SELECT)
+    training_set = TrainingSet(dataset.samples('train'), dataset.load, config['image_shape'], dataset.num_classes)
+    batches = EpochBatches(training_set, not config['no_augment'], config['seed'], config['repeat'],
+                           rank=workers.rank, size=workers.size)
+    class_weights = None
+    if config.get('class_weights') == 'median':
+        class_weights = datasets.median_frequency_weights(dataset, 'train')
+        print('Class weights (median frequency): ' + ', '.join(
+            '{} {:.3f}'.format(n, w) for n, w in zip(dataset.class_names, class_weights)))
+    batch_size = config['batch_size']
+    if batch_size > batches.num_images:
+        print('note: --batch-size {} is larger than the {} training images; using {}'.format(
+            batch_size, batches.num_images, batches.num_images))
+        batch_size = batches.num_images
+    # the kept epoch is chosen on the selection split when there is one, else on the validation split
+    choose, report_only = (select_samples, report_samples) if select_samples else (report_samples, [])
+    return Data(dataset, task, batches, batch_size, choose, report_only, class_weights)
+
+
+def prepare_encoder(config, vgg_dir, workers):
+    """vgg_dir/vgg, built at most once per machine (the machine's first rank builds it, the others wait)."""
+    if workers.local_rank:
+        workers.share(None)
+    vgg_path, vgg_source = maybe_build_vgg(vgg_dir, config['fc_width'], config['fc6_kernel'],
+                                           vgg_weights=config['vgg_weights'])
+    if not workers.local_rank:
+        workers.share(None)
+    print('Encoder: {} ({})'.format(vgg_path, vgg_source))
+    config.setdefault('vgg_source', vgg_source)
+    return vgg_path
+
+
+def announce(run, data, workers, learning_rate):
+    """The lines that say what this run trains on, and how the ranks share it."""
+    steps = data.batches.steps_per_epoch(data.batch_size)
+    config, dataset = run.config, data.dataset
+    if workers.chief:
+        print('Run folder: {} ({}: {} classes; {} training images x {} per epoch, {} steps of {}; {})'.format(
+            run.partial, dataset.name, dataset.num_classes, data.batches.num_images, config['repeat'], steps,
+            data.batch_size, '{} validation images'.format(len(data.choose)) if not data.report else
+            '{} selection images choose the kept epoch, {} report-split images are only measured'.format(
+                len(data.choose), len(data.report))))
+    if workers.size > 1:
+        print('Horovod: {} ranks, each {} steps of {} images per epoch ({} images per step); learning rate {:g} '
+              'x sqrt({}) = {:g}'.format(workers.size, steps, data.batch_size, workers.size * data.batch_size,
+                                         config['learning_rate'], workers.size, learning_rate))
+
+
+def start_weights(sess, graph, ckpt, run, data, workers, resume):
+    """Restore last/ (resuming) or --init-from's best/ on the chief, give every rank its weights and set the
+    batches to the first step to train; returns the number of epochs already done."""
+    config, num_classes = run.config, data.dataset.num_classes
+    last = tf.train.latest_checkpoint(run.path('last')) if workers.chief else None
+    if last:
+        restore(ckpt.last_saver, sess, last, num_classes, tf.global_variables())
+    elif workers.chief and resume:
+        print('note: {} has no checkpoint yet; starting from epoch 1'.format(run.path('last')))
+    elif workers.chief and config['init_from']:
+        start = find_checkpoint(config['init_from'], 'best')
+        restore(tf.train.Saver(tf.trainable_variables()), sess, start, num_classes, tf.trainable_variables())
+        print('Weights initialised from {}'.format(start))
+    workers.sync(sess)  # every rank starts from the chief's weights
+    done, step = (int(v) for v in sess.run([graph.epochs_done, graph.step]))
+    steps = data.batches.steps_per_epoch(data.batch_size)
+    skip = step - done * steps
+    data.batches.resume_at(done, max(skip, 0))
+    if last:
+        print('Resumed from {}: epoch {} of {}{}'.format(last, done, config['epochs'], ', continuing epoch {} at '
+              'step {} of {}'.format(done + 1, skip + 1, steps) if 0 < skip < steps else ''))
+    return done, bool(last)
+
+
+class EpochEnd:
+    """train_nn's on_epoch_end: every rank counts the epoch; the chief also validates it, keeps the best
+    weights, writes checkpoints when due, TensorBoard and history.jsonl. Ctrl-C waits until it is done."""
+
+    def __init__(self, sess, graph, workers, run, ckpt, validator, resumed):
+        self.sess, self.graph, self.workers = sess, graph, workers
+        self.run, self.ckpt, self.validator = run, ckpt, validator
+        self.writer = tf.summary.FileWriter(run.path('logs'), None if resumed else sess.graph) \
+            if workers.chief else None
+
+    def __call__(self, epoch, mean_loss):
+        with self.workers.deferred():
+            self.sess.run(self.graph.set_epochs, {self.graph.value: epoch + 1})
+            if self.workers.chief:
+                self.record(epoch, mean_loss)
+
+    def record(self, epoch, mean_loss):
+        sess, graph = self.sess, self.graph
+        entry = {'epoch': epoch + 1, 'step': int(sess.run(graph.step)), 'loss': mean_loss}
+        result = self.validator.run(entry)
+        if result is None or entry['val_iou'] > sess.run(graph.best_metric):
+            sess.run(graph.set_best, {graph.value: entry.get('val_iou', 0.0)})
+            self.ckpt.mark_best(result, {'epoch': epoch + 1, 'threshold': tasks.THRESHOLD})
+            entry['best'] = True
+        self.validator.print_line(entry)
+        if self.ckpt.due():
+            self.ckpt.save()
+        self.writer.add_summary(tf.Summary(value=self.validator.summary(entry, result)), entry['step'])
+        self.writer.flush()
+        append_line(self.run.path('history.jsonl'), json.dumps(entry))
+
+
+def train(config, model, runs_dir, vgg_dir, workers, resume=None, given=None):
+    """Train a new run of config (the recorded settings) or resume one; returns the exit code.
+
+    model: the module with the Udacity functions (main). workers: distributed.Solo(), or distributed.Horovod()
+    when this process is one rank of a horovodrun job: then every rank trains on its shard, and rank 0 (the
+    chief) alone reads and writes the run folder.
+    """
+    run = open_run(config, workers, resume, given)
+    machine = cpu.cpu_info()
+    print(cpu.describe(machine))
+    run.config['cpu'] = machine
+    data = prepare_data(run, workers, resume)
+    vgg_path = prepare_encoder(run.config, vgg_dir, workers)
+    learning_rate = workers.learning_rate(run.config['learning_rate'])
+    if workers.chief:
+        run.create(runs_dir)
+    announce(run, data, workers, learning_rate)
+    config = run.config
+    with tf.Graph().as_default() as graph, tf.Session(graph=graph, config=workers.session_config(
+            session_config(config['threads'], bf16=config['bf16']))) as sess:
+        tf.set_random_seed(config['seed'])
+        net = model_graph.build(model, sess, vgg_path, config, data.dataset.num_classes, data.class_weights,
+                                workers.optimizer if workers.size > 1 else None)
+        workers.build()
+        ckpt = Checkpoints(sess, run, net, data.task, config['checkpoint_minutes'])
+        done, resumed = start_weights(sess, net, ckpt, run, data, workers, resume)
+        validator = Validator(sess, net, data.dataset, data.task, data.choose, data.report,
+                              tuple(config['image_shape']))
+        epoch_end = EpochEnd(sess, net, workers, run, ckpt, validator, resumed)
+        code = train_epochs(model, sess, net, run, data, workers, ckpt, epoch_end, learning_rate, done)
+        if code is not None:
+            return code
+        write_outputs(sess, net, run, data, ckpt, epoch_end.writer)
+    final = run.finish()
+    summarize(os.path.join(final, 'history.jsonl'), len(data.choose), data.task)
+    print('Done: {}'.format(final))
+    return 0
+
+
+def train_epochs(model, sess, net, run, data, workers, ckpt, epoch_end, learning_rate, done):
+    """model.train_nn from epoch done on; the exit code when training stopped early or this rank is done,
+    None when the chief goes on to write the outputs."""
+    config = run.config
+    try:
+        with workers.stop_guard():
+            model.train_nn(sess, config['epochs'], data.batch_size, data.batches, net.train_op, net.loss,
+                           net.image_input, net.correct_label, net.keep_prob, net.learning_rate,
+                           keep_prob_value=config['keep_prob'], learning_rate_value=learning_rate,
+                           first_epoch=done, on_epoch_end=epoch_end, on_step=workers.on_step(sess))
+    except KeyboardInterrupt:
+        if workers.chief:
+            ckpt.save()
+            print('\nInterrupted: checkpoint saved in {}; continue with: {}--resume {}'.format(
+                run.path('last'), 'python main.py ' if workers.size == 1 else
+                'horovodrun -np {} python main.py --horovod '.format(workers.size), run.partial), file=sys.stderr)
+        workers.barrier(sess)  # the other ranks leave once the chief's checkpoint is written
+        return 130
+    except model.TrainingDiverged as e:
+        if workers.chief:
+            kept = tf.train.latest_checkpoint(run.path('last'))
+            print('error: {}; {}'.format(e, 'the last good checkpoint is kept in {}'.format(kept) if kept else
+                                         'no checkpoint was written yet'), file=sys.stderr)
+        return 1
+    same = workers.check_identical(sess, [v for v in tf.global_variables() if v is not net.best_metric])
+    if same:
+        print('Horovod: the {} ranks ended with identical weights and optimizer state (sha256 {})'.format(
+            workers.size, same[:16]))
+    return None if workers.chief else 0
+
+
+def write_outputs(sess, net, run, data, ckpt, writer):
+    """The chief's end of a run: the last checkpoints, the best model frozen, the loss curve, test images."""
+    with deferred_stop():
+        ckpt.save()
+    writer.close()
+    image_shape = tuple(run.config['image_shape'])
+    if ckpt.restore_best():
+        write_frozen(sess, run.path('best', FROZEN), image_shape)
+    report.plot_history(run.path('loss_curve.png'), run.path('history.jsonl'), data.task.history_curves)
+    write_test_images(sess, net, data.dataset, data.task, image_shape, run.path('test_images'))
+
+
+def write_test_images(sess, net, dataset, task, image_shape, out_dir):
+    """The task's overlays of the test split (else the validation split) at each image's size, with the
+    task's legend.png when it has one."""
+    samples = dataset.samples('test') or dataset.samples('val')
+    overlays = session_overlays(sess, net.probabilities, net.image_input, net.keep_prob, samples,
+                                lambda sample: dataset.load(sample)[0], image_shape, task)
+    write_images(out_dir, ((os.path.basename(s.image) if os.path.splitext(s.image)[1] else s.stem + '.png', shown)
+                           for s, shown in overlays), len(samples), 'Test images', task.legend())
