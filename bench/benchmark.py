@@ -4,7 +4,7 @@
     python bench/benchmark.py            # full table at 160x576 (several minutes)
     python bench/benchmark.py --short    # tiny shapes, seconds (CI)
 
-The first line names the CPU, its instruction sets and TensorFlow's oneDNN setting (roadseg/cpu.py); the
+The first line names the CPU, its instruction sets and TensorFlow's oneDNN setting (roadseg/system/cpu.py); the
 JSON records them. bf16 rows are timed wherever TensorFlow has the bf16 rewrite (TF 2.9+), with the
 project's warning where the CPU cannot make them faster. Training and inference rows run with the settings
 the project chooses for each (cpu.recommended_settings): where those differ from the ones this process
@@ -35,7 +35,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from roadseg.system import cpu  # noqa: E402  (before TensorFlow: it describes the build TensorFlow will load)
 from roadseg.system.tfcompat import session_config, tf  # noqa: E402
-from roadseg import export, inference, vgg  # noqa: E402
+from roadseg import runs  # noqa: E402
+from roadseg.model import graph as model_graph, heads, vgg  # noqa: E402
+from roadseg.serving import export, inference  # noqa: E402
 import main  # noqa: E402
 import peers  # noqa: E402
 
@@ -66,22 +68,21 @@ def sgemm_gflops(n=2048, runs=5):
     return 2 * n ** 3 / statistics.median(times) / 1e9
 
 
+DECODER = {'l2_scale': 1e-3, 'skip_scaling': False}  # the training defaults (FCN-8s)
+
+
 class TFModel:
-    """The project's graph (load_vgg + layers + optimize) on a random VGG SavedModel, in its own tf.Graph."""
+    """The project's training graph (model/graph.py) on a random VGG SavedModel, in its own tf.Graph."""
 
     def __init__(self, vgg_path, threads, inter, bf16=False):
         self.graph = tf.Graph()
         with self.graph.as_default():
             self.sess = tf.Session(graph=self.graph, config=session_config(threads, inter, bf16))
             tf.set_random_seed(0)
-            self.image, self.keep_prob, l3, l4, l7 = main.load_vgg(self.sess, vgg_path)
-            pretrained = set(tf.global_variables())
-            out = main.layers(l3, l4, l7, 2, crop_to=self.image)
-            self.label = tf.placeholder(tf.float32, [None, None, None, 2])
-            self.lr = tf.placeholder(tf.float32, [])
-            _, self.train_op, self.loss = main.optimize(out, self.label, self.lr, 2)
-            self.prob, _ = export.add_inference_outputs(out, 2)
-            self.sess.run(tf.variables_initializer([v for v in tf.global_variables() if v not in pretrained]))
+            net = model_graph.build(main, self.sess, vgg_path, DECODER, 2)
+            self.image, self.keep_prob, self.label, self.lr = net.image_input, net.keep_prob, net.correct_label, \
+                net.learning_rate
+            self.train_op, self.loss, self.prob = net.train_op, net.loss, net.probabilities
 
     def train_step(self, images, labels):
         with self.graph.as_default():
@@ -103,8 +104,7 @@ class TFModel:
         with self.graph.as_default():
             tf.train.Saver().save(self.sess, os.path.join(folder, 'best', 'model'))
             export.write_frozen(self.sess, os.path.join(folder, 'best', export.FROZEN), image_shape)
-        with open(os.path.join(folder, 'config.json'), 'w') as f:
-            json.dump({'image_shape': list(image_shape)}, f)
+        runs.write_config(folder, {'image_shape': list(image_shape)})
 
 
 class Frozen:
@@ -115,8 +115,8 @@ class Frozen:
         assert model.frozen
         model.close()
         self.graph = model.graph
-        self.image = self.graph.get_tensor_by_name(export.IMAGE_INPUT + ':0')
-        self.prob = self.graph.get_tensor_by_name(export.PROBABILITIES + ':0')
+        self.image = self.graph.get_tensor_by_name(heads.IMAGE_INPUT + ':0')
+        self.prob = self.graph.get_tensor_by_name(heads.PROBABILITIES + ':0')
         self.sess = tf.Session(graph=self.graph, config=session_config(threads, inter, bf16))
 
     def forward(self, images):
@@ -171,7 +171,7 @@ def run_benchmark(args):
         for part in parts:
             chosen = {k: v for k, v in envs[part].items() if os.environ.get(k) != v and k != cpu.CHOSEN_ENV}
             print('\n=== {} part, in a process with {}'.format(part, chosen))
-            # given as the user's own: the child's start-up (roadseg/tfcompat.py) would choose for training
+            # given as the user's own: the child's start-up (roadseg/system/tfcompat.py) would choose for training
             env = {k: v for k, v in envs[part].items() if k != cpu.CHOSEN_ENV}
             with tempfile.TemporaryDirectory() as tmp:
                 out = os.path.join(tmp, 'part.json')

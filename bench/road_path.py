@@ -8,10 +8,10 @@ The baseline is `git archive` of --baseline (default e1c44f2^, the parent of the
 the other contender this working tree. Each version runs in its own fresh Python on its own sources: its
 main.load_vgg, main.layers(num_classes=2), main.optimize and road probabilities as its training built them
 (baseline: roadseg.inference.road_probability_op, softmax of the (pixels, 2) logits, channel 1; current:
-roadseg.export.add_inference_outputs, softmax of the (N, H, W, 2) logits), its own roadseg/tfcompat.py.
+roadseg.model.heads.add_inference_outputs, softmax of the (N, H, W, 2) logits), its own tfcompat.py.
 Random images and one-hot labels; the training step is sess.run(train_op) with keep_prob 0.5, inference
 sess.run(probabilities) with keep_prob 1. Both versions get the same environment per part: the settings
-roadseg.cpu recommends for this CPU today (oneDNN off for training and on for inference on AVX2), given as
+roadseg.system.cpu recommends for this CPU today (oneDNN off for training and on for inference on AVX2), given as
 the user's own so that neither version chooses again.
 
 Per round and part, one process per version is started; once both are built, the parent has them make
@@ -41,19 +41,25 @@ MARK = '@road_path '  # prefixes the child's protocol lines on stdout
 def road_graph(main, tf, sess, vgg_path):
     """The road training graph as this version's training built it: (image, keep_prob, label, lr, train_op,
     probabilities, name of the probability op)."""
+    try:
+        from roadseg.model import graph
+    except ImportError:  # the baseline, before model/graph.py: its training's own assembly
+        return baseline_graph(main, tf, sess, vgg_path)
+    net = graph.build(main, sess, vgg_path, {'l2_scale': 1e-3, 'skip_scaling': False}, 2)
+    return (net.image_input, net.keep_prob, net.correct_label, net.learning_rate, net.train_op, net.probabilities,
+            'model.heads.add_inference_outputs')
+
+
+def baseline_graph(main, tf, sess, vgg_path):
+    """road_graph of the baseline version (e1c44f2^ and its like), assembled as its train.py did."""
     image, keep_prob, layer3, layer4, layer7 = main.load_vgg(sess, vgg_path)
     pretrained = set(tf.global_variables())
     label = tf.placeholder(tf.float32, [None, None, None, 2], name='correct_label')
     lr = tf.placeholder(tf.float32, [], name='learning_rate')
-    # l2_scale and skip_scaling: both versions' training defaults; variant (current only) defaults to FCN-8s
     output = main.layers(layer3, layer4, layer7, 2, l2_scale=1e-3, skip_scaling=False, crop_to=image)
     logits, train_op, _ = main.optimize(output, label, lr, 2)
-    try:
-        from roadseg.export import add_inference_outputs
-        prob, how = add_inference_outputs(output, 2)[0], 'export.add_inference_outputs'
-    except ImportError:  # the baseline
-        from roadseg.inference import road_probability_op
-        prob, how = road_probability_op(logits, image), 'inference.road_probability_op'
+    from roadseg.inference import road_probability_op
+    prob, how = road_probability_op(logits, image), 'inference.road_probability_op'
     sess.run(tf.variables_initializer([v for v in tf.global_variables() if v not in pretrained]))
     return image, keep_prob, label, lr, train_op, prob, how
 
@@ -63,7 +69,10 @@ def child(args):
     call per line read from stdin and answers with its time in seconds."""
     sys.path.insert(0, args.child)
     import main
-    from roadseg.tfcompat import session_config, tf
+    try:
+        from roadseg.system.tfcompat import session_config, tf
+    except ImportError:  # the baseline, before roadseg/system/
+        from roadseg.tfcompat import session_config, tf
     h, w = args.shape
     rng = np.random.RandomState(0)
     images = rng.uniform(0, 255, (args.batch, h, w, 3)).astype(np.float32)
@@ -120,7 +129,7 @@ def git(*argv):
 
 
 def run(args):
-    from roadseg import cpu
+    from roadseg.system import cpu
     info = cpu.cpu_info()
     print(cpu.describe(info))
     base_id = git('rev-parse', '--verify', args.baseline + '^{commit}').decode().strip()

@@ -46,7 +46,12 @@ def build_parser():
         epilog='Without data/data_road, training uses the bundled sample in data/sample with --epochs {epochs} '
                '--batch-size {batch_size} --repeat {repeat} --learning-rate {learning_rate} unless given.'
                .format(**SAMPLE_RECIPE))
-    add = p.add_argument
+    _training_flags(p.add_argument, d)
+    _mode_flags(p.add_argument, d)
+    return p
+
+
+def _training_flags(add, d):
     add('--epochs', type=int, help='training epochs (default {}; with --resume: the new total, default the '
                                    'run\'s own)'.format(d['epochs']))
     add('--batch-size', type=int, help='images per training step (default {})'.format(d['batch_size']))
@@ -91,6 +96,9 @@ def build_parser():
         help='data-parallel training as one rank of `horovodrun -np N python main.py --horovod ...`; '
              '--batch-size is per rank, the learning rate is scaled by sqrt(N) (README, "Several GPUs")')
     add('--init-from', metavar='RUN', help='start from the weights of RUN\'s best checkpoint (fine-tuning)')
+
+
+def _mode_flags(add, d):
     add('--resume', metavar='RUN', help='continue an interrupted run (runs/<timestamp>.partial) from its last '
                                         'checkpoint')
     add('--evaluate', metavar='RUN', help='evaluate a run on the validation split of its data (or --data-dir)')
@@ -107,7 +115,6 @@ def build_parser():
              '--export ONNX model (default auto: TensorFlow, unless ONNX Runtime measured faster on this CPU class)')
     add('--which', choices=('best', 'last'), help='which checkpoint --evaluate, --video, --predict and --export use '
                                                    '(default {})'.format(d['which']))
-    return p
 
 
 def mode_of(args):

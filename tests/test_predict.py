@@ -117,3 +117,19 @@ def test_folder_errors(tiny_run, tmp_path):
         predict_folder(tiny_run, folder, str(tmp_path / 'out'))
     with pytest.raises(InputError, match='no images'):
         predict_folder(tiny_run, str(tmp_path / 'out'), str(tmp_path / 'out2'))
+
+
+def test_over_limit_image_is_skipped_with_one_error_line(tiny_run, tmp_path, capsys, monkeypatch):
+    """An image over Pillow's pixel limit (a decompression bomb) is one error line; the rest is written, exit 1."""
+    from conftest import error_line, run_cli
+    folder = str(tmp_path / 'in')
+    os.makedirs(folder)
+    shutil.copy(KITTI_IMAGE, os.path.join(folder, 'a.png'))
+    shutil.copy(KITTI_IMAGE, os.path.join(folder, 'c.png'))
+    Image.new('L', (1500, 1500)).save(os.path.join(folder, 'b.png'))  # 2.25 M pixels, a few kB
+    monkeypatch.setattr(Image, 'MAX_IMAGE_PIXELS', 1000000)  # refused above 2 M; KITTI's 0.47 M pass
+    out = str(tmp_path / 'out')
+    assert run_cli('--predict', folder, '--checkpoint', tiny_run, '--output', out) == 1
+    line = error_line(capsys)
+    assert line.startswith('error: {}: too large to read ('.format(os.path.join(folder, 'b.png'))), line
+    assert sorted(os.listdir(out)) == ['a.png', 'a_overlay.png', 'c.png', 'c_overlay.png']
