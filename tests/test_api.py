@@ -11,8 +11,8 @@ import pytest
 import project_tests
 from conftest import ROOT, TINY_SHAPE
 from roadseg.model.heads import add_inference_outputs
-from roadseg.system.files import InputError
 from roadseg.serving.inference import Segmenter, predict_probabilities
+from roadseg.system.files import InputError
 from roadseg.system.tfcompat import tf
 
 TF2 = int(tf.__version__.split('.')[0]) >= 2

@@ -11,13 +11,13 @@ from PIL import Image
 from conftest import SAMPLE, TINY_SHAPE, error_line, run_cli
 from roadseg.data.datasets import kitti_road as kitti
 from roadseg.data.images import read_image
-from roadseg.serving import onnx_backend
-from roadseg.system import cpu
 from roadseg.evaluation.evaluate import evaluate_run
 from roadseg.runs import find_checkpoint
+from roadseg.serving import onnx_backend
 from roadseg.serving.export import export_run
-from roadseg.system.files import InputError
 from roadseg.serving.inference import Segmenter
+from roadseg.system import cpu
+from roadseg.system.files import InputError
 
 TRAINING_SIZE = tuple(int(v) for v in TINY_SHAPE[1:])
 TEST_IMAGES = os.path.join(SAMPLE, 'testing', 'image_2')

@@ -7,7 +7,6 @@ import pytest
 from conftest import SAMPLE
 from roadseg.data import batches
 from roadseg.data.datasets import kitti_road as kitti
-from roadseg.data.images import read_image
 import helper
 
 

@@ -8,7 +8,6 @@ from PIL import Image
 
 from conftest import ROOT, SAMPLE
 from roadseg.data.datasets import kitti_road as kitti
-from roadseg.data.images import read_image
 from roadseg.evaluation import palette
 from roadseg.data.datasets import (IGNORE, SPLITS, CamVid, Cityscapes, Folder, KittiRoad, Shapes, detect, get_dataset,
                               median_frequency_weights)

@@ -10,15 +10,15 @@ import pytest
 
 import project_tests
 from conftest import ROOT, SAMPLE, TINY_SHAPE, run_cli
+from roadseg.data.batches import resize_rgb
 from roadseg.data.images import read_image
 from roadseg.model import heads
-from roadseg.serving import export
-from roadseg.data.batches import resize_rgb
 from roadseg.model.heads import add_inference_outputs
 from roadseg.runs import find_checkpoint
+from roadseg.serving import export
 from roadseg.serving.export import export_run, freeze
-from roadseg.system.files import InputError
 from roadseg.serving.inference import Segmenter
+from roadseg.system.files import InputError
 from roadseg.system.tfcompat import tf
 import main
 

@@ -13,8 +13,8 @@ from conftest import ROOT, SAMPLE, TINY_SHAPE, error_line, run_cli, run_main
 from roadseg import cli, task
 from roadseg.data import batches
 from roadseg.system import files
-from roadseg.training import validation
 from roadseg.system.tfcompat import tf
+from roadseg.training import validation
 import helper
 
 

@@ -19,8 +19,8 @@ import pytest
 
 from conftest import ROOT, SAMPLE, TINY_SHAPE, error_line, run_cli
 from roadseg.data import batches
-from roadseg.training import distributed
 from roadseg.system.files import InputError, first_line
+from roadseg.training import distributed
 
 
 def _horovod_problem():

@@ -6,9 +6,9 @@ import numpy as np
 
 from conftest import SAMPLE
 from roadseg.data.images import read_image
+from roadseg.evaluation.palette import road_overlay as overlay
 from roadseg.runs import read_image_shape
 from roadseg.serving.export import FROZEN, TRAINING_OPS, freeze_checkpoint
-from roadseg.evaluation.palette import road_overlay as overlay
 from roadseg.serving.inference import Segmenter
 from roadseg.system.tfcompat import tf
 

