@@ -4,6 +4,7 @@ import errno
 import os
 import sys
 
+from .cpu import PRECISION_ENV, PRECISIONS
 from .datasets import DATASETS as DATASET_NAMES, detect
 from .export import FORMATS, export_run
 from .files import InputError, check_writable_dir
@@ -17,7 +18,7 @@ DEFAULT_DATA = os.path.join('data', 'data_road')
 # Defaults of the training flags; the parser's own defaults are None so that what the user typed is known.
 DEFAULTS = dict(epochs=50, batch_size=10, learning_rate=1e-4, keep_prob=0.5, image_shape=[160, 576],
                 data_dir=DEFAULT_DATA, vgg_dir='data', runs_dir='runs', l2_scale=1e-3, skip_scaling=False,
-                fc_width=None, fc6_kernel=None, vgg_weights=None, no_augment=False, seed=0, threads=0, bf16=False,
+                fc_width=None, fc6_kernel=None, vgg_weights=None, no_augment=False, seed=0, threads=0, precision=None,
                 init_from=None, repeat=1, checkpoint_minutes=10.0, which='best', dataset=None, fcn=8,
                 class_weights=None)
 # The bundled sample (6 training images): what makes `python main.py` on a fresh clone end with a usable model
@@ -27,14 +28,14 @@ SAMPLE_RECIPE = dict(epochs=4, batch_size=2, repeat=4, learning_rate=3e-4)
 MODES = ('resume', 'evaluate', 'video', 'predict', 'export')
 TRAINING_FLAGS = {'epochs', 'batch_size', 'learning_rate', 'keep_prob', 'image_shape', 'data_dir', 'vgg_dir',
                   'runs_dir', 'l2_scale', 'skip_scaling', 'fc_width', 'fc6_kernel', 'vgg_weights', 'no_augment',
-                  'seed', 'threads', 'bf16', 'init_from', 'repeat', 'checkpoint_minutes', 'dataset', 'fcn',
+                  'seed', 'threads', 'precision', 'init_from', 'repeat', 'checkpoint_minutes', 'dataset', 'fcn',
                   'class_weights', 'horovod'}
 ALLOWED = {  # mode -> the flags that mean something in it
     'train': TRAINING_FLAGS,
     'resume': TRAINING_FLAGS - {'init_from'} | {'resume'},
-    'evaluate': {'evaluate', 'which', 'data_dir', 'threads', 'bf16', 'backend'},
-    'video': {'video', 'output', 'checkpoint', 'which', 'threads', 'bf16', 'backend'},
-    'predict': {'predict', 'output', 'checkpoint', 'which', 'bf16', 'backend'},
+    'evaluate': {'evaluate', 'which', 'data_dir', 'threads', 'precision', 'backend'},
+    'video': {'video', 'output', 'checkpoint', 'which', 'threads', 'precision', 'backend'},
+    'predict': {'predict', 'output', 'checkpoint', 'which', 'precision', 'backend'},
     'export': {'export', 'which', 'format'},
 }
 
@@ -84,8 +85,12 @@ def build_parser():
     add('--seed', type=int, help='random seed: data order, augmentation, initialisation (default {})'
         .format(d['seed']))
     add('--threads', type=int, help='TensorFlow intra-op threads, 0 for all cores (default {})'.format(d['threads']))
-    add('--bf16', action='store_true', default=None,
-        help='bfloat16 mixed precision (TF 2.x with oneDNN; faster only on CPUs with AVX512-BF16 or AMX)')
+    add('--precision', choices=PRECISIONS,
+        help='arithmetic of training and inference: bf16 (bfloat16 mixed precision: float32 weights, bf16 '
+             'convolutions; TF 2.9+ with oneDNN) or fp32 (default auto: bf16 where the CPU has AVX512-BF16 or '
+             'AMX-BF16 and TensorFlow can use it, else fp32; ${} sets another default). Exports are float32'
+             .format(PRECISION_ENV))
+    add('--bf16', action='store_true', default=None, help='the same as --precision bf16')
     add('--checkpoint-minutes', type=float,
         help='write last/ and best/ at most this often (0: every epoch), and at the end or on Ctrl-C (default {:g})'
         .format(d['checkpoint_minutes']))
@@ -112,6 +117,14 @@ def build_parser():
     return p
 
 
+def merge_bf16(args):
+    """--bf16 is --precision bf16: fold it in (InputError when --precision says otherwise)."""
+    if args.bf16:
+        if args.precision not in (None, 'bf16'):
+            raise InputError('--bf16 conflicts with --precision {}'.format(args.precision))
+        args.precision = 'bf16'
+
+
 def mode_of(args):
     """The mode the flags ask for: one of MODES, or 'train'; InputError for two modes at once."""
     modes = [m for m in MODES if getattr(args, m) is not None]
@@ -122,10 +135,10 @@ def mode_of(args):
 
 def check_flags(args, mode):
     """InputError for a flag that does not belong to the mode, or a value that cannot work."""
-    given = {k for k, v in vars(args).items() if v is not None}
+    given = {k for k, v in vars(args).items() if v is not None and k != 'bf16'}
     stray = sorted(given - ALLOWED[mode])
     if stray:
-        flag = '--' + stray[0].replace('_', '-')
+        flag = '--bf16' if stray[0] == 'precision' and args.bf16 else '--' + stray[0].replace('_', '-')
         fits = [m for m in ('train',) + MODES if stray[0] in ALLOWED[m]]
         raise InputError('{} does not apply to {}; it is for {}'.format(
             flag, 'training' if mode == 'train' else '--' + mode,
@@ -149,13 +162,13 @@ def check_flags(args, mode):
         if h <= 0 or w <= 0 or h % 32 or w % 32:
             raise InputError('--image-shape must be positive multiples of 32, got {} {} (try {} {})'.format(
                 h, w, max(32, round(h / 32) * 32), max(32, round(w / 32) * 32)))
-    if args.bf16:
+    if args.precision == 'bf16':
         from .cpu import bf16_warning, cpu_info
         from .tfcompat import session_config
         try:
             session_config(bf16=True)
         except ValueError as e:
-            raise InputError('--bf16: {}'.format(e))
+            raise InputError('--{}: {}'.format('bf16' if args.bf16 else 'precision bf16', e))
         warning = bf16_warning(cpu_info())
         if warning:
             print(warning)
@@ -164,7 +177,7 @@ def check_flags(args, mode):
 def training_settings(args):
     """The training flags with defaults filled in; the bundled sample's recipe when the default KITTI data is
     absent. The dataset is detected from the data folder's layout unless --dataset names it."""
-    given = {k: v for k, v in vars(args).items() if v is not None}
+    given = {k: v for k, v in vars(args).items() if v is not None and k != 'bf16'}  # merge_bf16 folded it in
     settings = dict(DEFAULTS, **given)
     if settings['dataset'] == 'shapes':
         settings['data_dir'] = None
@@ -207,16 +220,17 @@ def main(argv, m):
 
 def dispatch(args, m):
     mode = mode_of(args)
+    merge_bf16(args)
     check_flags(args, mode)
     which = args.which or DEFAULTS['which']
     if mode == 'video':
         from .video import overlay_video
-        overlay_video(args.checkpoint, args.video, args.output, which=which, bf16=bool(args.bf16),
+        overlay_video(args.checkpoint, args.video, args.output, which=which, precision=args.precision,
                       backend=args.backend or 'auto', threads=args.threads or 0)
         return 0
     if mode == 'predict':
         from .predict import predict_folder
-        return predict_folder(args.checkpoint, args.predict, args.output, which=which, bf16=bool(args.bf16),
+        return predict_folder(args.checkpoint, args.predict, args.output, which=which, precision=args.precision,
                               backend=args.backend or 'auto')
     if mode == 'export':
         for path in export_run(args.export, tuple(args.format or FORMATS), which=which).values():
@@ -224,7 +238,7 @@ def dispatch(args, m):
         return 0
     if mode == 'evaluate':
         from .evaluate import evaluate_run
-        evaluate_run(args.evaluate, args.data_dir, which=which, bf16=bool(args.bf16), backend=args.backend or 'auto',
+        evaluate_run(args.evaluate, args.data_dir, which=which, precision=args.precision, backend=args.backend or 'auto',
                      threads=args.threads or 0)
         return 0
     from .distributed import Horovod, Solo
@@ -236,6 +250,6 @@ def dispatch(args, m):
             check_writable_dir(runs_dir, 'runs folder')
         vgg_dir = args.vgg_dir or DEFAULTS['vgg_dir']
         if mode == 'resume':
-            given = {k: v for k, v in vars(args).items() if v is not None}
+            given = {k: v for k, v in vars(args).items() if v is not None and k != 'bf16'}
             return train(None, m, runs_dir, vgg_dir, workers, resume=args.resume, given=given)
         return train(training_settings(args), m, runs_dir, vgg_dir, workers)

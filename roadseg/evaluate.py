@@ -154,18 +154,21 @@ def run_dataset(run, data_dir=None):
     return datasets.get_dataset(name, data_dir, **config.get('dataset_options', {}))
 
 
-def evaluate_run(run, data_dir=None, out_dir=None, which='best', batch_size=4, bf16=False, backend='auto', threads=0):
+def evaluate_run(run, data_dir=None, out_dir=None, which='best', batch_size=4, bf16=False, backend='auto', threads=0,
+                 precision=None):
     """Evaluate a training run's checkpoint on the validation split of its data (or data_dir); writes
-    RUN/evaluation_<which>[_bf16]/ and returns the metrics. backend: see inference.Segmenter."""
+    RUN/evaluation_<which>/ (RUN/evaluation_<which>_<precision>/ when precision is given, or bf16) and returns the
+    metrics. backend, precision: see inference.Segmenter."""
+    precision = 'bf16' if bf16 else precision
     dataset = run_dataset(run, data_dir)
     samples = dataset.samples('val')
     if not samples:
         raise InputError('no validation images in {}'.format(dataset.data_dir))
-    model = Segmenter(run, which, threads=threads, bf16=bf16, backend=backend)
-    out_dir = out_dir or os.path.join(run, 'evaluation_{}{}'.format(which, '_bf16' if bf16 else ''))
+    model = Segmenter(run, which, threads=threads, backend=backend, precision=precision)
+    out_dir = out_dir or os.path.join(run, 'evaluation_{}{}'.format(which, '_' + precision if precision else ''))
     check_writable_dir(out_dir, 'evaluation folder')
-    print('Evaluating {} ({}) on {} validation images of {}'.format(model.prefix, model.backend, len(samples),
-                                                                     dataset.data_dir))
+    print('Evaluating {} ({}, {}: {}) on {} validation images of {}'.format(
+        model.prefix, model.backend, model.precision, model.precision_reason, len(samples), dataset.data_dir))
     if len(samples) < 10:
         print('warning: only {} validation images: the numbers are noisy'.format(len(samples)))
     scores = scores_for(dataset)
@@ -176,7 +179,8 @@ def evaluate_run(run, data_dir=None, out_dir=None, which='best', batch_size=4, b
         model.close()
     results = write_report(out_dir, scores, worst, {'checkpoint': model.prefix, 'images': len(samples),
                                                     'data_dir': dataset.data_dir, 'threshold': THRESHOLD,
-                                                    'frozen_graph': model.frozen, 'bf16': bf16,
+                                                    'frozen_graph': model.frozen, 'bf16': model.precision == 'bf16',
+                                                    'precision': model.precision,
                                                     'backend': model.backend})
     print_results(results)
     print('Wrote {}'.format(out_dir))

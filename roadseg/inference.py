@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from . import onnx_backend
+from . import cpu, onnx_backend
 from .export import (FROZEN, IMAGE_INPUT, PROBABILITIES, find_checkpoint, freeze_checkpoint, read_frozen,
                      read_image_shape, run_folder)
 from .files import InputError
@@ -148,20 +148,26 @@ class Segmenter:
     checkpoint, in its own tf.Graph and Session), 'onnxruntime' (the run's ONNX export, onnx_backend), or
     'auto': the one measured faster on this CPU class where it can run (onnx_backend.AUTO). A run without
     best/ uses last/ with a note. Attributes: image_shape (h, w) the network runs at (from the run's
-    config.json), num_classes, prefix (the checkpoint), backend ('tensorflow' or 'onnxruntime'), model (that
+    config.json), num_classes, prefix (the checkpoint), backend ('tensorflow' or 'onnxruntime'), precision ('fp32'
+    or 'bf16': cpu.choose_precision of precision, default auto; bf16=True is precision='bf16'), model (that
     backend's TFGraph or OnnxRuntime), frozen (True when TensorFlow's frozen file was used), graph (the
     tf.Graph; None with onnxruntime). threads: intra-op threads (0: the engine's choice). Loading runs the
     graph the files contain: load only models you trust.
     """
 
-    def __init__(self, run, which='best', threads=0, bf16=False, backend='auto'):
+    def __init__(self, run, which='best', threads=0, bf16=False, backend='auto', precision=None):
         self.prefix = find_checkpoint(run, which)
         self.image_shape = read_image_shape(run_folder(self.prefix))
-        self.backend = onnx_backend.choose(backend, self.prefix, bf16)
+        requested = 'bf16' if bf16 else precision or cpu.default_precision()
+        self.precision, self.precision_reason = cpu.choose_precision(requested, cpu.cpu_info())
+        # bf16 is TensorFlow's rewrite: asked for, it rules out onnxruntime; chosen by auto, it prefers TensorFlow
+        self.backend = onnx_backend.choose(backend, self.prefix, self.precision == 'bf16' and (
+            requested == 'bf16' or backend != 'onnxruntime'))
         if self.backend == 'onnxruntime':
+            self.precision, self.precision_reason = 'fp32', 'ONNX Runtime backend'
             self.model = onnx_backend.OnnxRuntime(self.prefix, self.image_shape, threads)
         else:
-            self.model = TFGraph(self.prefix, self.image_shape, threads, bf16)
+            self.model = TFGraph(self.prefix, self.image_shape, threads, self.precision == 'bf16')
         self.frozen = getattr(self.model, 'frozen', False)
         self.graph = getattr(self.model, 'graph', None)
         self.num_classes = self.model.num_classes

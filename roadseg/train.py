@@ -24,9 +24,9 @@ from .validation import Validator, summarize
 ROAD_COLORS = ((0, 0, 0), (0, 255, 0))  # display colours of a road run: road in translucent green
 
 TRAINING_KEYS = ('epochs', 'batch_size', 'learning_rate', 'keep_prob', 'image_shape', 'l2_scale', 'skip_scaling',
-                 'fc_width', 'fc6_kernel', 'no_augment', 'seed', 'threads', 'bf16', 'init_from', 'repeat',
+                 'fc_width', 'fc6_kernel', 'no_augment', 'seed', 'threads', 'precision', 'init_from', 'repeat',
                  'checkpoint_minutes', 'data_dir', 'vgg_weights', 'dataset', 'fcn', 'class_weights')
-RESUMABLE_CHANGES = ('epochs', 'threads', 'checkpoint_minutes')  # what --resume may set anew
+RESUMABLE_CHANGES = ('epochs', 'threads', 'checkpoint_minutes', 'precision')  # what --resume may set anew
 
 
 class Run:
@@ -53,6 +53,7 @@ class Run:
                              'further start a new run with --init-from {}'.format(path, path))
         with open(config_path) as f:
             config = json.load(f)
+        config.setdefault('precision', 'bf16' if config.get('bf16') else 'fp32')  # runs from before --precision
         for key, value in sorted(given.items()):
             if key in RESUMABLE_CHANGES or key not in TRAINING_KEYS:
                 continue
@@ -207,8 +208,10 @@ def train(settings, m, runs_dir, vgg_dir, workers, resume=None, given=None):
     cfg = workers.share(run.config if run else None)
     run = run or Run(cfg)  # another rank's view of the run: it never touches the folder
     machine = cpu.cpu_info()
-    print(cpu.describe(machine))
-    cfg['cpu'] = machine
+    cfg['precision'] = cfg.get('precision') or cpu.default_precision()
+    precision, why = cpu.choose_precision(cfg['precision'], machine)
+    print('{}; precision {} ({})'.format(cpu.describe(machine), precision, why))
+    cfg.update(cpu=machine, bf16=precision == 'bf16')
     dataset = datasets.get_dataset(cfg.get('dataset'), cfg['data_dir'])
     road = dataset.name == 'kitti_road'
     cfg.update(dataset=dataset.name, num_classes=dataset.num_classes, class_names=list(dataset.class_names),
