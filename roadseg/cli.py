@@ -6,9 +6,11 @@ import sys
 
 from .cpu import PRECISION_ENV, PRECISIONS
 from .datasets import DATASETS as DATASET_NAMES, detect
-from .export import FORMATS, export_run
+from .export import DEFAULT_FORMATS, FORMATS, export_run
 from .files import InputError, check_writable_dir
+from .schedule import SCHEDULES
 from .onnx_backend import BACKENDS
+from .quantize import CALIBRATION_IMAGES
 from .signals import raise_on_stop
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -20,7 +22,7 @@ DEFAULTS = dict(epochs=50, batch_size=10, learning_rate=1e-4, keep_prob=0.5, ima
                 data_dir=DEFAULT_DATA, vgg_dir='data', runs_dir='runs', l2_scale=1e-3, skip_scaling=False,
                 fc_width=None, fc6_kernel=None, vgg_weights=None, no_augment=False, seed=0, threads=0, precision=None,
                 init_from=None, repeat=1, checkpoint_minutes=10.0, which='best', dataset=None, fcn=8,
-                class_weights=None)
+                class_weights=None, lr_schedule='constant', warmup=0.0, freeze_blocks=0)
 # The bundled sample (6 training images): what makes `python main.py` on a fresh clone end with a usable model
 # within minutes (measured in README, "First run"). Flags given on the command line still win.
 SAMPLE_RECIPE = dict(epochs=4, batch_size=2, repeat=4, learning_rate=3e-4)
@@ -29,14 +31,14 @@ MODES = ('resume', 'evaluate', 'video', 'predict', 'export')
 TRAINING_FLAGS = {'epochs', 'batch_size', 'learning_rate', 'keep_prob', 'image_shape', 'data_dir', 'vgg_dir',
                   'runs_dir', 'l2_scale', 'skip_scaling', 'fc_width', 'fc6_kernel', 'vgg_weights', 'no_augment',
                   'seed', 'threads', 'precision', 'init_from', 'repeat', 'checkpoint_minutes', 'dataset', 'fcn',
-                  'class_weights', 'horovod'}
+                  'class_weights', 'horovod', 'lr_schedule', 'warmup', 'freeze_blocks'}
 ALLOWED = {  # mode -> the flags that mean something in it
     'train': TRAINING_FLAGS,
     'resume': TRAINING_FLAGS - {'init_from'} | {'resume'},
-    'evaluate': {'evaluate', 'which', 'data_dir', 'threads', 'precision', 'backend'},
-    'video': {'video', 'output', 'checkpoint', 'which', 'threads', 'precision', 'backend'},
-    'predict': {'predict', 'output', 'checkpoint', 'which', 'precision', 'backend'},
-    'export': {'export', 'which', 'format'},
+    'evaluate': {'evaluate', 'flip', 'which', 'data_dir', 'threads', 'precision', 'backend'},
+    'video': {'video', 'flip', 'output', 'checkpoint', 'which', 'threads', 'precision', 'backend'},
+    'predict': {'predict', 'flip', 'output', 'checkpoint', 'which', 'precision', 'backend'},
+    'export': {'export', 'which', 'format', 'data_dir', 'calibration_images'},
 }
 
 
@@ -55,6 +57,15 @@ def build_parser():
     add('--batch-size', type=int, help='images per training step (default {})'.format(d['batch_size']))
     add('--repeat', type=int, help='passes over the training set per epoch (default {})'.format(d['repeat']))
     add('--learning-rate', type=float, help='Adam learning rate (default {:g})'.format(d['learning_rate']))
+    add('--lr-schedule', choices=SCHEDULES,
+        help='learning rate over the run: constant, or decaying to 0 at the end as poly ((1-t)^0.9, as FCN and '
+             'DeepLab train) or cosine (default {})'.format(d['lr_schedule']))
+    add('--warmup', type=float, metavar='FRACTION',
+        help='linear warm-up from a tenth of --learning-rate over this fraction of the run (default {:g})'
+        .format(d['warmup']))
+    add('--freeze-blocks', type=int, choices=range(0, 6), metavar='N',
+        help='keep the encoder\'s conv1..convN fixed (less backward work per image; default {}: train all)'
+        .format(d['freeze_blocks']))
     add('--keep-prob', type=float, help='dropout keep probability for fc6/fc7, in (0, 1] (default {})'
         .format(d['keep_prob']))
     add('--image-shape', type=int, nargs=2, metavar=('HEIGHT', 'WIDTH'),
@@ -85,11 +96,12 @@ def build_parser():
     add('--seed', type=int, help='random seed: data order, augmentation, initialisation (default {})'
         .format(d['seed']))
     add('--threads', type=int, help='TensorFlow intra-op threads, 0 for all cores (default {})'.format(d['threads']))
-    add('--precision', choices=PRECISIONS,
+    add('--precision', choices=PRECISIONS + ('int8',),
         help='arithmetic of training and inference: bf16 (bfloat16 mixed precision: float32 weights, bf16 '
              'convolutions; TF 2.9+ with oneDNN) or fp32 (default auto: bf16 where the CPU has AVX512-BF16 or '
-             'AMX-BF16 and TensorFlow can use it, else fp32; ${} sets another default). Exports are float32'
-             .format(PRECISION_ENV))
+             'AMX-BF16 and TensorFlow can use it, else fp32; ${} sets another default). Exports are float32, '
+             'but for int8: --evaluate, --video, --predict with --backend onnxruntime on the run\'s --format '
+             'onnx-int8 export'.format(PRECISION_ENV))
     add('--bf16', action='store_true', default=None, help='the same as --precision bf16')
     add('--checkpoint-minutes', type=float,
         help='write last/ and best/ at most this often (0: every epoch), and at the end or on Ctrl-C (default {:g})'
@@ -108,10 +120,19 @@ def build_parser():
     add('--checkpoint', metavar='RUN', help='the run whose model --video or --predict uses')
     add('--export', metavar='RUN', help='export a run\'s model into RUN/export/ (RUN/export_last/ with --which '
                                         'last): a frozen graph, a TF Serving SavedModel, an ONNX model')
-    add('--format', nargs='+', choices=FORMATS, help='what --export writes (default {})'.format(' '.join(FORMATS)))
+    add('--format', nargs='+', choices=FORMATS,
+        help='what --export writes (default {}); onnx-int8: model.onnx quantized to int8 for ONNX Runtime, '
+             'calibrated on training images of the run\'s data (or --data-dir), with its accuracy change measured '
+             'on the validation split into model-int8.json'.format(' '.join(DEFAULT_FORMATS)))
+    add('--calibration-images', type=int, metavar='N',
+        help='--format onnx-int8: training images that calibrate the int8 ranges (default {})'.format(
+            CALIBRATION_IMAGES))
     add('--backend', choices=BACKENDS,
         help='inference engine of --evaluate, --video and --predict: TensorFlow, or ONNX Runtime on the run\'s '
              '--export ONNX model (default auto: TensorFlow, unless ONNX Runtime measured faster on this CPU class)')
+    add('--flip', action='store_true', default=None,
+        help='--evaluate, --video, --predict: average each prediction with that of the mirrored image (test-time '
+             'augmentation; twice the inference work)')
     add('--which', choices=('best', 'last'), help='which checkpoint --evaluate, --video, --predict and --export use '
                                                    '(default {})'.format(d['which']))
     return p
@@ -143,6 +164,13 @@ def check_flags(args, mode):
         raise InputError('{} does not apply to {}; it is for {}'.format(
             flag, 'training' if mode == 'train' else '--' + mode,
             ', '.join('training' if m == 'train' else '--' + m for m in fits)))
+    if args.precision == 'int8' and mode in ('train', 'resume'):
+        raise InputError('--precision int8 is for --evaluate, --video and --predict with --backend onnxruntime; '
+                         'training runs in fp32 or bf16')
+    if mode == 'export' and 'onnx-int8' not in (args.format or ()):
+        for name in ('data_dir', 'calibration_images'):
+            if getattr(args, name) is not None:
+                raise InputError('--{} applies to --export with --format onnx-int8'.format(name.replace('_', '-')))
     if mode == 'video' and (args.output is None or args.checkpoint is None):
         raise InputError('--video needs --output OUT.mp4 and --checkpoint RUN')
     if mode == 'predict' and (args.output is None or args.checkpoint is None):
@@ -153,6 +181,8 @@ def check_flags(args, mode):
             raise InputError('--{} must be positive, got {}'.format(name.replace('_', '-'), value))
     if args.checkpoint_minutes is not None and args.checkpoint_minutes < 0:
         raise InputError('--checkpoint-minutes must be 0 (every epoch) or more, got {}'.format(args.checkpoint_minutes))
+    if args.warmup is not None and not 0 <= args.warmup < 1:
+        raise InputError('--warmup is a fraction of the run in [0, 1), got {}'.format(args.warmup))
     if args.keep_prob is not None and not 0 < args.keep_prob <= 1:
         raise InputError('--keep-prob must be in (0, 1], got {}'.format(args.keep_prob))
     if args.learning_rate is not None and not args.learning_rate > 0:
@@ -226,19 +256,21 @@ def dispatch(args, m):
     if mode == 'video':
         from .video import overlay_video
         overlay_video(args.checkpoint, args.video, args.output, which=which, precision=args.precision,
-                      backend=args.backend or 'auto', threads=args.threads or 0)
+                      flip=bool(args.flip), backend=args.backend or 'auto', threads=args.threads or 0)
         return 0
     if mode == 'predict':
         from .predict import predict_folder
         return predict_folder(args.checkpoint, args.predict, args.output, which=which, precision=args.precision,
-                              backend=args.backend or 'auto')
+                              flip=bool(args.flip), backend=args.backend or 'auto')
     if mode == 'export':
-        for path in export_run(args.export, tuple(args.format or FORMATS), which=which).values():
+        for path in export_run(args.export, tuple(args.format or DEFAULT_FORMATS), which=which, data_dir=args.data_dir,
+                               calibration_images=args.calibration_images).values():
             print('Wrote {}'.format(path))
         return 0
     if mode == 'evaluate':
         from .evaluate import evaluate_run
-        evaluate_run(args.evaluate, args.data_dir, which=which, precision=args.precision, backend=args.backend or 'auto',
+        evaluate_run(args.evaluate, args.data_dir, which=which, precision=args.precision, flip=bool(args.flip),
+                     backend=args.backend or 'auto',
                      threads=args.threads or 0)
         return 0
     from .distributed import Horovod, Solo

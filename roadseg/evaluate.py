@@ -6,7 +6,7 @@ import os
 import numpy as np
 from PIL import Image
 
-from . import datasets
+from . import datasets, onnx_backend
 from .batches import IGNORE
 from .files import InputError, atomic_path, check_writable_dir, save_image_atomic, write_bytes_atomic
 from .inference import Segmenter
@@ -155,17 +155,19 @@ def run_dataset(run, data_dir=None):
 
 
 def evaluate_run(run, data_dir=None, out_dir=None, which='best', batch_size=4, bf16=False, backend='auto', threads=0,
-                 precision=None):
+                 precision=None, flip=False):
     """Evaluate a training run's checkpoint on the validation split of its data (or data_dir); writes
     RUN/evaluation_<which>/ (RUN/evaluation_<which>_<precision>/ when precision is given, or bf16) and returns the
-    metrics. backend, precision: see inference.Segmenter."""
-    precision = 'bf16' if bf16 else precision
+    metrics, with _flip appended for flip (test-time augmentation). run may name an export's ONNX model
+    (RUN/export/model-int8.onnx). backend, precision, flip: see inference.Segmenter."""
+    run, which, precision, backend = onnx_backend.resolve(run, which, 'bf16' if bf16 else precision, backend)
     dataset = run_dataset(run, data_dir)
     samples = dataset.samples('val')
     if not samples:
         raise InputError('no validation images in {}'.format(dataset.data_dir))
-    model = Segmenter(run, which, threads=threads, backend=backend, precision=precision)
-    out_dir = out_dir or os.path.join(run, 'evaluation_{}{}'.format(which, '_' + precision if precision else ''))
+    model = Segmenter(run, which, threads=threads, backend=backend, precision=precision, flip=flip)
+    out_dir = out_dir or os.path.join(run, 'evaluation_{}{}{}'.format(which, '_' + precision if precision else '',
+                                                                      '_flip' if flip else ''))
     check_writable_dir(out_dir, 'evaluation folder')
     print('Evaluating {} ({}, {}: {}) on {} validation images of {}'.format(
         model.prefix, model.backend, model.precision, model.precision_reason, len(samples), dataset.data_dir))
@@ -180,7 +182,7 @@ def evaluate_run(run, data_dir=None, out_dir=None, which='best', batch_size=4, b
     results = write_report(out_dir, scores, worst, {'checkpoint': model.prefix, 'images': len(samples),
                                                     'data_dir': dataset.data_dir, 'threshold': THRESHOLD,
                                                     'frozen_graph': model.frozen, 'bf16': model.precision == 'bf16',
-                                                    'precision': model.precision,
+                                                    'precision': model.precision, 'flip_tta': flip,
                                                     'backend': model.backend})
     print_results(results)
     print('Wrote {}'.format(out_dir))

@@ -70,7 +70,8 @@ def _read_chunk(paths, progress):
     return pairs, bad
 
 
-def predict_folder(run, in_dir, out_dir, which='best', batch_size=4, precision=None, backend='auto'):
+def predict_folder(run, in_dir, out_dir, which='best', batch_size=4, precision=None, backend='auto',
+                   flip=False):
     """Write the outputs (module docstring) of every image in in_dir to out_dir with run's `which` checkpoint
     (backend: see inference.Segmenter).
 
@@ -86,7 +87,7 @@ def predict_folder(run, in_dir, out_dir, which='best', batch_size=4, precision=N
         raise InputError('--output {} is the input folder: the outputs would overwrite or join its images'
                          .format(out_dir))
     check_writable_dir(out_dir, 'output folder')
-    with Segmenter(run, which, backend=backend, precision=precision) as model:
+    with Segmenter(run, which, backend=backend, precision=precision, flip=flip) as model:
         spec = None if model.colors is None else (model.class_names, model.colors)
         _check_collisions(paths, spec is None)
         if spec is not None:

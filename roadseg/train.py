@@ -7,7 +7,7 @@ import time
 import numpy as np
 from PIL import Image
 
-from . import cpu, datasets, splits
+from . import cpu, datasets, schedule, splits
 from . import evaluate as evaluation
 from .batches import EpochBatches, TrainingSet
 from .evaluate import THRESHOLD
@@ -25,7 +25,8 @@ ROAD_COLORS = ((0, 0, 0), (0, 255, 0))  # display colours of a road run: road in
 
 TRAINING_KEYS = ('epochs', 'batch_size', 'learning_rate', 'keep_prob', 'image_shape', 'l2_scale', 'skip_scaling',
                  'fc_width', 'fc6_kernel', 'no_augment', 'seed', 'threads', 'precision', 'init_from', 'repeat',
-                 'checkpoint_minutes', 'data_dir', 'vgg_weights', 'dataset', 'fcn', 'class_weights')
+                 'checkpoint_minutes', 'data_dir', 'vgg_weights', 'dataset', 'fcn', 'class_weights', 'lr_schedule',
+                 'warmup', 'freeze_blocks')
 RESUMABLE_CHANGES = ('epochs', 'threads', 'checkpoint_minutes', 'precision')  # what --resume may set anew
 
 
@@ -85,12 +86,14 @@ def build_graph(m, sess, vgg_path, cfg, num_classes, class_weights=None, wrap_op
     class_weights, wrap_optimizer: optimize()'s options, passed only when set (a Udacity optimize() lacks them)."""
     image_input, keep_prob, layer3, layer4, layer7 = m.load_vgg(sess, vgg_path)
     pretrained = set(tf.global_variables())
+    frozen = freeze_blocks(cfg.get('freeze_blocks', 0))
     correct_label = tf.placeholder(tf.float32, [None, None, None, num_classes], name='correct_label')
     learning_rate = tf.placeholder(tf.float32, [], name='learning_rate')
     output = m.layers(layer3, layer4, layer7, num_classes, l2_scale=cfg['l2_scale'],
                       skip_scaling=cfg['skip_scaling'], crop_to=image_input, variant=cfg.get('fcn', 8))
     options = {k: v for k, v in (('class_weights', class_weights), ('wrap_optimizer', wrap_optimizer))
                if v is not None}
+    model_vars = tf.trainable_variables() + frozen  # what best/ holds: every weight of the model
     logits, train_op, loss = m.optimize(output, correct_label, learning_rate, num_classes, **options)
     probabilities, _ = add_inference_outputs(output, num_classes)
     epochs_done = tf.Variable(0, trainable=False, name='epochs_done')
@@ -101,7 +104,17 @@ def build_graph(m, sess, vgg_path, cfg, num_classes, class_weights=None, wrap_op
                 learning_rate=learning_rate, train_op=train_op, loss=loss, probabilities=probabilities,
                 epochs_done=epochs_done, best_metric=best_metric, step=tf.train.get_global_step(),
                 set_epochs=tf.assign(epochs_done, tf.cast(value, tf.int32)), set_best=tf.assign(best_metric, value),
-                value=value, num_classes=num_classes)
+                value=value, num_classes=num_classes, model_vars=model_vars)
+
+
+def freeze_blocks(n):
+    """Take the encoder's blocks conv1..conv<n> out of the trainable variables (no gradients, no Adam slots,
+    no backward pass below conv<n+1>), as Faster R-CNN does with VGG16's conv1-conv2; returns them."""
+    prefixes = tuple('conv{}_'.format(b) for b in range(1, n + 1))
+    trainable = tf.get_collection_ref(tf.GraphKeys.TRAINABLE_VARIABLES)
+    frozen = [v for v in trainable if v.op.name.startswith(prefixes)]
+    trainable[:] = [v for v in trainable if v not in frozen]
+    return frozen
 
 
 def check_splits(cfg, dataset, resume):
@@ -131,7 +144,7 @@ class Checkpoints:
     def __init__(self, sess, run, g, minutes):
         self.sess, self.run, self.interval = sess, run, 60.0 * minutes
         self.last_saver = tf.train.Saver(max_to_keep=1, save_relative_paths=True)
-        self.best_vars = tf.trainable_variables() + [g['epochs_done'], g['best_metric'], g['step']]
+        self.best_vars = g['model_vars'] + [g['epochs_done'], g['best_metric'], g['step']]
         self.best_saver = tf.train.Saver(self.best_vars, max_to_keep=1, save_relative_paths=True)
         self._feeds = [tf.placeholder(v.dtype.base_dtype, v.shape) for v in self.best_vars]
         self._assign = tf.group(*[tf.assign(v, p) for v, p in zip(self.best_vars, self._feeds)])
@@ -155,12 +168,13 @@ class Checkpoints:
             current = self.sess.run(self.best_vars)
             self.load(values)
             self.best_saver.save(self.sess, self.run.path('best', 'model'), global_step=self.best_vars[-1],
-                                 latest_filename='checkpoint')
+                                 latest_filename='checkpoint', strip_default_attrs=True)
             self.load(current)
             if result is not None:
                 evaluation.write_report(self.run.path('best', 'evaluation'), *result[:2], extra=result[2])
             self.best = (values, None)
-        self.last_saver.save(self.sess, self.run.path('last', 'model'), global_step=self.best_vars[-1])
+        self.last_saver.save(self.sess, self.run.path('last', 'model'), global_step=self.best_vars[-1],
+                             strip_default_attrs=True)
         self.saved_at = time.time()
 
     def restore_best(self):
@@ -244,6 +258,9 @@ def train(settings, m, runs_dir, vgg_dir, workers, resume=None, given=None):
     print('Encoder: {} ({})'.format(vgg_path, vgg_source))
     cfg.setdefault('vgg_source', vgg_source)
     learning_rate = workers.learning_rate(cfg['learning_rate'])
+    kind, warmup = cfg.get('lr_schedule', 'constant'), cfg.get('warmup', 0.0)
+    rate = learning_rate if (kind, warmup) == ('constant', 0) else schedule.learning_rate_at(kind, learning_rate,
+                                                                                           warmup)
     if workers.chief:
         run.create(runs_dir)
         print('Run folder: {} ({}: {} classes; {} training images x {} per epoch, {} steps of {}; {})'.format(
@@ -251,6 +268,10 @@ def train(settings, m, runs_dir, vgg_dir, workers, resume=None, given=None):
             batch_size, '{} validation images'.format(len(val_samples)) if not select_samples else
             '{} selection images choose the kept epoch, {} report-split images are only measured'.format(
                 len(select_samples), len(val_samples))))
+        if rate is not learning_rate or cfg.get('freeze_blocks'):
+            print('Recipe: learning rate {} {:g}{}{}'.format(
+                kind, learning_rate, ', warm-up over {:.0%} of the run'.format(warmup) if warmup else '',
+                ', conv1..conv{} frozen'.format(cfg['freeze_blocks']) if cfg.get('freeze_blocks') else ''))
     if workers.size > 1:
         print('Horovod: {} ranks, each {} steps of {} images per epoch ({} images per step); learning rate {:g} '
               'x sqrt({}) = {:g}'.format(workers.size, steps_per_epoch, batch_size, workers.size * batch_size,
@@ -271,8 +292,7 @@ def train(settings, m, runs_dir, vgg_dir, workers, resume=None, given=None):
             print('note: {} has no checkpoint yet; starting from epoch 1'.format(run.path('last')))
         elif workers.chief and cfg['init_from']:
             start = find_checkpoint(cfg['init_from'], 'best')
-            restore(tf.train.Saver(tf.trainable_variables()), sess, start, dataset.num_classes,
-                    tf.trainable_variables())
+            restore(tf.train.Saver(g['model_vars']), sess, start, dataset.num_classes, g['model_vars'])
             print('Weights initialised from {}'.format(start))
         workers.sync(sess)  # every rank starts from the chief's weights
         done, step = (int(v) for v in sess.run([g['epochs_done'], g['step']]))
@@ -308,7 +328,7 @@ def train(settings, m, runs_dir, vgg_dir, workers, resume=None, given=None):
             with workers.stop_guard():
                 m.train_nn(sess, cfg['epochs'], batch_size, get_batches_fn, g['train_op'], g['loss'],
                            g['image_input'], g['correct_label'], g['keep_prob'], g['learning_rate'],
-                           keep_prob_value=cfg['keep_prob'], learning_rate_value=learning_rate,
+                           keep_prob_value=cfg['keep_prob'], learning_rate_value=rate,
                            first_epoch=done, on_epoch_end=on_epoch_end, on_step=workers.on_step(sess))
         except KeyboardInterrupt:
             if workers.chief:

@@ -34,7 +34,7 @@ def _frames(reader, path):
 
 
 def overlay_video(checkpoint, video_in, video_out, which='best', batch_size=4, model=None, precision=None,
-                  backend='auto', threads=0):
+                  flip=False, backend='auto', threads=0):
     """Write video_out: video_in with the road in translucent green, same fps and frame size.
 
     Streams frames (memory stays flat), batches them through the model (a Segmenter of the checkpoint run
@@ -47,7 +47,8 @@ def overlay_video(checkpoint, video_in, video_out, which='best', batch_size=4, m
     out_dir = os.path.dirname(os.path.abspath(video_out))
     check_writable_dir(out_dir, 'output folder for the video')
     own_model = model is None
-    model = model or Segmenter(checkpoint, which, threads=threads, backend=backend, precision=precision)
+    model = model or Segmenter(checkpoint, which, threads=threads, backend=backend, precision=precision,
+                               flip=flip)
     colors = model.colors
     fps = meta['fps']
     width, height = meta['size']
