@@ -10,6 +10,8 @@ import os
 import shutil
 import tempfile
 
+from .crossstack import (check_graph_def, meta_graph_writer, missing_in_this_tensorflow, not_loadable,
+                         strip_default_attrs)
 from .files import InputError, check_writable_dir, first_line, write_bytes_atomic
 from .tfcompat import tf
 
@@ -69,6 +71,7 @@ def freeze(sess, image_shape=None, source='the training graph'):
     random draws become zeros (with keep_prob 1 every draw keeps everything, so the result is exact and
     deterministic). Input: image_input float32 (N, H, W, 3) RGB 0..255, H, W = image_shape when given.
     InputError if the graph still needs anything else (a variable, a random op, another placeholder).
+    Attrs at their defaults are left out, as TensorFlow does for graphs that older versions read.
     """
     inference_outputs(sess.graph, source)
     outputs = [PROBABILITIES, CLASSES]
@@ -79,7 +82,7 @@ def freeze(sess, image_shape=None, source='the training graph'):
                   {'placeholder ' + n.name for n in graph_def.node if n.op == 'Placeholder' and n.name != IMAGE_INPUT})
     if left:
         raise InputError('cannot freeze {} for inference: it still needs {}'.format(source, ', '.join(left)))
-    return graph_def
+    return strip_default_attrs(graph_def)
 
 
 def _fix_training_inputs(graph_def, image_shape):
@@ -121,13 +124,15 @@ def write_frozen(sess, path, image_shape=None):
 
 
 def read_frozen(path):
-    """The GraphDef in a frozen_inference.pb; InputError naming the file if it is not one."""
+    """The GraphDef in a frozen_inference.pb; InputError naming the file if it is not one or holds an op
+    or attr this TensorFlow lacks."""
     graph_def = tf.GraphDef()
     try:
         with open(path, 'rb') as f:
             graph_def.ParseFromString(f.read())
     except Exception as e:  # OSError, or protobuf's DecodeError
         raise InputError('{}: not a readable frozen graph ({})'.format(path, first_line(e)))
+    check_graph_def(graph_def, path, 'use it with that TensorFlow (docs/cross-stack.md says what crosses)')
     return graph_def
 
 
@@ -188,6 +193,10 @@ def freeze_checkpoint(prefix, image_shape):
             saver = tf.train.import_meta_graph(prefix + '.meta', clear_devices=True)
             saver.restore(sess, prefix)
         except (KeyError, ValueError, OSError, tf.errors.OpError) as e:
+            if missing_in_this_tensorflow(e):
+                raise not_loadable(prefix + '.meta', e, meta_graph_writer(prefix + '.meta'),
+                                   'use the run with that TensorFlow, or train from its weights here with '
+                                   '--init-from {}'.format(run_folder(prefix)))
             raise InputError('cannot load checkpoint {}: {}'.format(prefix, first_line(e)))
         return freeze(sess, image_shape, source=prefix + '.meta')
 
