@@ -21,8 +21,9 @@ IMAGE_INPUT = 'image_input'
 KEEP_PROB = 'keep_prob'
 LOGITS = 'logits'  # (pixels, C): the only output of runs from before `probabilities` existed
 FROZEN = 'frozen_inference.pb'
-FORMATS = ('frozen', 'saved_model', 'onnx')
-FILE_NAMES = {'frozen': FROZEN, 'saved_model': 'saved_model', 'onnx': 'model.onnx'}
+FORMATS = ('frozen', 'saved_model', 'onnx', 'onnx-int8')
+DEFAULT_FORMATS = FORMATS[:3]  # onnx-int8 (roadseg/quantize.py) changes the results: only when asked for
+FILE_NAMES = {'frozen': FROZEN, 'saved_model': 'saved_model', 'onnx': 'model.onnx', 'onnx-int8': 'model-int8.onnx'}
 ONNX_OPSET = 13
 # op types that must not survive freezing: variables, their reads and writes, random draws
 TRAINING_OPS = {'VariableV2', 'VarHandleOp', 'ReadVariableOp', 'Assign', 'AssignVariableOp', 'RandomUniform',
@@ -201,15 +202,24 @@ def freeze_checkpoint(prefix, image_shape):
         return freeze(sess, image_shape, source=prefix + '.meta')
 
 
-def export_run(run_dir, formats=FORMATS, which='best'):
+def export_run(run_dir, formats=DEFAULT_FORMATS, which='best', data_dir=None, calibration_images=None):
     """Export a run's `which` checkpoint into RUN/export/ (best) or RUN/export_last/ (last), one file or
-    folder per format: frozen_inference.pb, saved_model/, model.onnx. Returns {format: path}."""
+    folder per format: frozen_inference.pb, saved_model/, model.onnx, model-int8.onnx (from model.onnx, written
+    too when it is missing or stale; calibrated on calibration_images training images of data_dir, default the
+    run's; see roadseg/quantize.py). Returns {format: path}."""
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
         raise InputError('--format must be among {}, got {}'.format(', '.join(FORMATS), ' '.join(formats)))
-    if 'onnx' in formats:
+    if 'onnx' in formats or 'onnx-int8' in formats:
         _onnx_modules()  # fail before any work when the converter is missing
     prefix = find_checkpoint(run_dir, which)
+    if 'onnx-int8' in formats:
+        from . import onnx_backend, quantize
+        quantize.tools()  # fail before any work when ONNX Runtime cannot quantize
+        try:
+            onnx_backend.current_export(prefix)
+        except InputError:  # int8 starts from a current model.onnx
+            formats = tuple(formats) + ('onnx',)
     root = run_folder(prefix)
     image_shape = read_image_shape(root)
     graph_def = freeze_checkpoint(prefix, image_shape)
@@ -217,7 +227,8 @@ def export_run(run_dir, formats=FORMATS, which='best'):
     check_writable_dir(out_dir, 'export folder')
     writers = {'frozen': lambda path: write_bytes_atomic(path, graph_def.SerializeToString()),
                'saved_model': lambda path: write_saved_model(graph_def, image_shape, path),
-               'onnx': lambda path: write_onnx(graph_def, path)}
+               'onnx': lambda path: write_onnx(graph_def, path),
+               'onnx-int8': lambda path: quantize.export_int8(root, which, prefix, path, data_dir, calibration_images)}
     written = {}
     for fmt in FORMATS:
         if fmt in formats:

@@ -43,7 +43,7 @@ def test_help_shows_precision(capsys):
     with pytest.raises(SystemExit):
         run_cli('--help')
     out = capsys.readouterr().out
-    assert '--precision {auto,fp32,bf16}' in out and 'the same as --precision bf16' in out
+    assert '--precision {auto,fp32,bf16,int8}' in out and 'the same as --precision bf16' in out
 
 
 def test_bf16_flag_conflicting_with_precision_is_one_error(capsys):
