@@ -147,6 +147,8 @@ def train_nn(sess, epochs, batch_size, get_batches_fn, train_op, cross_entropy_l
     :param on_epoch_end: optional callback(epoch, mean_loss) after each epoch (validation, checkpoints)
     :param on_step: optional callback(loss) -> loss to record, after each step (data-parallel ranks agree
         there on the mean loss and on whether to stop)
+    :param learning_rate_value: the rate fed to learning_rate, or a callable of the run's progress
+        t = (epoch + step / steps per epoch) / epochs in [0, 1) giving it (roadseg/training/schedule.py)
     :return: list of per-epoch mean losses
     :raises TrainingDiverged: on a NaN or infinite loss, before anything else is saved
     """
@@ -157,10 +159,12 @@ def train_nn(sess, epochs, batch_size, get_batches_fn, train_op, cross_entropy_l
         total = get_batches_fn.num_batches(batch_size) if hasattr(get_batches_fn, 'num_batches') else None
         bar = progress.bar(get_batches_fn(batch_size), total=total, desc='Epoch {}/{}'.format(epoch + 1, epochs),
                            unit='batch', leave=False, quiet_in_logs=True)
-        for images, labels in bar:
+        for step, (images, labels) in enumerate(bar):
+            rate = learning_rate_value(min((epoch + step / (total or 1)) / epochs, 1.0)) \
+                if callable(learning_rate_value) else learning_rate_value
             _, loss = sess.run([train_op, cross_entropy_loss],
                                {input_image: images, correct_label: labels,
-                                keep_prob: keep_prob_value, learning_rate: learning_rate_value})
+                                keep_prob: keep_prob_value, learning_rate: rate})
             if on_step is not None:
                 loss = on_step(loss)
             if not math.isfinite(float(loss)):

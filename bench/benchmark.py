@@ -1,22 +1,28 @@
 #!/usr/bin/env python
-"""Speed of FCN-8s/VGG16 training and inference on this machine, against PyTorch and ONNX Runtime.
+"""Speed of FCN-8s/VGG16 training and inference on this machine: TensorFlow against its strongest peers.
 
-    python bench/benchmark.py            # full table at 160x576 (several minutes)
-    python bench/benchmark.py --short    # tiny shapes, seconds (CI)
+    python bench/benchmark.py --batches 4   # the README/docs tables: batch 4, 160x576
+    python bench/benchmark.py --short       # tiny shapes, seconds (CI)
 
-The first line names the CPU, its instruction sets and TensorFlow's oneDNN setting (roadseg/system/cpu.py); the
-JSON records them. bf16 rows are timed wherever TensorFlow has the bf16 rewrite (TF 2.9+), with the
-project's warning where the CPU cannot make them faster. Training and inference rows run with the settings
-the project chooses for each (cpu.recommended_settings): where those differ from the ones this process
-started with (oneDNN off for training, on for inference on AVX2), each part runs in its own process,
-since TensorFlow reads them at import.
+The first line names the CPU, its instruction sets and TensorFlow's oneDNN setting (roadseg/system/cpu.py). Rows,
+per precision: TensorFlow (the project's graph: training step, live and frozen inference graph; bf16 = its
+auto mixed precision rewrite, where TF 2.9+ has it); PyTorch eager in NCHW and channels_last, fp32 and, where
+the CPU has AVX512-BF16 or AMX-BF16, torch.autocast bf16 (inference under torch.inference_mode); ONNX Runtime
+with all graph optimizations on the PyTorch peer's export and on this project's own (--export: the weights
+and graph of the frozen row), fp32 and int8 (static QDQ quantization as `--format onnx-int8` does it,
+roadseg/serving/quantize.py, calibrated on the random images). Each TensorFlow row is compared with the fastest peer
+row of the same part and precision, and TensorFlow's fastest with the fastest peer in any precision.
 
-Random weights (speed does not depend on them). Each part is measured in one process, interleaved
-(A B A B ...) over --repeats rounds, and each figure is the median (the JSON keeps every round's); a
-NumPy sgemm calibration runs before and after, since this machine's speed drifts by about 2x over
-minutes. FLOPs are counted analytically (2 per multiply-add): convs 2*H*W*k*k*Cin*Cout at their output
-size, transposed convs at their input size; a training step is forward + 2x forward (gradients for inputs
-and weights) minus the input gradient of conv1_1, which is never computed.
+Training and inference rows run with the settings the project chooses for each (cpu.recommended_settings):
+where those differ from the ones this process started with (oneDNN off for training, on for inference on
+AVX2), each part runs in its own process, since TensorFlow reads them at import. Within a part every row is
+interleaved (A B C ... A B C ...) over --repeats rounds in one process, each round's figure the median of
+--runs calls after a warm-up call, each row's figure the median of its rounds; the JSON keeps every round,
+the CPU line, /proc/cpuinfo's model and flags, the versions and the settings. Random weights (speed does
+not depend on them). A NumPy sgemm calibration runs before and after, since a shared machine's speed drifts.
+FLOPs are counted analytically (2 per multiply-add): convs 2*H*W*k*k*Cin*Cout at their output size,
+transposed convs at their input size; a training step is forward + 2x forward (gradients for inputs and
+weights) minus the input gradient of conv1_1, which is never computed.
 """
 import argparse
 import json
@@ -37,7 +43,8 @@ from roadseg.system import cpu  # noqa: E402  (before TensorFlow: it describes t
 from roadseg.system.tfcompat import session_config, tf  # noqa: E402
 from roadseg import runs  # noqa: E402
 from roadseg.model import graph as model_graph, heads, vgg  # noqa: E402
-from roadseg.serving import export, inference  # noqa: E402
+from roadseg.serving import export, inference, onnx_backend, quantize  # noqa: E402
+from roadseg.system.files import write_bytes_atomic  # noqa: E402
 import main  # noqa: E402
 import peers  # noqa: E402
 
@@ -111,7 +118,7 @@ class Frozen:
     """The frozen graph as the product loads it (inference.Segmenter), in a session with these settings."""
 
     def __init__(self, folder, threads, inter, bf16=False):
-        model = inference.Segmenter(folder, backend='tensorflow')
+        model = inference.Segmenter(folder, backend='tensorflow', precision='fp32')
         assert model.frozen
         model.close()
         self.graph = model.graph
@@ -127,10 +134,11 @@ class Frozen:
 
 
 class OrtBackend:
-    """The product's ONNX Runtime backend (Segmenter(backend='onnxruntime')) on the folder's --export ONNX."""
+    """The product's ONNX Runtime backend (onnx_backend.OnnxRuntime) on the folder's export of precision."""
 
-    def __init__(self, folder, threads):
-        self.model = inference.Segmenter(folder, threads=threads, backend='onnxruntime').model
+    def __init__(self, folder, image_shape, threads, precision='fp32'):
+        prefix = runs.find_checkpoint(folder)
+        self.model = onnx_backend.OnnxRuntime(prefix, image_shape, threads, precision)
 
     def forward(self, images):
         start = time.perf_counter()
@@ -148,26 +156,44 @@ def interleaved(contenders, repeats, runs):
     """{name: [seconds per round]} over repeats rounds of A B A B ..., each a median of `runs` calls."""
     per_round = {name: [] for name in contenders}
     for _ in range(repeats):
-        for name, fn in contenders.items():
+        for name, (_, _, fn) in contenders.items():
             per_round[name].append(timed(fn, runs))
     return per_round
 
 
 PARTS = ('train', 'infer')
+PRECISIONS = ('fp32', 'bf16', 'int8')
+TF = 'TensorFlow'
+# the product's row per (part, precision): what `python main.py` trains with and --evaluate/--predict run
+PRODUCT_ROWS = {('train', 'fp32'): 'TF train', ('train', 'bf16'): 'TF train bf16',
+                ('infer', 'fp32'): 'TF infer (frozen)', ('infer', 'bf16'): 'TF infer bf16 (frozen)'}
+
+
+def versions():
+    """{package: version} of the engines this process can load."""
+    out = {'tensorflow': tf.__version__}
+    for name in ('torch', 'onnxruntime'):
+        try:
+            out[name] = __import__(name).__version__
+        except ImportError:
+            out[name] = None
+    return out
 
 
 def run_benchmark(args):
-    """Both parts in this process, or each in a child process with its own settings; prints the table."""
+    """Both parts in this process, or each in a child process with its own settings; prints the tables."""
     info = cpu.cpu_info()
     print(cpu.describe(info))
     parts = [args.part] if args.part else list(PARTS)
     envs = {part: dict(os.environ) for part in parts}
     for part in parts:
         cpu.apply_environment(cpu.recommended_settings(info, part), envs[part])
+    model, flags = cpu.read_cpuinfo()
+    result = {'cpu': info, 'cpu_line': cpu.describe(info), 'cpuinfo': {'model': model, 'flags': sorted(flags or ())},
+              'versions': versions(), 'settings': dict(vars(args), argv=sys.argv[1:]), 'rows': [], 'parts': {}}
     if args.child or all(env == dict(os.environ) for env in envs.values()):  # this process runs with them
-        result = measure(args, info, parts)
+        result.update(measure(args, info, parts))
     else:
-        result = {'cpu': info, 'tensorflow': tf.__version__, 'rows': [], 'parts': {}}
         for part in parts:
             chosen = {k: v for k, v in envs[part].items() if os.environ.get(k) != v and k != cpu.CHOSEN_ENV}
             print('\n=== {} part, in a process with {}'.format(part, chosen))
@@ -183,128 +209,198 @@ def run_benchmark(args):
             result['parts'][part] = dict(child['parts'][part], cpu=child['cpu'])
         print('\n=== {} parts'.format(' and '.join(parts)))
     print_table(result['rows'])
-    print_ratios(result['rows'])
+    result['ratios'] = ratios(result['rows'])
+    print_ratios(result['ratios'])
     if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(result, f, indent=2)
+        write_bytes_atomic(args.json, json.dumps(result, indent=2).encode())
     return result['rows']
 
 
+def contenders_for(kind, batch, models, rng, h, w):
+    """{row name: (engine, precision, fn () -> seconds)} of one part at one batch size."""
+    images = rng.uniform(0, 255, (batch, h, w, 3)).astype(np.float32)
+    onehot = np.zeros((batch, h, w, 2), np.float32)
+    onehot[:, h // 2:, :, 1] = 1
+    onehot[:, :h // 2, :, 0] = 1
+    labels = onehot[..., 1].astype(np.int64)
+    m = models
+    rows = {}
+    if kind == 'train':
+        rows['TF train'] = (TF, 'fp32', lambda: m['tf'].train_step(images, onehot))
+        if m.get('tf_bf16'):
+            rows['TF train bf16'] = (TF, 'bf16', lambda: m['tf_bf16'].train_step(images, onehot))
+    else:
+        rows['TF infer (live graph)'] = (TF, 'fp32', lambda: m['tf'].forward(images))
+        rows['TF infer (frozen)'] = (TF, 'fp32', lambda: m['frozen'].forward(images))
+        if m.get('frozen_bf16'):
+            rows['TF infer bf16 (frozen)'] = (TF, 'bf16', lambda: m['frozen_bf16'].forward(images))
+    for precision in m.get('torch_precisions', ()):
+        for layout, peer in m['torch'].items():
+            bf16 = precision == 'bf16'
+            if kind == 'train':
+                fn = (lambda p, b: lambda: p.train_step(images, labels, b))(peer, bf16)
+            else:
+                fn = (lambda p, b: lambda: p.forward(images, b))(peer, bf16)
+            rows['PyTorch {} {} ({})'.format(kind, precision, layout)] = ('PyTorch', precision, fn)
+    if kind == 'infer':
+        for (precision, source), ort in sorted(m.get('ort', {}).items()):
+            rows['ONNX Runtime infer {} ({})'.format(precision, source)] = ('ONNX Runtime', precision,
+                                                                           (lambda o: lambda: o.forward(images))(ort))
+    return rows
+
+
+def build_models(args, info, parts, tmp, h, w, widths, fc_width, fc6_kernel, use_bf16, rng):
+    """The contenders' models, built once: TensorFlow's graphs, the PyTorch peers, the ONNX Runtime sessions."""
+    vgg_path = vgg.build_vgg_savedmodel(os.path.join(tmp, 'vgg'), None, widths, fc_width, fc6_kernel)
+    m = {'tf': TFModel(vgg_path, args.threads, args.inter)}
+    if use_bf16 and 'train' in parts:
+        m['tf_bf16'] = TFModel(vgg_path, args.threads, args.inter, bf16=True)
+    run = os.path.join(tmp, 'run')
+    if 'infer' in parts:
+        m['tf'].export(run, (h, w))
+        m['frozen'] = Frozen(run, args.threads, args.inter)
+        if use_bf16:
+            m['frozen_bf16'] = Frozen(run, args.threads, args.inter, bf16=True)
+    if args.no_peers:
+        return m
+    threads = args.threads or os.cpu_count()
+    calibration = [rng.uniform(0, 255, (1, h, w, 3)).astype(np.float32) for _ in range(args.calibration)]
+    reduce_range = quantize.has_vnni(info) is False
+    if peers.installed('torch'):
+        m['torch'] = {layout: peers.TorchPeer(widths, fc_width, fc6_kernel, threads, channels_last=layout != 'NCHW')
+                      for layout in ('NCHW', 'channels_last')}
+        m['torch_precisions'] = ['fp32'] + (['bf16'] if cpu_bf16(info) and not args.no_bf16 else [])
+    if 'infer' not in parts or not peers.installed('onnxruntime'):
+        return m
+    # the product's ONNX export and its int8 copy, where the product's backend finds them
+    prefix = runs.find_checkpoint(run)
+    export.export_run(run, ('onnx',))
+    quantize.quantize_model(onnx_backend.export_path(prefix), onnx_backend.export_path(prefix, 'int8'),
+                            calibration, reduce_range=reduce_range, desc='Calibrating the project export')
+    m['ort'] = {('fp32', 'project export'): OrtBackend(run, (h, w), args.threads),
+                ('int8', 'project export'): OrtBackend(run, (h, w), args.threads, 'int8')}
+    if 'torch' in m:
+        torch_onnx = os.path.join(tmp, 'fcn8.onnx')
+        m['torch']['NCHW'].export_onnx(torch_onnx, h, w)
+        quantize.quantize_model(torch_onnx, os.path.join(tmp, 'fcn8-int8.onnx'),
+                                [np.ascontiguousarray(x.transpose(0, 3, 1, 2)) for x in calibration], input_name='x',
+                                float_scopes=peers.FLOAT_SCOPES, reduce_range=reduce_range,
+                                desc='Calibrating the PyTorch export')
+        m['ort'].update({('fp32', 'PyTorch export'): peers.OrtPeer(torch_onnx, threads),
+                         ('int8', 'PyTorch export'): peers.OrtPeer(os.path.join(tmp, 'fcn8-int8.onnx'), threads)})
+    return m
+
+
+def cpu_bf16(info):
+    """True where the CPU has bf16 arithmetic (AVX512-BF16, AMX-BF16): where PyTorch's bf16 rows mean something."""
+    return any((info['flags'] or {}).get(name) for name in cpu.BF16_FEATURES)
+
+
 def measure(args, info, parts):
-    """Time the given parts in this process; returns the JSON-ready result."""
+    """Time the given parts in this process; returns {'rows': [...], 'parts': {part: settings}}."""
     h, w = args.shape
     widths, fc_width, fc6_kernel = ((4, 8, 8, 16, 16), 16, 3) if args.short else \
         ((64, 128, 256, 512, 512), args.fc_width, args.fc6_kernel)
     fwd_flops, conv1_input_grad = fcn8_flops(h, w, widths, fc_width, fc6_kernel)
-    train_flops = 3 * fwd_flops - conv1_input_grad
+    flops = {'train': 3 * fwd_flops - conv1_input_grad, 'infer': fwd_flops}
     rng = np.random.RandomState(0)
     has_bf16 = 'auto_mixed_precision_onednn_bfloat16' in \
         type(tf.ConfigProto().graph_options.rewrite_options).DESCRIPTOR.fields_by_name
     use_bf16 = has_bf16 and not args.no_bf16
     if use_bf16 and cpu.bf16_warning(info):
         print(cpu.bf16_warning(info))
-    use_peers = peers.available() and not args.no_peers
-    rows = []
     calib = [sgemm_gflops(1024 if args.short else 2048)]
     print('{}: TensorFlow {}, intra-op {} inter-op {} threads (0: TensorFlow\'s choice), {}x{}, forward {:.2f} '
           'GFLOP/image, train step {:.2f} GFLOP/image'.format(' and '.join(parts), tf.__version__, args.threads,
-                                                             args.inter, h, w, fwd_flops / 1e9, train_flops / 1e9))
+                                                             args.inter, h, w, fwd_flops / 1e9, flops['train'] / 1e9))
     print('sgemm before: {:.0f} GFLOP/s'.format(calib[0]))
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        vgg_path = vgg.build_vgg_savedmodel(os.path.join(tmp, 'vgg'), None, widths, fc_width, fc6_kernel)
-        tf_model = TFModel(vgg_path, args.threads, args.inter)
-        bf16 = TFModel(vgg_path, args.threads, args.inter, bf16=True) if use_bf16 else None
-        frozen = torch_peer = ort_peer = own_ort = None
-        if 'infer' in parts:
-            tf_model.export(os.path.join(tmp, 'run'), (h, w))
-            frozen = Frozen(os.path.join(tmp, 'run'), args.threads, args.inter)
-        if use_peers:
-            peer_threads = args.threads or os.cpu_count()
-            torch_peer = peers.TorchPeer(widths, fc_width, fc6_kernel, peer_threads)
-            if 'infer' in parts:
-                torch_peer.export_onnx(os.path.join(tmp, 'fcn8.onnx'), h, w)
-                ort_peer = peers.OrtPeer(os.path.join(tmp, 'fcn8.onnx'), peer_threads)
-                # the product's ONNX Runtime backend on its own export: the weights and graph of 'TF infer (frozen)'
-                export.export_run(os.path.join(tmp, 'run'), ('onnx',))
-                own_ort = OrtBackend(os.path.join(tmp, 'run'), args.threads)
-
+        models = build_models(args, info, parts, tmp, h, w, widths, fc_width, fc6_kernel, use_bf16, rng)
         for batch in args.batches:
-            images = rng.uniform(0, 255, (batch, h, w, 3)).astype(np.float32)
-            onehot = np.zeros((batch, h, w, 2), np.float32)
-            onehot[:, h // 2:, :, 1] = 1
-            onehot[:, :h // 2, :, 0] = 1
-            labels = onehot[..., 1].astype(np.int64)
-            train = {'TF train': lambda: tf_model.train_step(images, onehot)}
-            if bf16:
-                train['TF train bf16'] = lambda: bf16.train_step(images, onehot)
-            if torch_peer:
-                train['PyTorch train'] = lambda: torch_peer.train_step(images, labels)
-            infer = {'TF infer (live graph)': lambda: tf_model.forward(images),
-                     'TF infer (frozen)': lambda: frozen.forward(images)}
-            if bf16:
-                infer['TF infer bf16'] = lambda: bf16.forward(images)
-            if ort_peer:
-                infer['ONNX Runtime infer'] = lambda: ort_peer.forward(images)
-                infer['ONNX Runtime infer (project export)'] = lambda: own_ort.forward(images)
-            for kind, contenders, flops in (('train', train, train_flops), ('infer', infer, fwd_flops)):
-                if kind not in parts:
-                    continue
+            for kind in parts:
+                contenders = contenders_for(kind, batch, models, rng, h, w)
+                print('batch {}, {}: {} rows interleaved over {} rounds'.format(batch, kind, len(contenders),
+                                                                                 args.repeats))
                 for name, rounds in interleaved(contenders, args.repeats, args.runs).items():
                     seconds = statistics.median(rounds)
-                    rows.append({'what': name, 'batch': batch, 's_per_image': seconds / batch,
-                                 'rounds_s_per_image': [t / batch for t in rounds],
-                                 'gflops': flops * batch / seconds / 1e9})
+                    engine, precision, _ = contenders[name]
+                    rows.append({'what': name, 'part': kind, 'engine': engine, 'precision': precision, 'batch': batch,
+                                 's_per_image': seconds / batch, 'rounds_s_per_image': [t / batch for t in rounds],
+                                 'gflops': flops[kind] * batch / seconds / 1e9})
     calib.append(sgemm_gflops(1024 if args.short else 2048))
     print('sgemm after: {:.0f} GFLOP/s'.format(calib[1]))
-    sgemm = statistics.mean(calib)
     for r in rows:
-        r['pct_of_sgemm'] = 100 * r['gflops'] / sgemm
+        r['pct_of_sgemm'] = 100 * r['gflops'] / statistics.mean(calib)
     setting = {'threads': args.threads, 'inter_op_threads': args.inter, 'sgemm_gflops': calib, 'shape': [h, w],
+               'widths': list(widths), 'fc_width': fc_width, 'fc6_kernel': fc6_kernel,
                'TF_ENABLE_ONEDNN_OPTS': os.environ.get('TF_ENABLE_ONEDNN_OPTS')}
-    return {'cpu': info, 'tensorflow': tf.__version__, 'rows': rows, 'parts': {part: setting for part in parts}}
+    return {'cpu': info, 'rows': rows, 'parts': {part: setting for part in parts}}
 
 
 def print_table(rows):
-    print('\n| what | batch | s/image | GFLOP/s | % of sgemm |')
-    print('|---|---:|---:|---:|---:|')
+    print('\n| what | batch | precision | s/image | GFLOP/s | % of sgemm |')
+    print('|---|---:|---|---:|---:|---:|')
     for r in rows:
-        print('| {} | {} | {:.4f} | {:.1f} | {:.0f} |'.format(r['what'], r['batch'], r['s_per_image'], r['gflops'],
-                                                          r['pct_of_sgemm']))
+        print('| {} | {} | {} | {:.4f} | {:.1f} | {:.0f} |'.format(r['what'], r['batch'], r['precision'],
+                                                                   r['s_per_image'], r['gflops'], r['pct_of_sgemm']))
 
 
-def print_ratios(rows):
-    """Speed ratios (>1: the first is faster) between same-batch entries of this run: of the medians, and
-    the range of the per-round ratios (each of two neighbouring measurements, so less moved by load drift)."""
-    by = {(r['what'], r['batch']): r for r in rows}
-    pairs = [('TF train', 'PyTorch train'), ('TF infer (frozen)', 'ONNX Runtime infer'),
-             ('TF infer (frozen)', 'ONNX Runtime infer (project export)'),
-             ('TF infer (frozen)', 'TF infer (live graph)'), ('TF train bf16', 'TF train'),
-             ('TF infer bf16', 'TF infer (frozen)')]
-    print()
+def _ratio(batch, part, precision, ours, theirs):
+    """TensorFlow's speed over a peer's (>1: TensorFlow faster), of the medians and per round."""
+    rounds = [y / x for x, y in zip(ours['rounds_s_per_image'], theirs['rounds_s_per_image'])]
+    return {'batch': batch, 'part': part, 'precision': precision, 'tf': ours['what'], 'peer': theirs['what'],
+            'tf_s_per_image': ours['s_per_image'], 'peer_s_per_image': theirs['s_per_image'],
+            'speed': theirs['s_per_image'] / ours['s_per_image'], 'rounds_min': min(rounds), 'rounds_max': max(rounds)}
+
+
+def ratios(rows):
+    """Per batch and part: the product's TensorFlow row against the fastest peer row of each precision, and
+    TensorFlow's fastest row against the fastest peer row in any precision ('any')."""
+    out = []
     for batch in sorted({r['batch'] for r in rows}):
-        for a, b in pairs:
-            if (a, batch) in by and (b, batch) in by:
-                first, second = by[(a, batch)], by[(b, batch)]
-                rounds = [y / x for x, y in zip(first['rounds_s_per_image'], second['rounds_s_per_image'])]
-                print('batch {:2d}: {} / {} speed = {:.2f}x (rounds {:.2f}-{:.2f}x)'.format(
-                    batch, a, b, second['s_per_image'] / first['s_per_image'], min(rounds), max(rounds)))
+        for part in PARTS:
+            mine = [r for r in rows if r['batch'] == batch and r['part'] == part]
+            peer_rows = [r for r in mine if r['engine'] != TF]
+            if not peer_rows:
+                continue
+            for precision in PRECISIONS:
+                ours = [r for r in mine if r['what'] == PRODUCT_ROWS.get((part, precision))]
+                theirs = [r for r in peer_rows if r['precision'] == precision]
+                if ours and theirs:
+                    out.append(_ratio(batch, part, precision, ours[0], min(theirs, key=lambda r: r['s_per_image'])))
+            tf_rows = [r for r in mine if r['engine'] == TF]
+            out.append(_ratio(batch, part, 'any', min(tf_rows, key=lambda r: r['s_per_image']),
+                              min(peer_rows, key=lambda r: r['s_per_image'])))
+    return out
+
+
+def print_ratios(found):
+    print('\nTensorFlow against the fastest peer (speed > 1: TensorFlow faster; rounds: the ratio of each round\'s '
+          'neighbouring measurements)')
+    for r in found:
+        print('batch {:2d} {:5s} {:4s}: {} {:.4f} s/image vs {} {:.4f}: {:.2f}x (rounds {:.2f}-{:.2f}x)'.format(
+            r['batch'], r['part'], r['precision'], r['tf'], r['tf_s_per_image'], r['peer'], r['peer_s_per_image'],
+            r['speed'], r['rounds_min'], r['rounds_max']))
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--short', action='store_true', help='tiny network and shapes, for CI')
     p.add_argument('--shape', type=int, nargs=2, default=None, metavar=('H', 'W'),
                    help='input size (default 160 576; --short: 64 96)')
-    p.add_argument('--batches', type=int, nargs='+', default=None, help='batch sizes (default 1 4 10)')
-    p.add_argument('--fc-width', type=int, default=1024, help='fc6/fc7 channels')
-    p.add_argument('--fc6-kernel', type=int, default=3, help='fc6 kernel size')
+    p.add_argument('--batches', type=int, nargs='+', default=None, help='batch sizes (default 1 4 10; --short: 1 2)')
+    p.add_argument('--fc-width', type=int, default=1024, help='fc6/fc7 channels (default 1024)')
+    p.add_argument('--fc6-kernel', type=int, default=3, help='fc6 kernel size (default 3)')
     p.add_argument('--threads', type=int, default=0,
-                   help='intra-op threads of every engine (0: each engine\'s choice, as main.py; peers: all cores)')
-    p.add_argument('--inter', type=int, default=0, help='TensorFlow inter-op threads (0: TensorFlow\'s choice)')
+                   help='intra-op threads of every engine (default 0: each engine\'s choice, as main.py; peers: all '
+                        'cores)')
+    p.add_argument('--inter', type=int, default=0, help='TensorFlow inter-op threads (default 0: TensorFlow\'s choice)')
     p.add_argument('--repeats', type=int, default=None, help='interleaved rounds (default 3; --short: 1)')
     p.add_argument('--runs', type=int, default=None, help='timed calls per round (default 3; --short: 2)')
-    p.add_argument('--no-bf16', action='store_true', help='skip the bf16 auto mixed precision rows (TF 2.9+)')
+    p.add_argument('--calibration', type=int, default=4,
+                   help='random images that calibrate the int8 models (default 4; speed does not depend on them)')
+    p.add_argument('--no-bf16', action='store_true', help='skip the bf16 rows')
     p.add_argument('--no-peers', action='store_true', help='skip PyTorch and ONNX Runtime')
     p.add_argument('--part', choices=PARTS, help='only the training or the inference rows (default both)')
     p.add_argument('--json', help='also write the results here')

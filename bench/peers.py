@@ -1,14 +1,15 @@
 """Peer implementations for the benchmark only (not part of the product): the same FCN-8s/VGG16 in
-PyTorch (eager, CPU) and that network exported to ONNX for ONNX Runtime."""
+PyTorch (eager, CPU; NCHW or channels_last, fp32 or bf16 autocast) and that network exported to ONNX for
+ONNX Runtime (fp32, and int8 through roadseg/serving/quantize.py as the product quantizes its own export)."""
 import time
 
 import numpy as np
 
 
-def available():
+def installed(module):
+    """True when the peer's package (torch, onnxruntime) imports."""
     try:
-        import torch  # noqa: F401
-        import onnxruntime  # noqa: F401
+        __import__(module)
         return True
     except ImportError:
         return False
@@ -56,27 +57,48 @@ def torch_fcn8(widths, fc_width, fc6_kernel, num_classes=2):
 
 
 class TorchPeer:
-    """Train step (Adam, cross-entropy) and forward pass timing of the PyTorch FCN-8s."""
+    """Train step (Adam, cross-entropy) and forward pass of the PyTorch FCN-8s, timed, in the memory format its
+    users pick: NCHW contiguous, or channels_last (oneDNN's fast layout on CPU); bf16 runs the same model under
+    torch.autocast('cpu', dtype=torch.bfloat16) (float32 weights, bf16 convolutions)."""
 
-    def __init__(self, widths, fc_width, fc6_kernel, threads):
+    def __init__(self, widths, fc_width, fc6_kernel, threads, channels_last=False):
         import torch
         torch.set_num_threads(threads)
         self.torch = torch
+        self.channels_last = channels_last
         self.model = torch_fcn8(widths, fc_width, fc6_kernel)
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.opt = torch.optim.Adam(self.model.parameters(), 1e-4)
         self.loss = torch.nn.CrossEntropyLoss()
 
-    def train_step(self, images, labels):
+    def _input(self, images):
+        """(B, C, H, W) tensor of (B, H, W, 3) float32 images in this peer's memory format."""
+        x = self.torch.from_numpy(images).permute(0, 3, 1, 2)  # strides already those of channels_last
+        return x.contiguous(memory_format=self.torch.channels_last if self.channels_last else
+                            self.torch.contiguous_format)
+
+    def train_step(self, images, labels, bf16=False):
         """images (B, H, W, 3) float32, labels (B, H, W) int64; seconds for one step."""
         torch = self.torch
-        x = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
-        y = torch.from_numpy(labels)
+        x, y = self._input(images), torch.from_numpy(labels)
         self.model.train()
         start = time.perf_counter()
         self.opt.zero_grad()
-        loss = self.loss(self.model(x), y)
+        with torch.autocast('cpu', dtype=torch.bfloat16, enabled=bf16):
+            loss = self.loss(self.model(x), y)
         loss.backward()
         self.opt.step()
+        return time.perf_counter() - start
+
+    def forward(self, images, bf16=False):
+        """Seconds for the eval-mode forward pass of (B, H, W, 3) float32 images, without autograd."""
+        torch = self.torch
+        x = self._input(images)
+        self.model.eval()
+        start = time.perf_counter()
+        with torch.inference_mode(), torch.autocast('cpu', dtype=torch.bfloat16, enabled=bf16):
+            self.model(x)
         return time.perf_counter() - start
 
     def export_onnx(self, path, height, width):
@@ -87,9 +109,13 @@ class TorchPeer:
                           dynamic_axes={'x': {0: 'n'}, 'y': {0: 'n'}}, dynamo=False)
 
 
+# node-name prefixes of the PyTorch export's decoder, kept float32 in int8 as the product keeps its own
+FLOAT_SCOPES = ('/score', '/up')
+
+
 class OrtPeer:
-    """ONNX Runtime session on the PyTorch peer's export (NCHW input `x`; all graph optimizations, same
-    thread count)."""
+    """ONNX Runtime session on the PyTorch peer's export, fp32 or int8 (NCHW input `x`; all graph
+    optimizations, same thread count)."""
 
     def __init__(self, path, threads):
         import onnxruntime as ort

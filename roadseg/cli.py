@@ -5,10 +5,13 @@ import os
 import sys
 
 from .data.datasets import DATASETS as DATASET_NAMES, detect
-from .serving.export import FORMATS, export_run
+from .serving.export import DEFAULT_FORMATS, FORMATS, export_run
 from .serving.onnx_backend import BACKENDS
+from .serving.quantize import CALIBRATION_IMAGES
+from .system.cpu import PRECISION_ENV, PRECISIONS
 from .system.files import InputError, check_writable_dir
 from .system.signals import raise_on_stop
+from .training.schedule import SCHEDULES
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE_DIR = os.path.join(HERE, 'data', 'sample')
@@ -18,8 +21,9 @@ DEFAULT_DATA = os.path.join('data', 'data_road')
 # None so that what the user typed is known.
 RECORDED = dict(epochs=50, batch_size=10, learning_rate=1e-4, keep_prob=0.5, image_shape=[160, 576],
                 l2_scale=1e-3, skip_scaling=False, fc_width=None, fc6_kernel=None, no_augment=False, seed=0,
-                threads=0, bf16=False, init_from=None, repeat=1, checkpoint_minutes=10.0, data_dir=DEFAULT_DATA,
-                vgg_weights=None, dataset=None, fcn=8, class_weights=None)
+                threads=0, precision=None, init_from=None, repeat=1, checkpoint_minutes=10.0, data_dir=DEFAULT_DATA,
+                vgg_weights=None, dataset=None, fcn=8, class_weights=None, lr_schedule='constant', warmup=0.0,
+                freeze_blocks=0)
 DEFAULTS = dict(RECORDED, vgg_dir='data', runs_dir='runs', which='best')
 # The bundled sample (6 training images): what makes `python main.py` on a fresh clone end with a usable model
 # within minutes (measured in docs/training.md, "First run on the sample"). Flags given on the command line still win.
@@ -30,10 +34,10 @@ TRAINING_FLAGS = set(RECORDED) | {'vgg_dir', 'runs_dir', 'horovod'}
 ALLOWED = {  # mode -> the flags that mean something in it
     'train': TRAINING_FLAGS,
     'resume': TRAINING_FLAGS - {'init_from'} | {'resume'},
-    'evaluate': {'evaluate', 'which', 'data_dir', 'threads', 'bf16', 'backend'},
-    'video': {'video', 'output', 'checkpoint', 'which', 'threads', 'bf16', 'backend'},
-    'predict': {'predict', 'output', 'checkpoint', 'which', 'bf16', 'backend'},
-    'export': {'export', 'which', 'format'},
+    'evaluate': {'evaluate', 'flip', 'which', 'data_dir', 'threads', 'precision', 'backend'},
+    'video': {'video', 'flip', 'output', 'checkpoint', 'which', 'threads', 'precision', 'backend'},
+    'predict': {'predict', 'flip', 'output', 'checkpoint', 'which', 'precision', 'backend'},
+    'export': {'export', 'which', 'format', 'data_dir', 'calibration_images'},
 }
 
 
@@ -57,6 +61,15 @@ def _training_flags(add, d):
     add('--batch-size', type=int, help='images per training step (default {})'.format(d['batch_size']))
     add('--repeat', type=int, help='passes over the training set per epoch (default {})'.format(d['repeat']))
     add('--learning-rate', type=float, help='Adam learning rate (default {:g})'.format(d['learning_rate']))
+    add('--lr-schedule', choices=SCHEDULES,
+        help='learning rate over the run: constant, or decaying to 0 at the end as poly ((1-t)^0.9, as FCN and '
+             'DeepLab train) or cosine (default {})'.format(d['lr_schedule']))
+    add('--warmup', type=float, metavar='FRACTION',
+        help='linear warm-up from a tenth of --learning-rate over this fraction of the run (default {:g})'
+        .format(d['warmup']))
+    add('--freeze-blocks', type=int, choices=range(0, 6), metavar='N',
+        help='keep the encoder\'s conv1..convN fixed (less backward work per image; default {}: train all)'
+        .format(d['freeze_blocks']))
     add('--keep-prob', type=float, help='dropout keep probability for fc6/fc7, in (0, 1] (default {})'
         .format(d['keep_prob']))
     add('--image-shape', type=int, nargs=2, metavar=('HEIGHT', 'WIDTH'),
@@ -87,8 +100,13 @@ def _training_flags(add, d):
     add('--seed', type=int, help='random seed: data order, augmentation, initialisation (default {})'
         .format(d['seed']))
     add('--threads', type=int, help='TensorFlow intra-op threads, 0 for all cores (default {})'.format(d['threads']))
-    add('--bf16', action='store_true', default=None,
-        help='bfloat16 mixed precision (TF 2.x with oneDNN; faster only on CPUs with AVX512-BF16 or AMX)')
+    add('--precision', choices=PRECISIONS + ('int8',),
+        help='arithmetic of training and inference: bf16 (bfloat16 mixed precision: float32 weights, bf16 '
+             'convolutions; TF 2.9+ with oneDNN) or fp32 (default auto: bf16 where the CPU has AVX512-BF16 or '
+             'AMX-BF16 and TensorFlow can use it, else fp32; ${} sets another default). Exports are float32, '
+             'but for int8: --evaluate, --video, --predict with --backend onnxruntime on the run\'s --format '
+             'onnx-int8 export'.format(PRECISION_ENV))
+    add('--bf16', action='store_true', default=None, help='the same as --precision bf16')
     add('--checkpoint-minutes', type=float,
         help='write last/ and best/ at most this often (0: every epoch), and at the end or on Ctrl-C (default {:g})'
         .format(d['checkpoint_minutes']))
@@ -109,12 +127,29 @@ def _mode_flags(add, d):
     add('--checkpoint', metavar='RUN', help='the run whose model --video or --predict uses')
     add('--export', metavar='RUN', help='export a run\'s model into RUN/export/ (RUN/export_last/ with --which '
                                         'last): a frozen graph, a TF Serving SavedModel, an ONNX model')
-    add('--format', nargs='+', choices=FORMATS, help='what --export writes (default {})'.format(' '.join(FORMATS)))
+    add('--format', nargs='+', choices=FORMATS,
+        help='what --export writes (default {}); onnx-int8: model.onnx quantized to int8 for ONNX Runtime, '
+             'calibrated on training images of the run\'s data (or --data-dir), with its accuracy change measured '
+             'on the validation split into model-int8.json'.format(' '.join(DEFAULT_FORMATS)))
+    add('--calibration-images', type=int, metavar='N',
+        help='--format onnx-int8: training images that calibrate the int8 ranges (default {})'.format(
+            CALIBRATION_IMAGES))
     add('--backend', choices=BACKENDS,
         help='inference engine of --evaluate, --video and --predict: TensorFlow, or ONNX Runtime on the run\'s '
              '--export ONNX model (default auto: TensorFlow, unless ONNX Runtime measured faster on this CPU class)')
+    add('--flip', action='store_true', default=None,
+        help='--evaluate, --video, --predict: average each prediction with that of the mirrored image (test-time '
+             'augmentation; twice the inference work)')
     add('--which', choices=('best', 'last'), help='which checkpoint --evaluate, --video, --predict and --export use '
                                                    '(default {})'.format(d['which']))
+
+
+def merge_bf16(args):
+    """--bf16 is --precision bf16: fold it in (InputError when --precision says otherwise)."""
+    if args.bf16:
+        if args.precision not in (None, 'bf16'):
+            raise InputError('--bf16 conflicts with --precision {}'.format(args.precision))
+        args.precision = 'bf16'
 
 
 def mode_of(args):
@@ -127,14 +162,21 @@ def mode_of(args):
 
 def check_flags(args, mode):
     """InputError for a flag that does not belong to the mode, or a value that cannot work."""
-    given = {k for k, v in vars(args).items() if v is not None}
+    given = {k for k, v in vars(args).items() if v is not None and k != 'bf16'}
     stray = sorted(given - ALLOWED[mode])
     if stray:
-        flag = '--' + stray[0].replace('_', '-')
+        flag = '--bf16' if stray[0] == 'precision' and args.bf16 else '--' + stray[0].replace('_', '-')
         fits = [m for m in ('train',) + MODES if stray[0] in ALLOWED[m]]
         raise InputError('{} does not apply to {}; it is for {}'.format(
             flag, 'training' if mode == 'train' else '--' + mode,
             ', '.join('training' if m == 'train' else '--' + m for m in fits)))
+    if args.precision == 'int8' and mode in ('train', 'resume'):
+        raise InputError('--precision int8 is for --evaluate, --video and --predict with --backend onnxruntime; '
+                         'training runs in fp32 or bf16')
+    if mode == 'export' and 'onnx-int8' not in (args.format or ()):
+        for name in ('data_dir', 'calibration_images'):
+            if getattr(args, name) is not None:
+                raise InputError('--{} applies to --export with --format onnx-int8'.format(name.replace('_', '-')))
     if mode == 'video' and (args.output is None or args.checkpoint is None):
         raise InputError('--video needs --output OUT.mp4 and --checkpoint RUN')
     if mode == 'predict' and (args.output is None or args.checkpoint is None):
@@ -145,6 +187,8 @@ def check_flags(args, mode):
             raise InputError('--{} must be positive, got {}'.format(name.replace('_', '-'), value))
     if args.checkpoint_minutes is not None and args.checkpoint_minutes < 0:
         raise InputError('--checkpoint-minutes must be 0 (every epoch) or more, got {}'.format(args.checkpoint_minutes))
+    if args.warmup is not None and not 0 <= args.warmup < 1:
+        raise InputError('--warmup is a fraction of the run in [0, 1), got {}'.format(args.warmup))
     if args.keep_prob is not None and not 0 < args.keep_prob <= 1:
         raise InputError('--keep-prob must be in (0, 1], got {}'.format(args.keep_prob))
     if args.learning_rate is not None and not args.learning_rate > 0:
@@ -154,13 +198,13 @@ def check_flags(args, mode):
         if h <= 0 or w <= 0 or h % 32 or w % 32:
             raise InputError('--image-shape must be positive multiples of 32, got {} {} (try {} {})'.format(
                 h, w, max(32, round(h / 32) * 32), max(32, round(w / 32) * 32)))
-    if args.bf16:
+    if args.precision == 'bf16':
         from .system.cpu import bf16_warning, cpu_info
         from .system.tfcompat import session_config
         try:
             session_config(bf16=True)
         except ValueError as e:
-            raise InputError('--bf16: {}'.format(e))
+            raise InputError('--{}: {}'.format('bf16' if args.bf16 else 'precision bf16', e))
         warning = bf16_warning(cpu_info())
         if warning:
             print(warning)
@@ -169,7 +213,7 @@ def check_flags(args, mode):
 def training_settings(args):
     """The training flags with defaults filled in; the bundled sample's recipe when the default KITTI data is
     absent. The dataset is detected from the data folder's layout unless --dataset names it."""
-    given = {k: v for k, v in vars(args).items() if v is not None}
+    given = {k: v for k, v in vars(args).items() if v is not None and k != 'bf16'}  # merge_bf16 folded it in
     settings = dict(DEFAULTS, **given)
     if settings['dataset'] == 'shapes':
         settings['data_dir'] = None
@@ -213,24 +257,27 @@ def main(argv, model):
 
 def dispatch(args, model):
     mode = mode_of(args)
+    merge_bf16(args)
     check_flags(args, mode)
     which = args.which or DEFAULTS['which']
     if mode == 'video':
         from .serving.video import overlay_video
-        overlay_video(args.checkpoint, args.video, args.output, which=which, bf16=bool(args.bf16),
-                      backend=args.backend or 'auto', threads=args.threads or 0)
+        overlay_video(args.checkpoint, args.video, args.output, which=which, precision=args.precision,
+                      flip=bool(args.flip), backend=args.backend or 'auto', threads=args.threads or 0)
         return 0
     if mode == 'predict':
         from .serving.predict import predict_folder
-        return predict_folder(args.checkpoint, args.predict, args.output, which=which, bf16=bool(args.bf16),
-                              backend=args.backend or 'auto')
+        return predict_folder(args.checkpoint, args.predict, args.output, which=which, precision=args.precision,
+                              flip=bool(args.flip), backend=args.backend or 'auto')
     if mode == 'export':
-        for path in export_run(args.export, tuple(args.format or FORMATS), which=which).values():
+        for path in export_run(args.export, tuple(args.format or DEFAULT_FORMATS), which=which, data_dir=args.data_dir,
+                               calibration_images=args.calibration_images).values():
             print('Wrote {}'.format(path))
         return 0
     if mode == 'evaluate':
         from .evaluation.evaluate import evaluate_run
-        evaluate_run(args.evaluate, args.data_dir, which=which, bf16=bool(args.bf16), backend=args.backend or 'auto',
+        evaluate_run(args.evaluate, args.data_dir, which=which, precision=args.precision, flip=bool(args.flip),
+                     backend=args.backend or 'auto',
                      threads=args.threads or 0)
         return 0
     from .training.distributed import Horovod, Solo

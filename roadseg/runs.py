@@ -6,17 +6,16 @@ best/ and last/ checkpoints, export/ paths, the split checksums a continued run 
     RUN/last/        everything, Adam slots included, for --resume
     RUN/export/      --export of best/ (export_last/ of last/)
 
-A run being trained is RUN.partial until it is complete.
+A run being trained is RUN.partial until it is complete. Importing this module loads no TensorFlow.
 """
 import json
 import os
 
 from .data import datasets, splits
 from .system.files import InputError, finish_run_dir, first_line, new_run_dir, write_bytes_atomic
-from .system.tfcompat import tf
 
 CONFIG = 'config.json'
-RESUMABLE_CHANGES = ('epochs', 'threads', 'checkpoint_minutes')  # what --resume may set anew
+RESUMABLE_CHANGES = ('epochs', 'threads', 'checkpoint_minutes', 'precision')  # what --resume may set anew
 
 
 def read_config(run_dir, missing=None):
@@ -58,6 +57,7 @@ class Run:
         if not path.endswith('.partial'):
             raise InputError('run {} is complete (its folder has no .partial suffix), nothing to resume; to train '
                              'further start a new run with --init-from {}'.format(path, path))
+        config.setdefault('precision', 'bf16' if config.get('bf16') else 'fp32')  # runs from before --precision
         for key, value in sorted(given.items()):
             if key not in RESUMABLE_CHANGES and value != config.get(key):
                 raise InputError('--{} {} conflicts with the run\'s {} ({}); --resume continues a run with its '
@@ -87,6 +87,7 @@ def _flag_value(value):
 def find_checkpoint(path, which='best'):
     """Checkpoint prefix from a run folder (its best/ or last/ checkpoint), a checkpoint folder or a prefix.
     A run without best/ uses last/, with a note saying so."""
+    from .system.tfcompat import tf  # here: reading config.json needs no TensorFlow
     if path is None:
         raise InputError('no checkpoint given: pass --checkpoint runs/<timestamp>')
     for folder in (os.path.join(path, which), os.path.join(path, 'last'), path):

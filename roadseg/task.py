@@ -56,6 +56,7 @@ class Road:
     """Two classes, background and road; road where p(road) > THRESHOLD."""
     class_names = ('background', 'road')
     colors = ((0, 0, 0), (0, 255, 0))  # as displayed: road in translucent green
+    curve_metric = 'max_f1'  # the history metric that compares runs (scripts/compare_runs.py)
     history_curves = (('val_max_f1', 'validation MaxF1'), ('val_iou', 'validation IoU at {:.2f}'.format(THRESHOLD)))
 
     def scores(self):
@@ -79,6 +80,11 @@ class Road:
     def headline(results):
         """The number that picks the kept checkpoint: road IoU at THRESHOLD."""
         return results['overall']['iou']
+
+    @staticmethod
+    def key_metrics(results):
+        """{metric: value in points} an int8 model is judged by: MaxF1 and IoU at THRESHOLD."""
+        return {'max_f1': 100 * results['overall']['max_f1'], 'iou': 100 * results['overall']['iou']}
 
     @staticmethod
     def epoch_values(results):
@@ -144,6 +150,7 @@ class Road:
 class Classes:
     """Any number of classes, each pixel its argmax class; colours: one RGB tuple per class."""
     history_curves = ()
+    curve_metric = 'iou'  # mean IoU in the history
 
     def __init__(self, class_names, colors):
         self.class_names, self.colors = list(class_names), [tuple(c) for c in colors]
@@ -169,6 +176,11 @@ class Classes:
     def headline(results):
         """The number that picks the kept checkpoint: mean IoU."""
         return results['mean_iou']
+
+    @staticmethod
+    def key_metrics(results):
+        """{metric: value in points} an int8 model is judged by: mean IoU."""
+        return {'mean_iou': None if results['mean_iou'] is None else 100 * results['mean_iou']}
 
     @staticmethod
     def epoch_values(results):

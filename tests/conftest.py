@@ -10,6 +10,10 @@ from PIL import Image
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+# The suite's expectations (ONNX Runtime agreeing within 1e-4, losses reproducible to the digit) are float32's;
+# --precision auto would pick bf16 on a CPU with AVX512-BF16. Tests of auto and the first-run check override it.
+os.environ.setdefault('ROADSEG_PRECISION', 'fp32')
+
 import project_tests  # noqa: E402
 from roadseg import cli  # noqa: E402
 from roadseg.model import vgg_weights  # noqa: E402

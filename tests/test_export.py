@@ -151,7 +151,7 @@ def test_foreign_encoder_run_trains_and_exports(tmp_path, foreign_vgg_dir):
     (run,) = [str(p) for p in runs.iterdir()]
     assert os.path.exists(os.path.join(run, 'best', export.FROZEN)), 'training ends with write_frozen'
     paths = export_run(run)
-    assert sorted(paths) == sorted(export.FORMATS)
+    assert sorted(paths) == sorted(export.DEFAULT_FORMATS)
     with Segmenter(run) as seg:
         assert seg.frozen
         probs, classes = seg.predict(sample_images((50, 70), 1)[0])
@@ -243,7 +243,7 @@ def test_export_folders_and_formats(varied_run, exported, monkeypatch):
     assert os.path.isfile(os.path.join(exported['saved_model'], 'saved_model.pb'))
     last = export_run(varied_run, ('frozen',), which='last')
     assert last == {'frozen': os.path.join(varied_run, 'export_last', 'frozen_inference.pb')}
-    with pytest.raises(InputError, match='--format must be among frozen, saved_model, onnx, got tflite'):
+    with pytest.raises(InputError, match='--format must be among frozen, saved_model, onnx, onnx-int8, got tflite'):
         export_run(varied_run, ('tflite',))
     monkeypatch.setitem(sys.modules, 'tf2onnx', None)  # as if not installed
     with pytest.raises(InputError, match='ONNX export needs tf2onnx'):

@@ -20,6 +20,7 @@ import pytest
 from conftest import ROOT, SAMPLE, TINY_SHAPE, error_line, run_cli
 from roadseg.data import batches
 from roadseg.system.files import InputError, first_line
+from roadseg.system.tfcompat import tf
 from roadseg.training import distributed
 
 
@@ -191,6 +192,43 @@ def test_a_nan_on_one_rank_stops_all_at_the_same_step(tmp_path, tiny_vgg_dir):
     lines = by_rank(out)
     for r in (0, 1):
         assert any(line.startswith('rank {} diverged at step 2 : loss became nan'.format(r)) for line in lines[r]), out
+
+
+@needs_horovod
+def test_a_rank_that_fails_stops_the_others_with_one_line(tmp_path, tiny_vgg_dir):
+    broken = tmp_path / 'encoder'
+    shutil.copytree(os.path.join(tiny_vgg_dir, 'vgg'), str(broken / 'vgg'))
+    os.remove(str(broken / 'vgg' / 'variables' / 'variables.index'))
+    proc = horovodrun(tmp_path, os.path.join(ROOT, 'main.py'), '--horovod', '--data-dir', SAMPLE, '--vgg-dir', broken,
+                      '--runs-dir', tmp_path / 'runs', *TINY_SHAPE)
+    out = proc.communicate(timeout=600)[0]
+    assert proc.returncode != 0, out
+    lines = by_rank(out)
+    assert [line for line in lines[0] if line.startswith('error: ')] == [
+        'error: incomplete VGG SavedModel: {} is missing (delete {} to rebuild it)'.format(
+            broken / 'vgg' / 'variables' / 'variables.index', broken / 'vgg')], out
+    assert 'stopped: rank 1 of 2: another rank failed (see its error: line)' in lines[1], out
+    assert not any('Traceback' in line for line in lines[0] + lines[1]), out
+
+
+class Rank1(distributed.Horovod):
+    """Rank 1 of 2 without starting Horovod."""
+
+    def __init__(self):
+        self.rank, self.size, self.local_rank, self.chief, self._devnull = 1, 2, 1, False, None
+
+
+def test_another_rank_gone_stops_this_one_with_one_line(capsys):
+    with pytest.raises(SystemExit) as stop:
+        with Rank1().quiet():
+            print('rank 1 keeps quiet')
+            raise tf.errors.UnknownError(None, None, distributed.PEER_GONE + '. This was caused by an exception on '
+                                                                             'one of the ranks ...')
+    assert stop.value.code == 1
+    assert capsys.readouterr() == ('', 'stopped: rank 1 of 2: another rank failed (see its error: line)\n')
+    with pytest.raises(tf.errors.UnknownError, match='something else'):
+        with Rank1().quiet():
+            raise tf.errors.UnknownError(None, None, 'something else')
 
 
 def test_no_horovod_import_without_the_flag():

@@ -26,9 +26,10 @@ pytestmark = pytest.mark.skipif(os.environ.get('ROADSEG_SAMPLE_RUN') != '1',
 def test_first_run_on_the_bundled_sample(tmp_path):
     """Run from a folder without data/data_road (as a fresh clone); data/vgg is built in the repository's data/."""
     start = time.time()
+    env = {k: v for k, v in os.environ.items() if k != 'ROADSEG_PRECISION'}  # the user's default: auto
     proc = subprocess.Popen([sys.executable, os.path.join(ROOT, 'main.py'), '--vgg-dir', os.path.join(ROOT, 'data'),
                              '--runs-dir', str(tmp_path / 'runs')], cwd=str(tmp_path), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, universal_newlines=True)
+                            stderr=subprocess.STDOUT, universal_newlines=True, env=env)
     out = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)  # reaped here, not by Popen, to read its resource usage
     proc.returncode = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1

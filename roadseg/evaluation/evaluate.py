@@ -2,25 +2,31 @@
 says (roadseg/task.py)."""
 import os
 
-from .metrics import THRESHOLD
 from ..runs import run_dataset
+from ..serving import onnx_backend
 from ..serving.inference import Segmenter
 from ..system.files import InputError, check_writable_dir
+from .metrics import THRESHOLD
 from .report import score, write_report
 
 
-def evaluate_run(run, data_dir=None, out_dir=None, which='best', batch_size=4, bf16=False, backend='auto', threads=0):
+def evaluate_run(run, data_dir=None, out_dir=None, which='best', batch_size=4, bf16=False, backend='auto', threads=0,
+                 precision=None, flip=False):
     """Evaluate a training run's checkpoint on the validation split of its data (or data_dir); writes
-    RUN/evaluation_<which>[_bf16]/ and returns the metrics. backend: see inference.Segmenter."""
+    RUN/evaluation_<which>/ (RUN/evaluation_<which>_<precision>/ when precision is given, or bf16) and returns the
+    metrics, with _flip appended for flip (test-time augmentation). run may name an export's ONNX model
+    (RUN/export/model-int8.onnx). backend, precision, flip: see inference.Segmenter."""
+    run, which, precision, backend = onnx_backend.resolve(run, which, 'bf16' if bf16 else precision, backend)
     dataset = run_dataset(run, data_dir)
     samples = dataset.samples('val')
     if not samples:
         raise InputError('no validation images in {}'.format(dataset.data_dir))
-    model = Segmenter(run, which, threads=threads, bf16=bf16, backend=backend)
-    out_dir = out_dir or os.path.join(run, 'evaluation_{}{}'.format(which, '_bf16' if bf16 else ''))
+    model = Segmenter(run, which, threads=threads, backend=backend, precision=precision, flip=flip)
+    out_dir = out_dir or os.path.join(run, 'evaluation_{}{}{}'.format(which, '_' + precision if precision else '',
+                                                                      '_flip' if flip else ''))
     check_writable_dir(out_dir, 'evaluation folder')
-    print('Evaluating {} ({}) on {} validation images of {}'.format(model.prefix, model.backend, len(samples),
-                                                                     dataset.data_dir))
+    print('Evaluating {} ({}, {}: {}) on {} validation images of {}'.format(
+        model.prefix, model.backend, model.precision, model.precision_reason, len(samples), dataset.data_dir))
     if len(samples) < 10:
         print('warning: only {} validation images: the numbers are noisy'.format(len(samples)))
     scores = model.task.scores()
@@ -31,7 +37,8 @@ def evaluate_run(run, data_dir=None, out_dir=None, which='best', batch_size=4, b
         model.close()
     results = write_report(out_dir, model.task, scores, worst, {
         'checkpoint': model.prefix, 'images': len(samples), 'data_dir': dataset.data_dir, 'threshold': THRESHOLD,
-        'frozen_graph': model.frozen, 'bf16': bf16, 'backend': model.backend})
+        'frozen_graph': model.frozen, 'bf16': model.precision == 'bf16', 'precision': model.precision,
+        'flip_tta': flip, 'backend': model.backend})
     model.task.print_results(results)
     print('Wrote {}'.format(out_dir))
     return results

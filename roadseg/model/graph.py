@@ -10,24 +10,26 @@ TrainingGraph = collections.namedtuple('TrainingGraph', [
     'logits', 'train_op', 'loss', 'probabilities',                  # optimize()'s ops and the inference head
     'epochs_done', 'best_metric', 'step',                           # the run's counters, saved with the weights
     'set_epochs', 'set_best', 'value',                              # assign ops of the counters, fed `value`
-    'num_classes'])
+    'num_classes', 'model_vars'])                                   # model_vars: every weight, frozen ones too
 
 
 def build(model, sess, vgg_path, decoder, num_classes, class_weights=None, wrap_optimizer=None):
     """Build the graph in sess.graph and initialise what is new (the loaded encoder keeps its weights).
 
     model: a module with load_vgg, layers and optimize (main); decoder: the run's settings l2_scale,
-    skip_scaling and optional fcn (8, 16 or 32). class_weights, wrap_optimizer: optimize()'s options, passed
+    skip_scaling and optional fcn (8, 16 or 32) and freeze_blocks (0-5). class_weights, wrap_optimizer: optimize()'s options, passed
     only when set (a Udacity optimize() lacks them). Returns a TrainingGraph.
     """
     image_input, keep_prob, layer3, layer4, layer7 = model.load_vgg(sess, vgg_path)
     pretrained = set(tf.global_variables())
+    frozen = freeze_blocks(decoder.get('freeze_blocks', 0))
     correct_label = tf.placeholder(tf.float32, [None, None, None, num_classes], name='correct_label')
     learning_rate = tf.placeholder(tf.float32, [], name='learning_rate')
     output = model.layers(layer3, layer4, layer7, num_classes, l2_scale=decoder['l2_scale'],
                           skip_scaling=decoder['skip_scaling'], crop_to=image_input, variant=decoder.get('fcn', 8))
     options = {k: v for k, v in (('class_weights', class_weights), ('wrap_optimizer', wrap_optimizer))
                if v is not None}
+    model_vars = tf.trainable_variables() + frozen  # what best/ holds: every weight of the model
     logits, train_op, loss = model.optimize(output, correct_label, learning_rate, num_classes, **options)
     probabilities, _ = add_inference_outputs(output, num_classes)
     epochs_done = tf.Variable(0, trainable=False, name='epochs_done')
@@ -37,4 +39,14 @@ def build(model, sess, vgg_path, decoder, num_classes, class_weights=None, wrap_
     return TrainingGraph(image_input, keep_prob, correct_label, learning_rate, logits, train_op, loss, probabilities,
                          epochs_done, best_metric, tf.train.get_global_step(),
                          tf.assign(epochs_done, tf.cast(value, tf.int32)), tf.assign(best_metric, value), value,
-                         num_classes)
+                         num_classes, model_vars)
+
+
+def freeze_blocks(n):
+    """Take the encoder's blocks conv1..conv<n> out of the trainable variables (no gradients, no Adam slots,
+    no backward pass below conv<n+1>), as Faster R-CNN does with VGG16's conv1-conv2; returns them."""
+    prefixes = tuple('conv{}_'.format(b) for b in range(1, n + 1))
+    trainable = tf.get_collection_ref(tf.GraphKeys.TRAINABLE_VARIABLES)
+    frozen = [v for v in trainable if v.op.name.startswith(prefixes)]
+    trainable[:] = [v for v in trainable if v not in frozen]
+    return frozen

@@ -16,6 +16,7 @@ import zipfile
 import numpy as np
 from ..system.tfcompat import tf
 
+from ..system.crossstack import meta_graph_writer, missing_in_this_tensorflow, not_loadable
 from ..system.files import InputError, first_line
 from .heads import ENCODER_OUTPUTS, IMAGE_INPUT, KEEP_PROB, VGG_SOURCE, VGG_TENSORS
 from .vgg_weights import (CONVS_PER_BLOCK, KERAS_FILE, keras_vgg16_file, load_keras_vgg16, load_weights_file,
@@ -148,7 +149,8 @@ def build_vgg_savedmodel(export_dir, weights=None, widths=VGG16_WIDTHS, fc_width
     weights: {'conv1_1': (kernel, bias), ...} for any of conv1_1..conv5_3, fc6, fc7 (the rest He-random),
     or None for all random (tests). The graph has image_input (float RGB 0..255), keep_prob (default 1.0),
     layer3_out = pool3, layer4_out = pool4, layer7_out = fc7 output, all variables trainable, and
-    vgg_source, a string constant: `source`, one line naming the weights.
+    vgg_source, a string constant: `source`, one line naming the weights. Both stacks write the same graph,
+    which both load: reference variables and no attrs at their defaults (roadseg/crossstack.py).
     """
     export_dir = os.path.abspath(export_dir)
     parent = os.path.dirname(export_dir)
@@ -157,7 +159,7 @@ def build_vgg_savedmodel(export_dir, weights=None, widths=VGG16_WIDTHS, fc_width
     tmp = os.path.join(tmp_root, 'model')
     try:
         graph = tf.Graph()
-        with graph.as_default():
+        with graph.as_default(), tf.variable_scope(tf.get_variable_scope(), use_resource=False):
             tf.set_random_seed(seed)
             image_input = tf.placeholder(tf.float32, [None, None, None, 3], name=IMAGE_INPUT)
             keep_prob = tf.placeholder_with_default(1.0, [], name=KEEP_PROB)
@@ -173,7 +175,7 @@ def build_vgg_savedmodel(export_dir, weights=None, widths=VGG16_WIDTHS, fc_width
                             tf.get_variable(name + '/filter').load(kernel, sess)
                             tf.get_variable(name + '/biases').load(bias, sess)
                 builder = tf.saved_model.builder.SavedModelBuilder(tmp)
-                builder.add_meta_graph_and_variables(sess, [TAG])
+                builder.add_meta_graph_and_variables(sess, [TAG], strip_default_attrs=True)
                 builder.save()
         if os.path.exists(export_dir):
             shutil.rmtree(export_dir)
@@ -209,12 +211,22 @@ def validate_vgg_savedmodel(vgg_path):
 
 
 def load_vgg_tensors(sess, vgg_path):
-    """tf.saved_model.loader.load + the five tensors, with InputError naming what is wrong."""
+    """tf.saved_model.loader.load + the five tensors, with InputError naming what is wrong.
+
+    The variables sess.graph gets afterwards (decoder, optimizer, counters) are reference variables like the
+    encoder's, on both stacks, so the graph's checkpoints load in either (roadseg/crossstack.py).
+    """
     try:
         tf.saved_model.loader.load(sess, [TAG], vgg_path)
     except Exception as e:  # TF raises RuntimeError, ValueError, OSError or DecodeError here
+        if missing_in_this_tensorflow(e):
+            raise not_loadable(os.path.join(vgg_path, 'saved_model.pb'), e,
+                               meta_graph_writer(os.path.join(vgg_path, 'saved_model.pb')),
+                               'delete {} to rebuild it; this release writes it for both stacks'.format(vgg_path))
         raise InputError('cannot load VGG SavedModel {} with tag "{}": {}'.format(vgg_path, TAG, first_line(e)))
     graph = sess.graph
+    with graph.as_default():
+        tf.get_variable_scope().set_use_resource(False)
     tensors = []
     for name in VGG_TENSORS:
         try:

@@ -11,12 +11,15 @@ import tempfile
 
 from ..model.heads import CLASSES, IMAGE_INPUT, KEEP_PROB, PROBABILITIES, inference_outputs
 from ..runs import export_dir, find_checkpoint, read_image_shape, run_folder
+from ..system.crossstack import (check_graph_def, meta_graph_writer, missing_in_this_tensorflow, not_loadable,
+                                 strip_default_attrs)
 from ..system.files import InputError, check_writable_dir, first_line, write_bytes_atomic
 from ..system.tfcompat import tf
 
 FROZEN = 'frozen_inference.pb'
-FORMATS = ('frozen', 'saved_model', 'onnx')
-FILE_NAMES = {'frozen': FROZEN, 'saved_model': 'saved_model', 'onnx': 'model.onnx'}
+FORMATS = ('frozen', 'saved_model', 'onnx', 'onnx-int8')
+DEFAULT_FORMATS = FORMATS[:3]  # onnx-int8 (roadseg/quantize.py) changes the results: only when asked for
+FILE_NAMES = {'frozen': FROZEN, 'saved_model': 'saved_model', 'onnx': 'model.onnx', 'onnx-int8': 'model-int8.onnx'}
 ONNX_OPSET = 13
 # op types that must not survive freezing: variables, their reads and writes, random draws
 TRAINING_OPS = {'VariableV2', 'VarHandleOp', 'ReadVariableOp', 'Assign', 'AssignVariableOp', 'RandomUniform',
@@ -31,6 +34,7 @@ def freeze(sess, image_shape=None, source='the training graph'):
     random draws become zeros (with keep_prob 1 every draw keeps everything, so the result is exact and
     deterministic). Input: image_input float32 (N, H, W, 3) RGB 0..255, H, W = image_shape when given.
     InputError if the graph still needs anything else (a variable, a random op, another placeholder).
+    Attrs at their defaults are left out, as TensorFlow does for graphs that older versions read.
     """
     inference_outputs(sess.graph, source)
     outputs = [PROBABILITIES, CLASSES]
@@ -41,7 +45,7 @@ def freeze(sess, image_shape=None, source='the training graph'):
                   {'placeholder ' + n.name for n in graph_def.node if n.op == 'Placeholder' and n.name != IMAGE_INPUT})
     if left:
         raise InputError('cannot freeze {} for inference: it still needs {}'.format(source, ', '.join(left)))
-    return graph_def
+    return strip_default_attrs(graph_def)
 
 
 def _fix_training_inputs(graph_def, image_shape):
@@ -83,13 +87,15 @@ def write_frozen(sess, path, image_shape=None):
 
 
 def read_frozen(path):
-    """The GraphDef in a frozen_inference.pb; InputError naming the file if it is not one."""
+    """The GraphDef in a frozen_inference.pb; InputError naming the file if it is not one or holds an op
+    or attr this TensorFlow lacks."""
     graph_def = tf.GraphDef()
     try:
         with open(path, 'rb') as f:
             graph_def.ParseFromString(f.read())
     except Exception as e:  # OSError, or protobuf's DecodeError
         raise InputError('{}: not a readable frozen graph ({})'.format(path, first_line(e)))
+    check_graph_def(graph_def, path, 'use it with that TensorFlow (docs/cross-stack.md says what crosses)')
     return graph_def
 
 
@@ -101,19 +107,32 @@ def freeze_checkpoint(prefix, image_shape):
             saver = tf.train.import_meta_graph(prefix + '.meta', clear_devices=True)
             saver.restore(sess, prefix)
         except (KeyError, ValueError, OSError, tf.errors.OpError) as e:
+            if missing_in_this_tensorflow(e):
+                raise not_loadable(prefix + '.meta', e, meta_graph_writer(prefix + '.meta'),
+                                   'use the run with that TensorFlow, or train from its weights here with '
+                                   '--init-from {}'.format(run_folder(prefix)))
             raise InputError('cannot load checkpoint {}: {}'.format(prefix, first_line(e)))
         return freeze(sess, image_shape, source=prefix + '.meta')
 
 
-def export_run(run_dir, formats=FORMATS, which='best'):
+def export_run(run_dir, formats=DEFAULT_FORMATS, which='best', data_dir=None, calibration_images=None):
     """Export a run's `which` checkpoint into RUN/export/ (best) or RUN/export_last/ (last), one file or
-    folder per format: frozen_inference.pb, saved_model/, model.onnx. Returns {format: path}."""
+    folder per format: frozen_inference.pb, saved_model/, model.onnx, model-int8.onnx (from model.onnx, written
+    too when it is missing or stale; calibrated on calibration_images training images of data_dir, default the
+    run's; see roadseg/quantize.py). Returns {format: path}."""
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
         raise InputError('--format must be among {}, got {}'.format(', '.join(FORMATS), ' '.join(formats)))
-    if 'onnx' in formats:
+    if 'onnx' in formats or 'onnx-int8' in formats:
         _onnx_modules()  # fail before any work when the converter is missing
     prefix = find_checkpoint(run_dir, which)
+    if 'onnx-int8' in formats:
+        from . import onnx_backend, quantize
+        quantize.tools()  # fail before any work when ONNX Runtime cannot quantize
+        try:
+            onnx_backend.current_export(prefix)
+        except InputError:  # int8 starts from a current model.onnx
+            formats = tuple(formats) + ('onnx',)
     root = run_folder(prefix)
     image_shape = read_image_shape(root)
     graph_def = freeze_checkpoint(prefix, image_shape)
@@ -121,7 +140,8 @@ def export_run(run_dir, formats=FORMATS, which='best'):
     check_writable_dir(out_dir, 'export folder')
     writers = {'frozen': lambda path: write_bytes_atomic(path, graph_def.SerializeToString()),
                'saved_model': lambda path: write_saved_model(graph_def, image_shape, path),
-               'onnx': lambda path: write_onnx(graph_def, path)}
+               'onnx': lambda path: write_onnx(graph_def, path),
+               'onnx-int8': lambda path: quantize.export_int8(root, which, prefix, path, data_dir, calibration_images)}
     written = {}
     for fmt in FORMATS:
         if fmt in formats:

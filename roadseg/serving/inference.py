@@ -14,6 +14,7 @@ from .. import task
 from ..data.batches import resize_prob, resize_rgb
 from ..model.heads import IMAGE_INPUT, PROBABILITIES
 from ..runs import CONFIG, find_checkpoint, read_config, read_image_shape, run_folder
+from ..system import cpu
 from ..system.files import InputError
 from ..system.tfcompat import session_config, tf
 from . import onnx_backend
@@ -105,22 +106,34 @@ class Segmenter:
     """A trained run loaded for inference over a backend: 'tensorflow' (TFGraph: the frozen graph or the
     checkpoint, in its own tf.Graph and Session), 'onnxruntime' (the run's ONNX export, onnx_backend), or
     'auto': the one measured faster on this CPU class where it can run (onnx_backend.AUTO). A run without
-    best/ uses last/ with a note. Attributes: image_shape (h, w) the network runs at (from the run's
-    config.json), num_classes, class_names, task (what the run predicts: roadseg/task.py), prefix (the
-    checkpoint), backend ('tensorflow' or 'onnxruntime'), model (that
+    best/ uses last/ with a note; run may also name an export's ONNX model (RUN/export/model-int8.onnx: that
+    run, checkpoint and precision on onnxruntime; onnx_backend.resolve). Attributes: image_shape (h, w) the
+    network runs at (from the run's config.json), num_classes, class_names, task (what the run predicts:
+    roadseg/task.py), prefix (the checkpoint), backend ('tensorflow' or 'onnxruntime'), precision ('fp32' or
+    'bf16': cpu.choose_precision of precision, default auto; bf16=True is precision='bf16'; 'int8': the run's
+    model-int8.onnx, on backend='onnxruntime' only), flip (average with the horizontally mirrored image:
+    test-time augmentation, twice the work), model (that
     backend's TFGraph or OnnxRuntime), frozen (True when TensorFlow's frozen file was used), graph (the
     tf.Graph; None with onnxruntime). threads: intra-op threads (0: the engine's choice). Loading runs the
     graph the files contain: load only models you trust.
     """
 
-    def __init__(self, run, which='best', threads=0, bf16=False, backend='auto'):
+    def __init__(self, run, which='best', threads=0, bf16=False, backend='auto', precision=None, flip=False):
+        run, which, precision, backend = onnx_backend.resolve(run, which, 'bf16' if bf16 else precision, backend)
         self.prefix = find_checkpoint(run, which)
         self.image_shape = read_image_shape(run_folder(self.prefix))
-        self.backend = onnx_backend.choose(backend, self.prefix, bf16)
+        requested = precision or cpu.default_precision()
+        self.precision, self.precision_reason = cpu.choose_precision(requested, cpu.cpu_info())
+        # bf16 is TensorFlow's rewrite: asked for, it rules out onnxruntime; chosen by auto, it prefers TensorFlow
+        self.backend = onnx_backend.choose(backend, self.prefix, self.precision == 'bf16' and (
+            requested == 'bf16' or backend != 'onnxruntime'), int8=self.precision == 'int8')
         if self.backend == 'onnxruntime':
-            self.model = onnx_backend.OnnxRuntime(self.prefix, self.image_shape, threads)
+            if self.precision != 'int8':
+                self.precision, self.precision_reason = 'fp32', 'ONNX Runtime backend'
+            self.model = onnx_backend.OnnxRuntime(self.prefix, self.image_shape, threads, self.precision)
         else:
-            self.model = TFGraph(self.prefix, self.image_shape, threads, bf16)
+            self.model = TFGraph(self.prefix, self.image_shape, threads, self.precision == 'bf16')
+        self.flip = flip
         self.frozen = getattr(self.model, 'frozen', False)
         self.graph = getattr(self.model, 'graph', None)
         self.num_classes = self.model.num_classes
@@ -132,8 +145,15 @@ class Segmenter:
         """Yield (probabilities float32 (H, W, C), classes uint8 (H, W)) for each uint8 RGB (H, W, 3) image
         of an iterable (a stream: at most batch_size images are held), at each image's own size."""
         checked = (_checked(image, i) for i, image in enumerate(images))
-        for probs in _predict(self.model.run, checked, self.image_shape, batch_size):
+        for probs in _predict(self._run, checked, self.image_shape, batch_size):
             yield probs, np.argmax(probs, axis=-1).astype(np.uint8)
+
+    def _run(self, batch):
+        """The backend on a float32 (n, h, w, 3) batch; with flip, the mean of it and of its mirror image."""
+        probs = self.model.run(batch)
+        if self.flip:
+            probs = (probs + self.model.run(batch[:, :, ::-1])[:, :, ::-1]) / 2
+        return probs
 
     def predict(self, images, batch_size=4):
         """Probabilities and classes at the input's size: an (H, W, 3) uint8 image gives ((H, W, C), (H, W));

@@ -1,7 +1,8 @@
 """The ONNX Runtime backend of Segmenter, and the choice between it and TensorFlow.
 
 It runs the run's ONNX export (`python main.py --export RUN --format onnx`: RUN/export/model.onnx of best/,
-RUN/export_last/model.onnx of last/) in an ONNX Runtime CPU session, fed like the frozen graph: float32
+RUN/export_last/model.onnx of last/), or with precision int8 its quantized copy (`--format onnx-int8`:
+model-int8.onnx, roadseg/quantize.py), in an ONNX Runtime CPU session, fed like the frozen graph: float32
 (N, h, w, 3) RGB 0..255 at the training size.
 """
 import os
@@ -13,6 +14,7 @@ from ..system.files import InputError, first_line
 from .export import FILE_NAMES
 
 BACKENDS = ('auto', 'tensorflow', 'onnxruntime')
+FORMAT_OF = {'fp32': 'onnx', 'int8': 'onnx-int8'}  # precision -> the --export format this backend runs
 # The backend 'auto' takes per CPU class (cpu.cpu_class), measured with bench/benchmark.py (batch 4, 160x576,
 # TF 2.21 frozen graph with the project's inference settings against this backend on the same weights'
 # export; docs/speed.md, "Inference backends"). ONNX Runtime only where it measured faster; classes not listed,
@@ -30,14 +32,36 @@ AUTO = {
 }
 
 
-def export_path(prefix):
-    """Where export_run writes the ONNX model of checkpoint prefix: RUN/export/ (RUN/export_last/ for last/)."""
-    return os.path.join(export_dir(prefix), FILE_NAMES['onnx'])
+def export_path(prefix, precision='fp32'):
+    """Where export_run writes checkpoint prefix's ONNX model of precision ('fp32': model.onnx, 'int8':
+    model-int8.onnx): RUN/export/ (RUN/export_last/ for last/)."""
+    return os.path.join(export_dir(prefix), FILE_NAMES[FORMAT_OF[precision]])
 
 
-def _export_command(prefix):
+def _export_command(prefix, precision='fp32'):
     last = os.path.basename(export_dir(prefix)) == 'export_last'
-    return 'python main.py --export {} --format onnx{}'.format(run_folder(prefix), ' --which last' if last else '')
+    return 'python main.py --export {} --format {}{}'.format(run_folder(prefix), FORMAT_OF[precision],
+                                                             ' --which last' if last else '')
+
+
+def resolve(run, which, precision, backend):
+    """(run, which, precision, backend) for Segmenter and --evaluate: a path to an export's ONNX model
+    (RUN/export/model-int8.onnx, RUN/export_last/model.onnx, ...) means its run, checkpoint (best for export/,
+    last for export_last/, whatever which says), precision and the onnxruntime backend; any other path is
+    returned unchanged. InputError when backend or precision ask for something else, or for another .onnx file."""
+    if not str(run).endswith('.onnx'):
+        return run, which, precision, backend
+    folder = os.path.dirname(os.path.abspath(run))
+    named_which = {'export': 'best', 'export_last': 'last'}.get(os.path.basename(folder))
+    named = {FILE_NAMES[fmt]: p for p, fmt in FORMAT_OF.items()}.get(os.path.basename(run))
+    if named_which is None or named is None:
+        raise InputError('{}: not an export of a run (RUN/export/ or RUN/export_last/ with {}); pass the run '
+                         'folder'.format(run, ' or '.join(FILE_NAMES[f] for f in FORMAT_OF.values())))
+    for flag, given, wanted in (('--backend', backend, 'onnxruntime'), ('--precision', precision, named)):
+        if given not in (None, 'auto', wanted):
+            raise InputError('{} is the {} model for ONNX Runtime: {} {} does not apply to it'.format(
+                run, named, flag, given))
+    return os.path.dirname(folder), named_which, named, 'onnxruntime'
 
 
 def _onnxruntime():
@@ -49,28 +73,36 @@ def _onnxruntime():
     return onnxruntime
 
 
-def current_export(prefix):
-    """The path of prefix's ONNX export; InputError saying how to write it when it is missing or older than
-    the checkpoint."""
-    path = export_path(prefix)
+def current_export(prefix, precision='fp32'):
+    """The path of prefix's ONNX export of precision ('fp32', 'int8'); InputError saying how to write it when it
+    is missing or older than the checkpoint."""
+    path = export_path(prefix, precision)
     if not os.path.isfile(path):
-        raise InputError('{} not found: the onnxruntime backend runs the run\'s ONNX export; write it with {}'
-                         .format(path, _export_command(prefix)))
+        raise InputError('{} not found: the onnxruntime backend runs the run\'s {}ONNX export; write it with {}'
+                         .format(path, 'int8 ' if precision == 'int8' else '', _export_command(prefix, precision)))
     if os.path.getmtime(path) < os.path.getmtime(prefix + '.index'):
         raise InputError('{} is older than the checkpoint {}: export it again with {}'.format(
-            path, prefix, _export_command(prefix)))
+            path, prefix, _export_command(prefix, precision)))
     return path
 
 
-def choose(backend, prefix, bf16=False, info=None):
+def choose(backend, prefix, bf16=False, info=None, int8=False):
     """'tensorflow' or 'onnxruntime' for Segmenter's backend argument (one of BACKENDS) and checkpoint prefix.
 
     'auto' takes AUTO's entry for this CPU (info: cpu.cpu_info()) when onnxruntime is installed and the export
     is current, else tensorflow. InputError for an unknown name, 'onnxruntime' with bf16 (a TensorFlow
-    rewrite), without the package, or without a current export (saying how to write it).
+    rewrite), int8 with another backend than 'onnxruntime' (int8 changes the results: only when asked for),
+    without the package, or without a current export (saying how to write it).
     """
     if backend not in BACKENDS:
         raise InputError('backend must be one of {}, got {!r}'.format(', '.join(BACKENDS), backend))
+    if int8:
+        if backend != 'onnxruntime':
+            raise InputError('--precision int8 runs the run\'s int8 ONNX export ({}) in ONNX Runtime: add --backend '
+                             'onnxruntime'.format(FILE_NAMES['onnx-int8']))
+        _onnxruntime()
+        current_export(prefix, 'int8')
+        return 'onnxruntime'
     if backend == 'tensorflow' or (backend == 'auto' and bf16):
         return 'tensorflow'
     if backend == 'onnxruntime':
@@ -91,13 +123,14 @@ def choose(backend, prefix, bf16=False, info=None):
 
 
 class OnnxRuntime:
-    """prefix's ONNX export in an ONNX Runtime CPU session with threads intra-op threads (0: ONNX Runtime's
-    choice, one per physical core). Attributes: path, num_classes. InputError when the export does not take
-    image_shape (h, w), the run's training size."""
+    """prefix's ONNX export of precision ('fp32': model.onnx, 'int8': model-int8.onnx) in an ONNX Runtime CPU
+    session with all graph optimizations and threads intra-op threads (0: ONNX Runtime's choice, one per
+    physical core). Attributes: path, num_classes. InputError when the export does not take image_shape (h, w),
+    the run's training size."""
 
-    def __init__(self, prefix, image_shape, threads=0):
+    def __init__(self, prefix, image_shape, threads=0, precision='fp32'):
         ort = _onnxruntime()
-        self.path = current_export(prefix)
+        self.path = current_export(prefix, precision)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -110,11 +143,11 @@ class OnnxRuntime:
         if IMAGE_INPUT not in inputs or PROBABILITIES not in outputs or not isinstance(outputs[PROBABILITIES][-1], int):
             raise InputError('{}: no {} input or {} output with a known class count: not an export of this '
                              'project; export it again with {}'.format(self.path, IMAGE_INPUT, PROBABILITIES,
-                                                                       _export_command(prefix)))
+                                                                       _export_command(prefix, precision)))
         if tuple(inputs[IMAGE_INPUT][1:3]) != tuple(image_shape):
             raise InputError('{} takes {} images, the run was trained at {}: export it again with {}'.format(
                 self.path, 'x'.join(map(str, inputs[IMAGE_INPUT][1:3])), 'x'.join(map(str, image_shape)),
-                _export_command(prefix)))
+                _export_command(prefix, precision)))
         self.num_classes = outputs[PROBABILITIES][-1]
 
     def run(self, batch):

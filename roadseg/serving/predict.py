@@ -74,7 +74,8 @@ def _read_chunk(paths, progress):
     return pairs, bad
 
 
-def predict_folder(run, in_dir, out_dir, which='best', batch_size=4, bf16=False, backend='auto'):
+def predict_folder(run, in_dir, out_dir, which='best', batch_size=4, precision=None, backend='auto',
+                   flip=False):
     """Write the outputs (module docstring) of every image in in_dir to out_dir with run's `which` checkpoint
     (backend: see inference.Segmenter).
 
@@ -90,7 +91,7 @@ def predict_folder(run, in_dir, out_dir, which='best', batch_size=4, bf16=False,
         raise InputError('--output {} is the input folder: the outputs would overwrite or join its images'
                          .format(out_dir))
     check_writable_dir(out_dir, 'output folder')
-    with Segmenter(run, which, bf16=bf16, backend=backend) as model:
+    with Segmenter(run, which, backend=backend, precision=precision, flip=flip) as model:
         task = model.task
         _check_collisions(paths, task)
         legend = task.legend()

@@ -34,8 +34,8 @@ def _frames(reader, path):
         raise InputError('{}: cannot decode frames ({})'.format(path, first_line(e, 160)))
 
 
-def overlay_video(checkpoint, video_in, video_out, which='best', batch_size=4, model=None, bf16=False,
-                  backend='auto', threads=0):
+def overlay_video(checkpoint, video_in, video_out, which='best', batch_size=4, model=None, precision=None,
+                  flip=False, backend='auto', threads=0):
     """Write video_out: video_in with the run's predictions painted on (road in translucent green, or class
     colours), same fps and frame size.
 
@@ -49,7 +49,8 @@ def overlay_video(checkpoint, video_in, video_out, which='best', batch_size=4, m
     out_dir = os.path.dirname(os.path.abspath(video_out))
     check_writable_dir(out_dir, 'output folder for the video')
     own_model = model is None
-    model = model or Segmenter(checkpoint, which, threads=threads, bf16=bf16, backend=backend)
+    model = model or Segmenter(checkpoint, which, threads=threads, backend=backend, precision=precision,
+                               flip=flip)
     paint = model.task.paint
     fps = meta['fps']
     width, height = meta['size']

@@ -205,3 +205,34 @@ def choose_at_startup(argv):
     if 'tensorflow' in sys.modules:
         return {}
     return apply_environment(recommended_settings(cpu_info(), startup_mode(argv)))
+
+
+PRECISIONS = ('auto', 'fp32', 'bf16')
+PRECISION_ENV = 'ROADSEG_PRECISION'  # the default of --precision where it is not given (else 'auto')
+
+
+def default_precision(environ=None):
+    """--precision when not given: $ROADSEG_PRECISION if it names one of PRECISIONS, else 'auto'."""
+    value = (os.environ if environ is None else environ).get(PRECISION_ENV, '').strip().lower()
+    return value if value in PRECISIONS else 'auto'
+
+
+def choose_precision(requested, info):
+    """('fp32' or 'bf16', why) for requested ('auto', 'fp32', 'bf16'; None: default_precision()) on info's CPU.
+
+    auto is bf16 where it pays: a CPU with AVX512-BF16 or AMX-BF16, and TensorFlow 2.9+ with oneDNN on (its
+    auto_mixed_precision_onednn_bfloat16 rewrite); fp32 elsewhere (AVX2, TF 1.15, oneDNN off)."""
+    requested = requested or default_precision()
+    if requested != 'auto':
+        return requested, 'asked for'
+    version = tuple(int(p) for p in (info['tensorflow'] or '0').split('.')[:2] if p.isdigit())
+    if info['flags'] is None:
+        return 'fp32', 'auto: CPU instruction sets unknown'
+    if not _has(info, *BF16_FEATURES):
+        return 'fp32', 'auto: this CPU has no AVX512-BF16 or AMX-BF16'
+    if version < (2, 9):
+        return 'fp32', 'auto: TensorFlow {} has no oneDNN bf16 rewrite (2.9+)'.format(info['tensorflow'])
+    if info['onednn'] is False:
+        return 'fp32', 'auto: oneDNN is off ({})'.format(info['onednn_reason'])
+    have = [n for n in ('amx_bf16', 'avx512_bf16') if info['flags'].get(n)]
+    return 'bf16', 'auto: this CPU has {} and TensorFlow {} has oneDNN'.format(' and '.join(have), info['tensorflow'])

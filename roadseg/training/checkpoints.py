@@ -17,7 +17,7 @@ class Checkpoints:
     def __init__(self, sess, run, graph, task, minutes):
         self.sess, self.run, self.task, self.interval = sess, run, task, 60.0 * minutes
         self.last_saver = tf.train.Saver(max_to_keep=1, save_relative_paths=True)
-        self.best_vars = tf.trainable_variables() + [graph.epochs_done, graph.best_metric, graph.step]
+        self.best_vars = graph.model_vars + [graph.epochs_done, graph.best_metric, graph.step]
         self.best_saver = tf.train.Saver(self.best_vars, max_to_keep=1, save_relative_paths=True)
         self._feeds = [tf.placeholder(v.dtype.base_dtype, v.shape) for v in self.best_vars]
         self._assign = tf.group(*[tf.assign(v, p) for v, p in zip(self.best_vars, self._feeds)])
@@ -41,12 +41,13 @@ class Checkpoints:
             current = self.sess.run(self.best_vars)
             self.load(values)
             self.best_saver.save(self.sess, self.run.path('best', 'model'), global_step=self.best_vars[-1],
-                                 latest_filename='checkpoint')
+                                 latest_filename='checkpoint', strip_default_attrs=True)
             self.load(current)
             if result is not None:
                 report.write_report(self.run.path('best', 'evaluation'), self.task, *result[:2], extra=result[2])
             self.best = (values, None)
-        self.last_saver.save(self.sess, self.run.path('last', 'model'), global_step=self.best_vars[-1])
+        self.last_saver.save(self.sess, self.run.path('last', 'model'), global_step=self.best_vars[-1],
+                             strip_default_attrs=True)
         self.saved_at = time.time()
 
     def restore_best(self):

@@ -19,6 +19,7 @@ import hashlib
 import math
 import os
 import signal
+import sys
 
 import numpy as np
 
@@ -26,6 +27,7 @@ from ..system.files import InputError, first_line
 from ..system.signals import STOP_SIGNALS, deferred_stop, raise_on_stop
 from ..system.tfcompat import tf
 
+PEER_GONE = 'Horovod has been shut down'  # the error of a collective whose peers are gone
 INSTALL_HINT = 'build it with scripts/install_horovod.sh (TF 1.15.5 / Python 3.7; see docs/horovod.md)'
 
 
@@ -175,7 +177,8 @@ class Solo:
         return obj
 
     def quiet(self):
-        """Context in which this rank prints nothing to stdout (only the chief reports)."""
+        """Context around this process's whole job: nothing to do alone (Horovod.quiet silences the other ranks
+        and stops them with one line when a rank fails)."""
         return contextlib.nullcontext()
 
     def stop_guard(self):
@@ -225,11 +228,22 @@ class Horovod(Solo):
     def share(self, obj):
         return broadcast_object(obj)
 
+    @contextlib.contextmanager
     def quiet(self):
-        if self.chief:
-            return contextlib.nullcontext()
-        self._devnull = self._devnull or open(os.devnull, 'w')
-        return contextlib.redirect_stdout(self._devnull)
+        """Ranks other than the chief print nothing to stdout. When another rank ended (its `error:` line says
+        why), Horovod shuts down and this rank's collective fails: it prints one `stopped:` line instead of
+        Horovod's traceback and exits with status 1."""
+        if not self.chief:
+            self._devnull = self._devnull or open(os.devnull, 'w')
+        try:
+            with contextlib.redirect_stdout(self._devnull) if self._devnull else contextlib.nullcontext():
+                yield
+        except tf.errors.OpError as e:
+            if PEER_GONE not in e.message:
+                raise
+            print('stopped: rank {} of {}: another rank failed (see its error: line)'.format(self.rank, self.size),
+                  file=sys.stderr)
+            raise SystemExit(1)
 
     def stop_guard(self):
         return self._vote

@@ -18,6 +18,7 @@ from ..system import cpu
 from ..system.files import InputError, append_line
 from ..system.signals import deferred_stop
 from ..system.tfcompat import session_config, tf
+from . import schedule
 from .checkpoints import Checkpoints, restore
 from .validation import Validator, summarize
 
@@ -80,8 +81,25 @@ def prepare_encoder(config, vgg_dir, workers):
     return vgg_path
 
 
-def announce(run, data, workers, learning_rate):
-    """The lines that say what this run trains on, and how the ranks share it."""
+def choose_precision(config):
+    """Record the run's precision (the flag, else the default) and the arithmetic it means on this CPU; prints
+    the CPU line with it."""
+    machine = cpu.cpu_info()
+    config['precision'] = config.get('precision') or cpu.default_precision()
+    precision, why = cpu.choose_precision(config['precision'], machine)
+    print('{}; precision {} ({})'.format(cpu.describe(machine), precision, why))
+    config.update(cpu=machine, bf16=precision == 'bf16')
+
+
+def learning_rate_value(config, learning_rate):
+    """train_nn's learning_rate_value: the rate itself, or the run's schedule (a callable of its progress)."""
+    kind, warmup = config.get('lr_schedule', 'constant'), config.get('warmup', 0.0)
+    return learning_rate if (kind, warmup) == ('constant', 0) else schedule.learning_rate_at(kind, learning_rate,
+                                                                                          warmup)
+
+
+def announce(run, data, workers, learning_rate, rate):
+    """The lines that say what this run trains on, its recipe, and how the ranks share it."""
     steps = data.batches.steps_per_epoch(data.batch_size)
     config, dataset = run.config, data.dataset
     if workers.chief:
@@ -90,6 +108,11 @@ def announce(run, data, workers, learning_rate):
             data.batch_size, '{} validation images'.format(len(data.choose)) if not data.report else
             '{} selection images choose the kept epoch, {} report-split images are only measured'.format(
                 len(data.choose), len(data.report))))
+        if rate is not learning_rate or config.get('freeze_blocks'):
+            print('Recipe: learning rate {} {:g}{}{}'.format(
+                config.get('lr_schedule', 'constant'), learning_rate,
+                ', warm-up over {:.0%} of the run'.format(config['warmup']) if config.get('warmup') else '',
+                ', conv1..conv{} frozen'.format(config['freeze_blocks']) if config.get('freeze_blocks') else ''))
     if workers.size > 1:
         print('Horovod: {} ranks, each {} steps of {} images per epoch ({} images per step); learning rate {:g} '
               'x sqrt({}) = {:g}'.format(workers.size, steps, data.batch_size, workers.size * data.batch_size,
@@ -107,7 +130,7 @@ def start_weights(sess, graph, ckpt, run, data, workers, resume):
         print('note: {} has no checkpoint yet; starting from epoch 1'.format(run.path('last')))
     elif workers.chief and config['init_from']:
         start = find_checkpoint(config['init_from'], 'best')
-        restore(tf.train.Saver(tf.trainable_variables()), sess, start, num_classes, tf.trainable_variables())
+        restore(tf.train.Saver(graph.model_vars), sess, start, num_classes, graph.model_vars)
         print('Weights initialised from {}'.format(start))
     workers.sync(sess)  # every rank starts from the chief's weights
     done, step = (int(v) for v in sess.run([graph.epochs_done, graph.step]))
@@ -160,16 +183,15 @@ def train(config, model, runs_dir, vgg_dir, workers, resume=None, given=None):
     chief) alone reads and writes the run folder.
     """
     run = open_run(config, workers, resume, given)
-    machine = cpu.cpu_info()
-    print(cpu.describe(machine))
-    run.config['cpu'] = machine
+    config = run.config
+    choose_precision(config)
     data = prepare_data(run, workers, resume)
-    vgg_path = prepare_encoder(run.config, vgg_dir, workers)
-    learning_rate = workers.learning_rate(run.config['learning_rate'])
+    vgg_path = prepare_encoder(config, vgg_dir, workers)
+    learning_rate = workers.learning_rate(config['learning_rate'])
+    rate = learning_rate_value(config, learning_rate)
     if workers.chief:
         run.create(runs_dir)
-    announce(run, data, workers, learning_rate)
-    config = run.config
+    announce(run, data, workers, learning_rate, rate)
     with tf.Graph().as_default() as graph, tf.Session(graph=graph, config=workers.session_config(
             session_config(config['threads'], bf16=config['bf16']))) as sess:
         tf.set_random_seed(config['seed'])
@@ -181,7 +203,7 @@ def train(config, model, runs_dir, vgg_dir, workers, resume=None, given=None):
         validator = Validator(sess, net, data.dataset, data.task, data.choose, data.report,
                               tuple(config['image_shape']))
         epoch_end = EpochEnd(sess, net, workers, run, ckpt, validator, resumed)
-        code = train_epochs(model, sess, net, run, data, workers, ckpt, epoch_end, learning_rate, done)
+        code = train_epochs(model, sess, net, run, data, workers, ckpt, epoch_end, rate, done)
         if code is not None:
             return code
         write_outputs(sess, net, run, data, ckpt, epoch_end.writer)
@@ -192,7 +214,7 @@ def train(config, model, runs_dir, vgg_dir, workers, resume=None, given=None):
 
 
 def train_epochs(model, sess, net, run, data, workers, ckpt, epoch_end, learning_rate, done):
-    """model.train_nn from epoch done on; the exit code when training stopped early or this rank is done,
+    """model.train_nn from epoch done on (learning_rate: a rate or a schedule); the exit code when training stopped early or this rank is done,
     None when the chief goes on to write the outputs."""
     config = run.config
     try:

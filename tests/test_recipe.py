@@ -1,0 +1,88 @@
+"""Training recipes: learning-rate schedules, frozen encoder blocks, flip test-time augmentation."""
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+
+from conftest import SAMPLE, TINY_SHAPE, error_line, run_cli
+from roadseg.serving.inference import Segmenter
+from roadseg.system.tfcompat import tf
+from roadseg.training import schedule
+
+
+def test_schedules_by_hand():
+    poly = schedule.learning_rate_at('poly', 1e-3)
+    assert poly(0.0) == pytest.approx(1e-3) and poly(0.5) == pytest.approx(1e-3 * 0.5 ** 0.9) and poly(1.0) == 0
+    cosine = schedule.learning_rate_at('cosine', 2e-4, warmup=0.1)
+    assert cosine(0.0) == pytest.approx(2e-5) and cosine(0.05) == pytest.approx(2e-4 * 0.55)
+    assert cosine(0.1) == pytest.approx(2e-4) and cosine(0.55) == pytest.approx(1e-4)
+    assert cosine(0.999) < 1e-8
+    constant = schedule.learning_rate_at('constant', 3e-4, warmup=0.5)
+    assert constant(0.25) == pytest.approx(3e-4 * 0.55) and constant(0.75) == 3e-4
+    with pytest.raises(ValueError):
+        schedule.learning_rate_at('step', 1e-3)
+
+
+def test_bad_warmup_is_one_error(capsys):
+    assert run_cli('--warmup', '1.5', '--epochs', '1') == 2
+    assert error_line(capsys) == 'error: --warmup is a fraction of the run in [0, 1), got 1.5'
+
+
+def test_train_nn_feeds_the_scheduled_rate():
+    """main.train_nn with a callable rate: each step gets the rate at its progress through the run."""
+    import main
+    fed = []
+
+    class Batches:
+        def __call__(self, batch_size):
+            return iter([(None, None)] * 4)
+
+        def num_batches(self, batch_size):
+            return 4
+
+    class Session:
+        def run(self, fetches, feed):
+            fed.append(feed['lr'])
+            return None, 0.5
+
+    main.train_nn(Session(), 2, 1, Batches(), 'op', 'loss', 'x', 'y', 'kp', 'lr',
+                  learning_rate_value=lambda t: t)
+    assert fed == [0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875]
+
+
+def test_frozen_blocks_keep_their_weights_and_are_saved(tiny_vgg_dir, tmp_path, capsys):
+    """--freeze-blocks 2: conv1/conv2 do not move, conv3 does, best/ still holds every weight."""
+    runs = tmp_path / 'runs'
+    assert run_cli('--data-dir', SAMPLE, '--vgg-dir', tiny_vgg_dir, '--runs-dir', runs, '--epochs', 2,
+                   '--batch-size', 3, '--freeze-blocks', 2, '--lr-schedule', 'cosine', '--warmup', 0.2,
+                   '--learning-rate', 1e-3, *TINY_SHAPE) == 0
+    assert 'Recipe: learning rate cosine 0.001, warm-up over 20% of the run, conv1..conv2 frozen' in \
+        capsys.readouterr().out
+    (run,) = [str(p) for p in runs.iterdir()]
+    config = json.load(open(os.path.join(run, 'config.json')))
+    assert (config['freeze_blocks'], config['lr_schedule'], config['warmup']) == (2, 'cosine', 0.2)
+    trained = dict((name, tf.train.load_variable(tf.train.latest_checkpoint(os.path.join(run, 'best')), name))
+                   for name, _ in tf.train.list_variables(tf.train.latest_checkpoint(os.path.join(run, 'best'))))
+    start = {name: tf.train.load_variable(os.path.join(tiny_vgg_dir, 'vgg', 'variables', 'variables'), name)
+             for name in ('conv1_1/filter', 'conv2_2/filter', 'conv3_1/filter')}
+    assert np.array_equal(trained['conv1_1/filter'], start['conv1_1/filter'])
+    assert np.array_equal(trained['conv2_2/filter'], start['conv2_2/filter'])
+    assert not np.array_equal(trained['conv3_1/filter'], start['conv3_1/filter'])
+    last = tf.train.latest_checkpoint(os.path.join(run, 'last'))
+    assert not any(name.startswith('conv1_1/filter/Adam') for name, _ in tf.train.list_variables(last))
+
+
+def test_flip_averages_with_the_mirror_image(tiny_run):
+    image = np.random.RandomState(0).randint(0, 255, (64, 192, 3)).astype(np.uint8)
+    with Segmenter(tiny_run, backend='tensorflow') as plain, Segmenter(tiny_run, backend='tensorflow',
+                                                                       flip=True) as flip:
+        expected = (plain.predict(image)[0] + plain.predict(image[:, ::-1].copy())[0][:, ::-1]) / 2
+        assert np.allclose(flip.predict(image)[0], expected, atol=1e-5)
+
+
+def test_evaluate_flip_writes_its_own_folder(tiny_run):
+    assert run_cli('--evaluate', tiny_run, '--data-dir', SAMPLE, '--flip') == 0
+    metrics = json.load(open(os.path.join(tiny_run, 'evaluation_best_flip', 'metrics.json')))
+    assert metrics['flip_tta'] is True and math.isfinite(metrics['overall']['max_f1'])
