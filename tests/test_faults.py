@@ -263,12 +263,13 @@ def test_19_ctrl_c_saves_and_resume_continues(tmp_path, tiny_vgg_dir, stop):
     history = [json.loads(line) for line in open(run / 'history.jsonl')]
     assert step_before >= history[-1]['step'], 'the interrupted epoch\'s steps are saved too'
     done = len(history)
-    result = run_main('--resume', run, '--vgg-dir', tiny_vgg_dir, '--runs-dir', runs, '--epochs', done + 1)
+    # two more epochs: when the signal came after an epoch's last step, the first only records that epoch
+    result = run_main('--resume', run, '--vgg-dir', tiny_vgg_dir, '--runs-dir', runs, '--epochs', done + 2)
     assert result.returncode == 0, result.stderr
     assert 'Resumed from' in result.stdout
     final = str(run).replace('.partial', '')
     history = [json.loads(line) for line in open(os.path.join(final, 'history.jsonl'))]
-    assert history[-1]['epoch'] == done + 1
+    assert history[-1]['epoch'] == done + 2
     assert history[-1]['step'] > step_before, 'the step counter continues'
     assert tf.train.latest_checkpoint(os.path.join(final, 'last')).endswith('-{}'.format(history[-1]['step']))
 
