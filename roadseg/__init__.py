@@ -5,10 +5,10 @@
     runs.py      a run folder: config.json, best/ last/ export/ paths, split checksums
     data/        dataset formats, image reading, splits, training batches
     model/       the VGG16 encoder, output heads and tensor names, the training graph
-    training/    the run as steps, validation, checkpoints, Horovod ranks
-    serving/     Segmenter (the Python API), ONNX Runtime, export, --predict, --video
+    training/    the run as steps, validation, checkpoints, learning-rate schedules, Horovod ranks
+    serving/     Segmenter (the Python API), ONNX Runtime, export (int8 too), --predict, --video
     evaluation/  metrics, reports and plots, --evaluate, colours
-    system/      CPU settings, the TensorFlow import, files, signals, progress bars
+    system/      CPU settings, the TensorFlow import, graphs both stacks load, files, signals, progress
 
 `from roadseg import Segmenter` loads TensorFlow only then (PEP 562): `import roadseg` stays cheap.
 """

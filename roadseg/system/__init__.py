@@ -1,1 +1,2 @@
-"""Machine and process plumbing: CPU settings, the TensorFlow import, files, signals, progress bars."""
+"""Machine and process plumbing: CPU settings, the TensorFlow import, graphs both stacks load, files, signals,
+progress bars."""
