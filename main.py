@@ -148,7 +148,8 @@ def train_nn(sess, epochs, batch_size, get_batches_fn, train_op, cross_entropy_l
     :param on_step: optional callback(loss) -> loss to record, after each step (data-parallel ranks agree
         there on the mean loss and on whether to stop)
     :param learning_rate_value: the rate fed to learning_rate, or a callable of the run's progress
-        t = (epoch + step / steps per epoch) / epochs in [0, 1) giving it (roadseg/training/schedule.py)
+        t = (epoch + step / steps per epoch) / epochs in [0, 1) giving it (roadseg/training/schedule.py);
+        without get_batches_fn.num_batches, t moves once per epoch
     :return: list of per-epoch mean losses
     :raises TrainingDiverged: on a NaN or infinite loss, before anything else is saved
     """
@@ -160,7 +161,7 @@ def train_nn(sess, epochs, batch_size, get_batches_fn, train_op, cross_entropy_l
         bar = progress.bar(get_batches_fn(batch_size), total=total, desc='Epoch {}/{}'.format(epoch + 1, epochs),
                            unit='batch', leave=False, quiet_in_logs=True)
         for step, (images, labels) in enumerate(bar):
-            rate = learning_rate_value(min((epoch + step / (total or 1)) / epochs, 1.0)) \
+            rate = learning_rate_value((epoch + (step / total if total else 0)) / epochs) \
                 if callable(learning_rate_value) else learning_rate_value
             _, loss = sess.run([train_op, cross_entropy_loss],
                                {input_image: images, correct_label: labels,

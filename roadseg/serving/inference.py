@@ -122,11 +122,11 @@ class Segmenter:
         run, which, precision, backend = onnx_backend.resolve(run, which, 'bf16' if bf16 else precision, backend)
         self.prefix = find_checkpoint(run, which)
         self.image_shape = read_image_shape(run_folder(self.prefix))
-        requested = precision or cpu.default_precision()
-        self.precision, self.precision_reason = cpu.choose_precision(requested, cpu.cpu_info())
+        requested, info = precision or cpu.default_precision(), cpu.cpu_info()
+        self.precision, self.precision_reason = cpu.choose_precision(requested, info)
         # bf16 is TensorFlow's rewrite: asked for, it rules out onnxruntime; chosen by auto, it prefers TensorFlow
-        self.backend = onnx_backend.choose(backend, self.prefix, self.precision == 'bf16' and (
-            requested == 'bf16' or backend != 'onnxruntime'), int8=self.precision == 'int8')
+        self.backend = onnx_backend.choose(backend, self.prefix, requested == 'bf16' or (
+            self.precision == 'bf16' and backend == 'auto'), info=info, int8=self.precision == 'int8')
         if self.backend == 'onnxruntime':
             if self.precision != 'int8':
                 self.precision, self.precision_reason = 'fp32', 'ONNX Runtime backend'
