@@ -48,10 +48,10 @@ def gen_test_output(sess, logits, keep_prob, image_pl, data_folder, image_shape,
     Yield (file name, overlay image) for every image in data_folder/image_2, road in translucent green
     at the image's original size. The softmax is built once per graph; keep_prob is fed 1.0.
     """
-    probabilities, _ = inference_outputs(logits.graph, 'the graph of logits')
+    probabilities, _ = inference_outputs(logits.graph, 'the graph of logits', task.kitti())
     paths = image_files(os.path.join(data_folder, 'image_2'))
     for path, shown in session_overlays(sess, probabilities, image_pl, keep_prob, paths, read_image, image_shape,
-                                        task.Road(), batch_size):
+                                        task.kitti(), batch_size):
         yield os.path.basename(path), shown
 
 

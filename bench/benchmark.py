@@ -42,6 +42,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from roadseg.system import cpu  # noqa: E402  (before TensorFlow: it describes the build TensorFlow will load)
 from roadseg.system.tfcompat import session_config, tf  # noqa: E402
 from roadseg import runs  # noqa: E402
+from roadseg import task  # noqa: E402
 from roadseg.model import graph as model_graph, heads, vgg  # noqa: E402
 from roadseg.serving import export, inference, onnx_backend, quantize  # noqa: E402
 from roadseg.system.files import write_bytes_atomic  # noqa: E402
@@ -86,7 +87,7 @@ class TFModel:
         with self.graph.as_default():
             self.sess = tf.Session(graph=self.graph, config=session_config(threads, inter, bf16))
             tf.set_random_seed(0)
-            net = model_graph.build(main, self.sess, vgg_path, DECODER, 2)
+            net = model_graph.build(main, self.sess, vgg_path, DECODER, task.kitti())
             self.image, self.keep_prob, self.label, self.lr = net.image_input, net.keep_prob, net.correct_label, \
                 net.learning_rate
             self.train_op, self.loss, self.prob = net.train_op, net.loss, net.probabilities
@@ -110,7 +111,7 @@ class TFModel:
         os.makedirs(os.path.join(folder, 'best'))
         with self.graph.as_default():
             tf.train.Saver().save(self.sess, os.path.join(folder, 'best', 'model'))
-            export.write_frozen(self.sess, os.path.join(folder, 'best', export.FROZEN), image_shape)
+            export.write_frozen(self.sess, os.path.join(folder, 'best', export.FROZEN), task.kitti(), image_shape)
         runs.write_config(folder, {'image_shape': list(image_shape)})
 
 

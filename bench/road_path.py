@@ -42,10 +42,11 @@ def road_graph(main, tf, sess, vgg_path):
     """The road training graph as this version's training built it: (image, keep_prob, label, lr, train_op,
     probabilities, name of the probability op)."""
     try:
+        from roadseg import task
         from roadseg.model import graph
     except ImportError:  # the baseline, before model/graph.py: its training's own assembly
         return baseline_graph(main, tf, sess, vgg_path)
-    net = graph.build(main, sess, vgg_path, {'l2_scale': 1e-3, 'skip_scaling': False}, 2)
+    net = graph.build(main, sess, vgg_path, {'l2_scale': 1e-3, 'skip_scaling': False}, task.kitti())
     return (net.image_input, net.keep_prob, net.correct_label, net.learning_rate, net.train_op, net.probabilities,
             'model.heads.add_inference_outputs')
 

@@ -38,7 +38,7 @@ def curves(run):
     points = [(e['step'] * per_step, {k: 100 * v for k, v in e.items() if k.startswith(('val_', 'report_')) and
                                       k.split('_', 1)[1] in METRICS})
               for e in entries]
-    return config, task.for_run(config, config.get('num_classes', 2), os.path.join(run, CONFIG)), points
+    return config, task.for_config(config, os.path.join(run, CONFIG)), points
 
 
 def main(argv=None):

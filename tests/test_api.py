@@ -11,6 +11,7 @@ import pytest
 import project_tests
 from conftest import ROOT, TINY_SHAPE
 from roadseg.model.heads import add_inference_outputs
+from roadseg import task
 from roadseg.serving.inference import Segmenter, predict_probabilities
 from roadseg.system.files import InputError
 from roadseg.system.tfcompat import tf
@@ -132,9 +133,9 @@ def test_predict_probabilities_live_session():
     with tf.Graph().as_default() as graph, tf.Session(graph=graph) as sess:
         image_input, keep_prob, out, pretrained = project_tests.tiny_fcn(sess)
         with tf.variable_scope('somewhere'):
-            probabilities, classes = add_inference_outputs(out, 2)
+            probabilities, classes = add_inference_outputs(out, task.kitti())
         assert (probabilities.name, classes.name, classes.dtype) == ('probabilities:0', 'classes:0', tf.uint8)
-        again = add_inference_outputs(out, 2)
+        again = add_inference_outputs(out, task.kitti())
         assert again[0] is probabilities and again[1] is classes, 'added once'
         project_tests.init_new_variables(sess, pretrained)
         got = list(predict_probabilities(sess, probabilities, image_input, IMAGES, TRAINING_SIZE, 2,

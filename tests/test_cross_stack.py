@@ -17,6 +17,7 @@ from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 import project_tests
 from conftest import ROOT, SAMPLE, TINY_SHAPE, error_line, run_cli
 from roadseg import runs
+from roadseg import task
 from roadseg.serving import export
 from roadseg.system.tfcompat import tf
 
@@ -103,7 +104,7 @@ def test_this_stack_writes_what_the_other_loads(other, tiny_vgg_dir, tiny_run, t
         assert theirs[key] == pytest.approx(overall(run)[key], abs=1e-3), key
 
     other(MAIN, '--export', run, '--format', 'frozen', 'saved_model')
-    expected = probabilities(export.freeze_checkpoint(runs.find_checkpoint(run), None), images())
+    expected = probabilities(export.freeze_checkpoint(runs.find_checkpoint(run), None, task.kitti()), images())
     frozen = export.read_frozen(os.path.join(run, 'export', export.FROZEN))
     np.testing.assert_allclose(probabilities(frozen, images()), expected, atol=1e-5)
     served = serve(os.path.join(run, 'export', 'saved_model'), images().astype(np.uint8))

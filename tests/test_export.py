@@ -14,6 +14,7 @@ from roadseg.data.batches import resize_rgb
 from roadseg.data.images import read_image
 from roadseg.model import heads
 from roadseg.model.heads import add_inference_outputs
+from roadseg import task
 from roadseg.runs import find_checkpoint
 from roadseg.serving import export
 from roadseg.serving.export import export_run, freeze
@@ -81,7 +82,7 @@ def varied_run(tiny_run, tmp_path_factory):
         variables = {v.op.name: v for v in tf.trainable_variables()}
         for name in ('decoder/score3/kernel', 'decoder/score4/kernel', 'decoder/score7/kernel'):
             variables[name].load(rng.normal(0, 0.02, variables[name].shape.as_list()).astype(np.float32), sess)
-        probabilities, _ = heads.inference_outputs(graph, prefix)
+        probabilities, _ = heads.inference_outputs(graph, prefix, task.kitti())
         probs = sess.run(probabilities, {'image_input:0': sample_images().astype(np.float32), 'keep_prob:0': 1.0})
         tie = np.median(np.log(probs[..., 1] + 1e-30) - np.log(probs[..., 0] + 1e-30))
         bias = variables['decoder/score3/bias']
@@ -124,7 +125,7 @@ def test_freeze_foreign_encoder(foreign_vgg_dir):
         image_input, keep_prob, l3, l4, l7 = main.load_vgg(sess, os.path.join(foreign_vgg_dir, 'vgg'))
         pretrained = set(tf.global_variables())
         out = main.layers(l3, l4, l7, 2, crop_to=image_input)
-        probabilities, classes = add_inference_outputs(out, 2)
+        probabilities, classes = add_inference_outputs(out, task.kitti())
         label = tf.placeholder(tf.float32, [None, None, None, 2])
         learning_rate = tf.placeholder(tf.float32, [])
         _, train_op, _ = main.optimize(out, label, learning_rate, 2)
@@ -135,7 +136,7 @@ def test_freeze_foreign_encoder(foreign_vgg_dir):
         for _ in range(3):  # dropout on: the frozen graph must not keep it
             sess.run(train_op, {image_input: images, label: labels, keep_prob: 0.5, learning_rate: 1e-2})
         want = sess.run([probabilities, classes], {image_input: images, keep_prob: 1.0})
-        graph_def = freeze(sess, TRAINING_SIZE)
+        graph_def = freeze(sess, task.kitti(), TRAINING_SIZE)
     assert_inference_only(graph_def)
     got = run_frozen(graph_def, images)
     assert np.abs(want[0] - 0.5).max() > 1e-3, 'trained weights, not the zero-initialised decoder'
@@ -164,7 +165,7 @@ def test_frozen_export_matches_live_checkpoint(varied_run, exported):
     prefix = find_checkpoint(varied_run)
     with tf.Graph().as_default() as graph, tf.Session(graph=graph) as sess:
         tf.train.import_meta_graph(prefix + '.meta').restore(sess, prefix)
-        probabilities, _ = heads.inference_outputs(graph, prefix)
+        probabilities, _ = heads.inference_outputs(graph, prefix, task.kitti())
         want = sess.run(probabilities, {'image_input:0': images.astype(np.float32), 'keep_prob:0': 1.0})
     graph_def = export.read_frozen(exported['frozen'])
     assert_inference_only(graph_def)

@@ -17,6 +17,7 @@ from PIL import Image
 
 from conftest import ROOT, SAMPLE, TINY_SHAPE, error_line, kitti_tree, run_cli, run_main
 from roadseg import cli
+from roadseg import task
 from roadseg.data import batches
 from roadseg.data.datasets import kitti_road as kitti
 from roadseg.data.images import read_image
@@ -398,7 +399,7 @@ def test_29_checkpoint_from_other_number_of_classes(tmp_path, tiny_run, tiny_vgg
     shutil.copytree(tiny_run, run)
     config = json.load(open(os.path.join(run, 'config.json')))
     with tf.Graph().as_default(), tf.Session() as sess:  # the same model with 3 classes, saved as last/
-        graph.build(main, sess, os.path.join(tiny_vgg_dir, 'vgg'), config, 3)
+        graph.build(main, sess, os.path.join(tiny_vgg_dir, 'vgg'), config, task.Classes('abc', [(0, 0, 0)] * 3))
         shutil.rmtree(os.path.join(run, 'last'))
         os.makedirs(os.path.join(run, 'last'))
         tf.train.Saver(save_relative_paths=True).save(sess, os.path.join(run, 'last', 'model'), global_step=5)

@@ -136,7 +136,7 @@ def _history(path, entries):
 @pytest.mark.parametrize('fraction,warned', [(0.0, 'almost nothing'), (0.3, None), (0.999, 'almost everything')])
 def test_summary_warns_about_a_model_that_marks_nothing_or_everything(tmp_path, capsys, fraction, warned):
     entry = dict(epoch=1, loss=0.5, best=True, val_iou=0.1, val_max_f1=0.8, val_ap=0.7, val_road_fraction=fraction)
-    validation.summarize(_history(str(tmp_path / 'h.jsonl'), [entry]), 3, task.Road())
+    validation.summarize(_history(str(tmp_path / 'h.jsonl'), [entry]), 3, task.kitti())
     out = capsys.readouterr().out
     assert 'Kept epoch 1 of 1: validation IoU 0.100 at threshold 0.50' in out
     assert ('warning: the kept model marks ' + warned in out) if warned else 'warning' not in out
@@ -145,7 +145,7 @@ def test_summary_warns_about_a_model_that_marks_nothing_or_everything(tmp_path, 
 def test_torn_history_line_does_not_break_the_plot(tmp_path):
     from roadseg.evaluation import report as evaluate
     history = _history(str(tmp_path / 'h.jsonl'), [dict(epoch=1, loss=0.5, val_max_f1=0.8, val_iou=0.5)])
-    evaluate.plot_history(str(tmp_path / 'curve.png'), history, task.Road.history_curves)
+    evaluate.plot_history(str(tmp_path / 'curve.png'), history, task.Binary.history_curves)
     assert os.path.getsize(str(tmp_path / 'curve.png')) > 1000
 
 

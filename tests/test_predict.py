@@ -73,6 +73,7 @@ def test_multiclass_run(tiny_run, tmp_path, capsys):
         config = json.load(f)
     names, colors = ['sky', 'ground'], [[0, 0, 255], [255, 255, 0]]
     config.update(dataset='folder', class_names=names, class_colors=colors)
+    del config['task']  # as multi-class runs recorded it before config.json named the task: classes
     with open(path, 'w') as f:
         json.dump(config, f)
     os.makedirs(str(tmp_path / 'in'))

@@ -7,6 +7,7 @@ import pytest
 
 from conftest import ROOT, SAMPLE
 from roadseg.data.images import read_image
+from roadseg import task
 from roadseg.model import vgg, vgg_weights
 from roadseg.system.files import InputError
 from roadseg.system.tfcompat import tf
@@ -88,7 +89,7 @@ def test_training_graph_keeps_pretrained_weights(real_vgg):
     vgg_path, weights, _ = real_vgg
     cfg = {'l2_scale': 1e-3, 'skip_scaling': False}
     with tf.Graph().as_default(), tf.Session() as sess:
-        graph.build(main, sess, vgg_path, cfg, 2)
+        graph.build(main, sess, vgg_path, cfg, task.kitti())
         got = sess.run({v.op.name: v for v in tf.global_variables()}['conv5_3/filter'])
     assert np.array_equal(got, weights['conv5_3'][0])
 

@@ -14,9 +14,12 @@ def resize_rgb(image, image_shape):
     return np.asarray(Image.fromarray(image).resize((image_shape[1], image_shape[0]), Image.BILINEAR))
 
 
-def resize_classes(classes, image_shape):
-    """Nearest-neighbour resize of a class map, so no new labels appear at edges."""
-    return np.asarray(Image.fromarray(classes).resize((image_shape[1], image_shape[0]), Image.NEAREST))
+def resize_classes(classes, image_shape, box=None):
+    """Nearest-neighbour resize of a uint8 label (H, W) or (H, W, C) (of box, a crop (x0, y0, x1, y1), when
+    given), so no new labels appear at edges."""
+    if classes.ndim == 3:
+        return np.stack([resize_classes(classes[..., c], image_shape, box) for c in range(classes.shape[-1])], -1)
+    return np.asarray(Image.fromarray(classes).resize((image_shape[1], image_shape[0]), Image.NEAREST, box=box))
 
 
 def resize_prob(prob, size_hw):
@@ -50,14 +53,15 @@ def shard(order, rank, size):
 class TrainingSet:
     """Training samples resized once to image_shape and kept in memory (289 KITTI pairs at 160x576: 80 MB).
 
-    load(sample) -> (uint8 RGB (H, W, 3), uint8 class map (H, W)) at the original size.
+    load(sample) -> (uint8 RGB (H, W, 3), uint8 label (H, W) or (H, W, C)) at the original size; encode(uint8
+    labels (B, H, W[, C])) -> what a batch feeds as labels (a task's training_labels; default: two-class one-hot).
     """
 
-    def __init__(self, samples, load, image_shape, num_classes=2, workers=4):
+    def __init__(self, samples, load, image_shape, encode=one_hot, workers=4):
         if not samples:
             raise InputError('no training samples')
         self.image_shape = tuple(image_shape)
-        self.num_classes = num_classes
+        self.encode = encode
         with ThreadPoolExecutor(workers) as pool:
             loaded = list(pool.map(lambda s: self._resized(*load(s)), samples))
         self.images = np.stack([im for im, _ in loaded])
@@ -75,8 +79,7 @@ class TrainingSet:
         return -(-per_rank // batch_size)
 
     def batches(self, batch_size, rng, augment=True, repeat=1, skip=0, part=None):
-        """One epoch: `repeat` shuffled passes as (images float32 (B,H,W,3) 0..255, labels one-hot
-        (B,H,W,C)) batches. The first `skip` batches are drawn (so the stream stays the same) but not yielded.
+        """One epoch: `repeat` shuffled passes as (images float32 (B,H,W,3) 0..255, encode(labels)) batches. The first `skip` batches are drawn (so the stream stays the same) but not yielded.
         part: (rank, size, augmentation rng) to yield only rank's shard of the order rng draws, augmented
         with that rank's own stream."""
         order = np.concatenate([rng.permutation(len(self)) for _ in range(repeat)])
@@ -89,12 +92,13 @@ class TrainingSet:
             if augment:
                 images, classes = augment_batch(images, classes, rng)
             if n >= skip:
-                yield images, one_hot(classes, self.num_classes)
+                yield images, self.encode(classes)
 
 
 def augment_batch(images, classes, rng, max_zoom=1.25):
-    """Random horizontal flip, zoom-crop (1..max_zoom) and brightness/contrast/saturation jitter."""
-    h, w = classes.shape[1:]
+    """Random horizontal flip, zoom-crop (1..max_zoom) and brightness/contrast/saturation jitter of images
+    (B, H, W, 3) and their labels (B, H, W) or (B, H, W, C)."""
+    h, w = classes.shape[1:3]
     images, classes = images.copy(), classes.copy()
     for i in range(len(images)):
         if rng.rand() < 0.5:
@@ -106,7 +110,7 @@ def augment_batch(images, classes, rng, max_zoom=1.25):
             box = (x, y, x + cw, y + ch)
             img = Image.fromarray(images[i].astype(np.uint8)).resize((w, h), Image.BILINEAR, box=box)
             images[i] = np.asarray(img, np.float32)
-            classes[i] = np.asarray(Image.fromarray(classes[i]).resize((w, h), Image.NEAREST, box=box))
+            classes[i] = resize_classes(classes[i], (h, w), box)
         grey = images[i].mean(axis=-1, keepdims=True)
         images[i] = grey + (images[i] - grey) * rng.uniform(0.7, 1.3)          # saturation
         images[i] = (images[i] - images[i].mean()) * rng.uniform(0.7, 1.3) + images[i].mean()  # contrast

@@ -1,5 +1,6 @@
-"""The training and inference graph, built once: the model's load_vgg + layers + optimize (main.py's Udacity
-functions, or any module with them), the inference heads, and the run's own counters."""
+"""The training and inference graph, built once: the model's load_vgg + layers (main.py's Udacity functions, or
+any module with them), the run's task's labels, loss (a softmax task's is the model's optimize) and inference
+heads, and the run's own counters."""
 import collections
 
 from ..system.tfcompat import tf
@@ -7,31 +8,31 @@ from .heads import add_inference_outputs
 
 TrainingGraph = collections.namedtuple('TrainingGraph', [
     'image_input', 'keep_prob', 'correct_label', 'learning_rate',  # what a training step feeds
-    'logits', 'train_op', 'loss', 'probabilities',                  # optimize()'s ops and the inference head
+    'logits', 'train_op', 'loss', 'probabilities',                  # the task's training ops and inference head
     'epochs_done', 'best_metric', 'step',                           # the run's counters, saved with the weights
     'set_epochs', 'set_best', 'value',                              # assign ops of the counters, fed `value`
     'num_classes', 'model_vars'])                                   # model_vars: every weight, frozen ones too
 
 
-def build(model, sess, vgg_path, decoder, num_classes, class_weights=None, wrap_optimizer=None):
+def build(model, sess, vgg_path, decoder, task, class_weights=None, wrap_optimizer=None):
     """Build the graph in sess.graph and initialise what is new (the loaded encoder keeps its weights).
 
     model: a module with load_vgg, layers and optimize (main); decoder: the run's settings l2_scale,
-    skip_scaling and optional fcn (8, 16 or 32) and freeze_blocks (0-5). class_weights, wrap_optimizer: optimize()'s options, passed
-    only when set (a Udacity optimize() lacks them). Returns a TrainingGraph.
+    skip_scaling and optional fcn (8, 16 or 32) and freeze_blocks (0-5); task: the run's (roadseg/task.py),
+    which gives the label placeholders (correct_label), the loss and the inference heads. class_weights,
+    wrap_optimizer: the loss's options (a Udacity optimize() gets them only when set). Returns a TrainingGraph.
     """
     image_input, keep_prob, layer3, layer4, layer7 = model.load_vgg(sess, vgg_path)
     pretrained = set(tf.global_variables())
     frozen = freeze_blocks(decoder.get('freeze_blocks', 0))
-    correct_label = tf.placeholder(tf.float32, [None, None, None, num_classes], name='correct_label')
+    num_classes = task.num_classes
+    correct_label = task.label_input()
     learning_rate = tf.placeholder(tf.float32, [], name='learning_rate')
     output = model.layers(layer3, layer4, layer7, num_classes, l2_scale=decoder['l2_scale'],
                           skip_scaling=decoder['skip_scaling'], crop_to=image_input, variant=decoder.get('fcn', 8))
-    options = {k: v for k, v in (('class_weights', class_weights), ('wrap_optimizer', wrap_optimizer))
-               if v is not None}
     model_vars = tf.trainable_variables() + frozen  # what best/ holds: every weight of the model
-    logits, train_op, loss = model.optimize(output, correct_label, learning_rate, num_classes, **options)
-    probabilities, _ = add_inference_outputs(output, num_classes)
+    logits, train_op, loss = task.train_ops(model, output, correct_label, learning_rate, class_weights, wrap_optimizer)
+    probabilities, _ = add_inference_outputs(output, task)
     epochs_done = tf.Variable(0, trainable=False, name='epochs_done')
     best_metric = tf.Variable(-1.0, trainable=False, name='best_val_iou')
     value = tf.placeholder(tf.float32, [])

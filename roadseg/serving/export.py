@@ -1,15 +1,16 @@
 """Export a trained run for deployment: the frozen inference graph, a serving SavedModel, an ONNX model.
 
 Everything starts from the trained graph itself (the checkpoint's .meta or the live training session),
-whatever encoder it was built on: its `probabilities` and `classes` outputs are frozen with every variable a
-constant and the encoder's keep_prob fixed to 1. Loading any of these files runs the graph it holds: load
+whatever encoder it was built on: its `probabilities` and its task's decision output (`classes` or the task's
+own, heads.output_names) are frozen with every variable a constant and the encoder's keep_prob fixed to 1. Loading any of these files runs the graph it holds: load
 only models you trust.
 """
 import os
 import shutil
 import tempfile
 
-from ..model.heads import CLASSES, IMAGE_INPUT, KEEP_PROB, PROBABILITIES, inference_outputs
+from .. import task as tasks
+from ..model.heads import IMAGE_INPUT, KEEP_PROB, PROBABILITIES, inference_outputs, output_names
 from ..runs import export_dir, find_checkpoint, read_image_shape, run_folder
 from ..system.crossstack import (check_graph_def, meta_graph_writer, missing_in_this_tensorflow, not_loadable,
                                  strip_default_attrs)
@@ -26,8 +27,8 @@ TRAINING_OPS = {'VariableV2', 'VarHandleOp', 'ReadVariableOp', 'Assign', 'Assign
                 'RandomUniformInt', 'RandomStandardNormal', 'TruncatedNormal'}
 
 
-def freeze(sess, image_shape=None, source='the training graph'):
-    """GraphDef of sess.graph's probabilities and classes for inference.
+def freeze(sess, task, image_shape=None, source='the training graph'):
+    """GraphDef of sess.graph's probabilities and task's decision for inference.
 
     Variables become constants (their values in sess), keep_prob (a placeholder with or without default)
     becomes the constant 1.0, other placeholders with defaults are fixed at their defaults, and dropout's
@@ -36,8 +37,8 @@ def freeze(sess, image_shape=None, source='the training graph'):
     InputError if the graph still needs anything else (a variable, a random op, another placeholder).
     Attrs at their defaults are left out, as TensorFlow does for graphs that older versions read.
     """
-    inference_outputs(sess.graph, source)
-    outputs = [PROBABILITIES, CLASSES]
+    inference_outputs(sess.graph, source, task)
+    outputs = output_names(task)
     with sess.graph.as_default():
         graph_def = tf.graph_util.convert_variables_to_constants(sess, sess.graph.as_graph_def(), outputs)
     graph_def = tf.graph_util.extract_sub_graph(_fix_training_inputs(graph_def, image_shape), outputs)
@@ -80,9 +81,9 @@ def _const(graph_def, name, value, dtype_enum):
     return node
 
 
-def write_frozen(sess, path, image_shape=None):
-    """Freeze sess's trained graph (see freeze) into path, atomically; returns path."""
-    write_bytes_atomic(path, freeze(sess, image_shape).SerializeToString())
+def write_frozen(sess, path, task, image_shape=None):
+    """Freeze sess's trained graph of task (see freeze) into path, atomically; returns path."""
+    write_bytes_atomic(path, freeze(sess, task, image_shape).SerializeToString())
     return path
 
 
@@ -99,8 +100,8 @@ def read_frozen(path):
     return graph_def
 
 
-def freeze_checkpoint(prefix, image_shape):
-    """Frozen GraphDef (see freeze) of a checkpoint: its own .meta graph, restored in a private tf.Graph."""
+def freeze_checkpoint(prefix, image_shape, task):
+    """Frozen GraphDef (see freeze) of a checkpoint of task: its own .meta graph, restored in a private tf.Graph."""
     graph = tf.Graph()
     with graph.as_default(), tf.Session(graph=graph) as sess:
         try:
@@ -112,7 +113,7 @@ def freeze_checkpoint(prefix, image_shape):
                                    'use the run with that TensorFlow, or train from its weights here with '
                                    '--init-from {}'.format(run_folder(prefix)))
             raise InputError('cannot load checkpoint {}: {}'.format(prefix, first_line(e)))
-        return freeze(sess, image_shape, source=prefix + '.meta')
+        return freeze(sess, task, image_shape, source=prefix + '.meta')
 
 
 def export_run(run_dir, formats=DEFAULT_FORMATS, which='best', data_dir=None, calibration_images=None):
@@ -135,12 +136,13 @@ def export_run(run_dir, formats=DEFAULT_FORMATS, which='best', data_dir=None, ca
             formats = tuple(formats) + ('onnx',)
     root = run_folder(prefix)
     image_shape = read_image_shape(root)
-    graph_def = freeze_checkpoint(prefix, image_shape)
+    task = tasks.of_run(root)
+    graph_def = freeze_checkpoint(prefix, image_shape, task)
     out_dir = export_dir(prefix)
     check_writable_dir(out_dir, 'export folder')
     writers = {'frozen': lambda path: write_bytes_atomic(path, graph_def.SerializeToString()),
-               'saved_model': lambda path: write_saved_model(graph_def, image_shape, path),
-               'onnx': lambda path: write_onnx(graph_def, path),
+               'saved_model': lambda path: write_saved_model(graph_def, image_shape, path, task),
+               'onnx': lambda path: write_onnx(graph_def, path, task),
                'onnx-int8': lambda path: quantize.export_int8(root, which, prefix, path, data_dir, calibration_images)}
     written = {}
     for fmt in FORMATS:
@@ -156,10 +158,11 @@ def _resize(images, size):
     return tf2.image.resize(images, size, method='bilinear', antialias=True)
 
 
-def write_saved_model(graph_def, image_shape, path):
+def write_saved_model(graph_def, image_shape, path, task):
     """A SavedModel (tag serve) at path whose `serving_default` signature takes `images` uint8 (N, H, W, 3)
-    RGB of any size and returns `probabilities` float32 (N, H, W, C) and `classes` uint8 (N, H, W) at that size
-    (resized to image_shape for the network and back, inside the graph). Built beside path, then renamed."""
+    RGB of any size and returns `probabilities` float32 (N, H, W, C) and task's decision (`classes` uint8
+    (N, H, W), or the task's own) at that size (resized to image_shape for the network and back, inside the
+    graph). Built beside path, then renamed."""
     parent = os.path.dirname(os.path.abspath(path))
     tmp_root = tempfile.mkdtemp(dir=parent, prefix='.' + os.path.basename(path) + '.')
     tmp = os.path.join(tmp_root, 'new')
@@ -171,9 +174,9 @@ def write_saved_model(graph_def, image_shape, path):
             probs, = tf.import_graph_def(graph_def, {IMAGE_INPUT + ':0': net_in}, [PROBABILITIES + ':0'],
                                          name='model')
             probabilities = tf.identity(_resize(probs, tf.shape(images)[1:3]), name=PROBABILITIES)
-            classes = tf.cast(tf.argmax(probabilities, axis=-1), tf.uint8, name=CLASSES)
+            decision = tf.identity(task.decide_op(probabilities), name=task.decision)
             signature = tf.saved_model.signature_def_utils.predict_signature_def(
-                {'images': images}, {PROBABILITIES: probabilities, CLASSES: classes})
+                {'images': images}, {PROBABILITIES: probabilities, task.decision: decision})
             builder = tf.saved_model.builder.SavedModelBuilder(tmp)
             builder.add_meta_graph_and_variables(sess, [tf.saved_model.tag_constants.SERVING],
                                                  signature_def_map={'serving_default': signature},
@@ -200,14 +203,15 @@ def _onnx_modules():
     return tf2onnx, onnx
 
 
-def write_onnx(graph_def, path, opset=ONNX_OPSET):
-    """ONNX model at path, converted by tf2onnx from a frozen graph and checked by onnx.checker.
+def write_onnx(graph_def, path, task, opset=ONNX_OPSET):
+    """ONNX model at path, converted by tf2onnx from a frozen graph of task and checked by onnx.checker.
     Input `image_input` float32 (N, H, W, 3) RGB 0..255 at the training size; outputs `probabilities`
-    (N, H, W, C) float32 and `classes` (N, H, W) uint8."""
+    (N, H, W, C) float32 and the task's decision (`classes` (N, H, W) uint8, or the task's own)."""
     tf2onnx, onnx = _onnx_modules()
-    names = {IMAGE_INPUT + ':0': IMAGE_INPUT, PROBABILITIES + ':0': PROBABILITIES, CLASSES + ':0': CLASSES}
+    outputs = output_names(task)
+    names = dict({IMAGE_INPUT + ':0': IMAGE_INPUT}, **{name + ':0': name for name in outputs})
     model, _ = tf2onnx.convert.from_graph_def(graph_def, name='fcn8s', input_names=[IMAGE_INPUT + ':0'],
-                                              output_names=[PROBABILITIES + ':0', CLASSES + ':0'],
+                                              output_names=[name + ':0' for name in outputs],
                                               opset=opset, tensors_to_rename=names)
     onnx.checker.check_model(model)
     write_bytes_atomic(path, model.SerializeToString())

@@ -2,7 +2,8 @@
 
     from roadseg import Segmenter
     seg = Segmenter('runs/<timestamp>')           # its best/ checkpoint; backend='onnxruntime' for its ONNX export
-    probs, classes = seg.predict(image)           # uint8 (H, W, 3) -> (H, W, C) float32, (H, W) uint8
+    probs, decision = seg.predict(image)          # uint8 (H, W, 3) -> (H, W, C) float32 and the run's task's
+                                                  # decision: (H, W) uint8 classes, or (H, W, C) bool masks
 
 With TensorFlow the model runs in its own tf.Graph and Session: a TF 2.x host program stays in eager mode.
 """
@@ -10,10 +11,10 @@ import os
 
 import numpy as np
 
-from .. import task
+from .. import task as tasks
 from ..data.batches import resize_prob, resize_rgb
 from ..model.heads import IMAGE_INPUT, PROBABILITIES
-from ..runs import CONFIG, find_checkpoint, read_config, read_image_shape, run_folder
+from ..runs import find_checkpoint, read_image_shape, run_folder
 from ..system import cpu
 from ..system.files import InputError
 from ..system.tfcompat import session_config, tf
@@ -71,18 +72,21 @@ def _checked(image, index):
 
 class TFGraph:
     """The TensorFlow backend of Segmenter: prefix's frozen_inference.pb when it is newer than the checkpoint,
-    else the checkpoint's own .meta graph frozen in memory, in its own tf.Graph and Session. Attributes:
-    graph, sess, frozen (True when the frozen file was used), num_classes."""
+    else the checkpoint's own .meta graph frozen in memory (its task's outputs), in its own tf.Graph and Session.
+    Attributes: graph, sess, frozen (True when the frozen file was used), num_classes."""
 
-    def __init__(self, prefix, image_shape, threads=0, bf16=False):
+    def __init__(self, prefix, image_shape, task, threads=0, bf16=False):
         path = os.path.join(os.path.dirname(prefix), FROZEN)
         self.frozen = os.path.exists(path) and os.path.getmtime(path) >= os.path.getmtime(prefix + '.index')
         graph_def = read_frozen(path) if self.frozen else None
-        if graph_def is not None and not any(n.name == PROBABILITIES for n in graph_def.node):
+        names = {n.name for n in graph_def.node} if graph_def is not None else set()
+        if graph_def is not None and PROBABILITIES not in names:
             print('note: {} has no {} output (an older export); using the checkpoint'.format(path, PROBABILITIES))
             graph_def, self.frozen = None, False
+        elif graph_def is not None and task.decision not in names:
+            raise InputError('{} has no {} output: not a model of a {} run'.format(path, task.decision, task.name))
         if graph_def is None:
-            graph_def = freeze_checkpoint(prefix, image_shape)
+            graph_def = freeze_checkpoint(prefix, image_shape, task)
         try:
             config = session_config(threads, bf16=bf16)
         except ValueError as e:
@@ -121,7 +125,9 @@ class Segmenter:
     def __init__(self, run, which='best', threads=0, bf16=False, backend='auto', precision=None, flip=False):
         run, which, precision, backend = onnx_backend.resolve(run, which, 'bf16' if bf16 else precision, backend)
         self.prefix = find_checkpoint(run, which)
-        self.image_shape = read_image_shape(run_folder(self.prefix))
+        root = run_folder(self.prefix)
+        self.image_shape = read_image_shape(root)
+        self.task = tasks.of_run(root)
         requested, info = precision or cpu.default_precision(), cpu.cpu_info()
         self.precision, self.precision_reason = cpu.choose_precision(requested, info)
         # bf16 is TensorFlow's rewrite: asked for, it rules out onnxruntime; chosen by auto, it prefers TensorFlow
@@ -132,21 +138,24 @@ class Segmenter:
                 self.precision, self.precision_reason = 'fp32', 'ONNX Runtime backend'
             self.model = onnx_backend.OnnxRuntime(self.prefix, self.image_shape, threads, self.precision)
         else:
-            self.model = TFGraph(self.prefix, self.image_shape, threads, self.precision == 'bf16')
+            self.model = TFGraph(self.prefix, self.image_shape, self.task, threads, self.precision == 'bf16')
         self.flip = flip
         self.frozen = getattr(self.model, 'frozen', False)
         self.graph = getattr(self.model, 'graph', None)
         self.num_classes = self.model.num_classes
-        root = run_folder(self.prefix)
-        self.task = task.for_run(read_config(root), self.num_classes, os.path.join(root, CONFIG))
+        if self.num_classes != self.task.num_classes:
+            self.close()
+            raise InputError('{}: the model gives {} classes, its run\'s config.json names {} ({} run)'.format(
+                self.prefix, self.num_classes, self.task.num_classes, self.task.name))
         self.class_names = list(self.task.class_names)
 
     def predict_iter(self, images, batch_size=4):
-        """Yield (probabilities float32 (H, W, C), classes uint8 (H, W)) for each uint8 RGB (H, W, 3) image
-        of an iterable (a stream: at most batch_size images are held), at each image's own size."""
+        """Yield (probabilities float32 (H, W, C), the task's decision: classes uint8 (H, W) or masks bool
+        (H, W, C)) for each uint8 RGB (H, W, 3) image of an iterable (a stream: at most batch_size images are
+        held), at each image's own size."""
         checked = (_checked(image, i) for i, image in enumerate(images))
         for probs in _predict(self._run, checked, self.image_shape, batch_size):
-            yield probs, np.argmax(probs, axis=-1).astype(np.uint8)
+            yield probs, self.task.decide(probs)
 
     def _run(self, batch):
         """The backend on a float32 (n, h, w, 3) batch; with flip, the mean of it and of its mirror image."""
@@ -156,16 +165,17 @@ class Segmenter:
         return probs
 
     def predict(self, images, batch_size=4):
-        """Probabilities and classes at the input's size: an (H, W, 3) uint8 image gives ((H, W, C), (H, W));
-        an (N, H, W, 3) array gives ((N, H, W, C), (N, H, W)); a list of images (any sizes) gives two lists."""
+        """Probabilities and the task's decision at the input's size: an (H, W, 3) uint8 image gives ((H, W, C),
+        (H, W) classes or (H, W, C) masks); an (N, H, W, 3) array gives them stacked; a list of images (any
+        sizes) gives two lists."""
         if isinstance(images, np.ndarray) and images.ndim == 3:
             return next(self.predict_iter([images]))
         results = list(self.predict_iter(images, batch_size))
         probs, classes = [p for p, _ in results], [c for _, c in results]
         if isinstance(images, np.ndarray) and images.ndim == 4:
             if not results:
-                return (np.zeros(images.shape[:3] + (self.num_classes,), np.float32),
-                        np.zeros(images.shape[:3], np.uint8))
+                empty = np.zeros(images.shape[:3] + (self.num_classes,), np.float32)
+                return empty, self.task.decide(empty)
             return np.stack(probs), np.stack(classes)
         return probs, classes
 

@@ -3,11 +3,11 @@ folder, and the overlays of a live training session (test_images/, helper.py).
 
     python main.py --predict IN_DIR --checkpoint RUN --output OUT_DIR [--which best|last]
 
-For each image of IN_DIR (sorted), at its original size: OUT_DIR/<stem>.png (8-bit class indices) and
-OUT_DIR/<stem>_overlay.png (classes translucent over the image). A KITTI road run (its config.json names no
-classes) overlays road in green and also writes the KITTI benchmark file OUT_DIR/<category>_road_<number>.png
-(8-bit road probability, round(255 p)) for KITTI-named images (um_, umm_, uu_); a multi-class run overlays
-its class colours and writes OUT_DIR/legend.png.
+For each image of IN_DIR (sorted), at its original size, the files the run's task names (roadseg/task.py):
+a softmax run's OUT_DIR/<stem>.png (8-bit class indices) and OUT_DIR/<stem>_overlay.png (classes translucent
+over the image); a KITTI road run also the KITTI benchmark file OUT_DIR/<category>_road_<number>.png (8-bit
+road probability, round(255 p)) for KITTI-named images (um_, umm_, uu_); OUT_DIR/legend.png when the task
+has a legend.
 """
 import os
 import sys
@@ -28,7 +28,7 @@ def session_overlays(sess, probabilities, image_input, keep_prob, items, load, i
         images = [load(item) for item in chunk]
         for item, image, probs in zip(chunk, images, predict_probabilities(
                 sess, probabilities, image_input, images, image_shape, batch_size, {keep_prob: 1.0})):
-            yield item, task.paint(image, probs, probs.argmax(axis=-1).astype('uint8'))
+            yield item, task.paint(image, probs)
 
 
 def write_images(out_dir, named_images, total, desc, legend=None):
@@ -50,14 +50,6 @@ def _check_collisions(paths, task):
             if name in owner:
                 raise InputError('{} and {} would both write {}; rename one'.format(owner[name], path, name))
             owner[name] = path
-
-
-def _write(out_dir, path, image, probs, classes, task):
-    """Write the outputs of one image; returns the number of extra (KITTI submission) files written."""
-    names = task.output_names(path)
-    save_image_atomic(os.path.join(out_dir, names[0]), Image.fromarray(classes))
-    save_image_atomic(os.path.join(out_dir, names[1]), Image.fromarray(task.paint(image, probs, classes)))
-    return task.write_extra(out_dir, names, probs)
 
 
 def _read_chunk(paths, progress):
@@ -104,14 +96,13 @@ def predict_folder(run, in_dir, out_dir, which='best', batch_size=4, precision=N
                 pairs, failed = _read_chunk(paths[start:start + batch_size], progress)
                 bad += failed
                 results = model.predict_iter([image for _, image in pairs], batch_size)
-                for (path, image), (probs, classes) in zip(pairs, results):
-                    extras += _write(out_dir, path, image, probs, classes, task)
+                for (path, image), (probs, decision) in zip(pairs, results):
+                    extras += task.write_outputs(out_dir, path, image, probs, decision)
                     written += 1
                     progress.update(1)
         finally:
             progress.close()
-    print('Wrote {} of {} images to {} (class maps and overlays{}){}'.format(
-        written, len(paths), out_dir,
-        ', legend.png' if legend is not None else ', {} KITTI submission files'.format(extras),
+    print('Wrote {} of {} images to {} ({}){}'.format(
+        written, len(paths), out_dir, task.outputs_note(extras),
         '; {} unreadable, skipped (see the error lines)'.format(bad) if bad else ''))
     return 1 if bad else 0

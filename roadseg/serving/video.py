@@ -87,8 +87,8 @@ def overlay_video(checkpoint, video_in, video_out, which='best', batch_size=4, m
 
 
 def _write(writer, model, batch, progress, paint):
-    for frame, (probs, classes) in zip(batch, model.predict_iter(batch, len(batch))):
-        writer.append_data(paint(frame, probs, classes))
+    for frame, (probs, _) in zip(batch, model.predict_iter(batch, len(batch))):
+        writer.append_data(paint(frame, probs))
     progress.update(len(batch))
     progress.set_postfix(fps='{:.2f}'.format(progress.format_dict['n'] / max(progress.format_dict['elapsed'], 1e-9)))
     return len(batch)

@@ -11,7 +11,7 @@ from ..data.batches import EpochBatches, TrainingSet
 from ..evaluation import report
 from ..model import graph as model_graph
 from ..model.vgg import maybe_build_vgg
-from ..runs import Run, check_splits, find_checkpoint
+from ..runs import CONFIG, Run, check_splits, find_checkpoint, read_config, run_folder
 from ..serving.export import FROZEN, write_frozen
 from ..serving.predict import session_overlays, write_images
 from ..system import cpu
@@ -43,21 +43,16 @@ def open_run(config, workers, resume=None, given=None):
 def prepare_data(run, workers, resume):
     """The dataset, the run's task and this rank's training batches; records what the run is trained on."""
     config = run.config
-    dataset = datasets.get_dataset(config.get('dataset'), config['data_dir'])
+    dataset = datasets.get_dataset(config.get('dataset'), config['data_dir'], **config.get('dataset_options', {}))
     task = tasks.for_dataset(dataset)
-    config.update(dataset=dataset.name, num_classes=dataset.num_classes, class_names=list(dataset.class_names),
-                  class_colors=[list(c) for c in task.colors])
+    config.update(task.config(), dataset=dataset.name)
     if workers.chief:
         check_splits(config, dataset, resume)
     report_samples, select_samples = dataset.samples('val'), dataset.samples(datasets.SELECT)
-    training_set = TrainingSet(dataset.samples('train'), dataset.load, config['image_shape'], dataset.num_classes)
+    class_weights = task.class_weights(config.get('class_weights'), dataset)
+    training_set = TrainingSet(dataset.samples('train'), dataset.load, config['image_shape'], task.training_labels)
     batches = EpochBatches(training_set, not config['no_augment'], config['seed'], config['repeat'],
                            rank=workers.rank, size=workers.size)
-    class_weights = None
-    if config.get('class_weights') == 'median':
-        class_weights = datasets.median_frequency_weights(dataset, 'train')
-        print('Class weights (median frequency): ' + ', '.join(
-            '{} {:.3f}'.format(n, w) for n, w in zip(dataset.class_names, class_weights)))
     batch_size = config['batch_size']
     if batch_size > batches.num_images:
         print('note: --batch-size {} is larger than the {} training images; using {}'.format(
@@ -130,6 +125,11 @@ def start_weights(sess, graph, ckpt, run, data, workers, resume):
         print('note: {} has no checkpoint yet; starting from epoch 1'.format(run.path('last')))
     elif workers.chief and config['init_from']:
         start = find_checkpoint(config['init_from'], 'best')
+        source = run_folder(start)
+        kind = tasks.for_config(read_config(source), os.path.join(source, CONFIG)).name
+        if kind != data.task.name:
+            raise InputError('--init-from {}: a {} run; this run is {} (its outputs mean something else)'.format(
+                config['init_from'], kind, data.task.name))
         restore(tf.train.Saver(graph.model_vars), sess, start, num_classes, graph.model_vars)
         print('Weights initialised from {}'.format(start))
     workers.sync(sess)  # every rank starts from the chief's weights
@@ -162,9 +162,9 @@ class EpochEnd:
     def record(self, epoch, mean_loss):
         sess, graph = self.sess, self.graph
         entry = {'epoch': epoch + 1, 'step': int(sess.run(graph.step)), 'loss': mean_loss}
-        result = self.validator.run(entry)
-        if result is None or entry['val_iou'] > sess.run(graph.best_metric):
-            sess.run(graph.set_best, {graph.value: entry.get('val_iou', 0.0)})
+        result, keep = self.validator.run(entry)
+        if result is None or keep > sess.run(graph.best_metric):
+            sess.run(graph.set_best, {graph.value: keep})
             self.ckpt.mark_best(result, {'epoch': epoch + 1, 'threshold': tasks.THRESHOLD})
             entry['best'] = True
         self.validator.print_line(entry)
@@ -195,7 +195,7 @@ def train(config, model, runs_dir, vgg_dir, workers, resume=None, given=None):
     with tf.Graph().as_default() as graph, tf.Session(graph=graph, config=workers.session_config(
             session_config(config['threads'], bf16=config['bf16']))) as sess:
         tf.set_random_seed(config['seed'])
-        net = model_graph.build(model, sess, vgg_path, config, data.dataset.num_classes, data.class_weights,
+        net = model_graph.build(model, sess, vgg_path, config, data.task, data.class_weights,
                                 workers.optimizer if workers.size > 1 else None)
         workers.build()
         ckpt = Checkpoints(sess, run, net, data.task, config['checkpoint_minutes'])
@@ -251,7 +251,7 @@ def write_outputs(sess, net, run, data, ckpt, writer):
     writer.close()
     image_shape = tuple(run.config['image_shape'])
     if ckpt.restore_best():
-        write_frozen(sess, run.path('best', FROZEN), image_shape)
+        write_frozen(sess, run.path('best', FROZEN), data.task, image_shape)
     report.plot_history(run.path('loss_curve.png'), run.path('history.jsonl'), data.task.history_curves)
     write_test_images(sess, net, data.dataset, data.task, image_shape, run.path('test_images'))
 

@@ -28,20 +28,22 @@ class Validator:
         t = time.time()
         scores = self.task.scores()
         worst = report.score(samples, self.dataset, self.predict, scores, desc=desc)
-        values = self.task.epoch_values(scores.results())
+        results = scores.results()
+        values = self.task.epoch_values(results)
         values.update(seconds=round(time.time() - t, 1), images=len(samples))
         entry.update({prefix + k: v for k, v in values.items()})
-        return scores, worst
+        return (scores, worst), self.task.keep_value(results)
 
     def run(self, entry):
-        """Adds val_* (the choosing split) and report_* metrics to entry; returns (scores, worst cases) of the
-        report split if there is one, else of the choosing split; None without validation images."""
+        """Adds val_* (the choosing split) and report_* metrics to entry; returns ((scores, worst cases) of the
+        report split if there is one, else of the choosing split, the task's keep_value of the choosing split);
+        (None, 0.0) without validation images."""
         if not self.select:
-            return None
-        result = self._score(self.select, 'val_', entry, 'Selection' if self.report else 'Validation')
+            return None, 0.0
+        result, keep = self._score(self.select, 'val_', entry, 'Selection' if self.report else 'Validation')
         if self.report:
-            result = self._score(self.report, 'report_', entry, 'Report split')
-        return result
+            result, _ = self._score(self.report, 'report_', entry, 'Report split')
+        return result, keep
 
     def print_line(self, entry):
         """The validation line(s) of an epoch (a road run's name the threshold, which decides what is road)."""
@@ -58,9 +60,9 @@ class Validator:
             values += [tf.Summary.Value(tag=tag + k[len(prefix):], simple_value=v) for k, v in sorted(entry.items())
                        for prefix, tag in (('val_', 'val/'), ('report_', 'report/'))
                        if k.startswith(prefix) and not k.endswith(('_seconds', '_images'))]
-            f1, name, image, prob, classes = result[1][0]
+            _, name, image, prob, label = result[1][0]
             values.append(tf.Summary.Value(tag='val/worst_overlay', image=report.png_summary(
-                self.task.error_overlay(image, prob, classes))))
+                self.task.error_overlay(image, prob, label))))
         return values
 
 
@@ -69,20 +71,25 @@ def summarize(history_path, num_val, task):
     the last epoch), and the task's warning for a useless model. num_val: images of the choosing split."""
     entries = report.read_history(history_path)
     kept = [e for e in entries if e.get('best')]
-    if not kept or 'val_iou' not in kept[-1]:
+    if not kept or not _has(kept[-1], 'val_'):
         print('Kept the last epoch ({} of {}): no validation images to choose by'.format(
             entries[-1]['epoch'] if entries else 0, len(entries)))
         return
     e = kept[-1]
     few = '; too few for a reliable number' if num_val < 10 else ''
-    chooser = 'selection' if 'report_iou' in e else 'validation'
+    chooser = 'selection' if _has(e, 'report_') else 'validation'
     print('Kept epoch {} of {}: {} {} ({} images{})'.format(e['epoch'], entries[-1]['epoch'], chooser,
                                                           task.kept_numbers(e), num_val, few))
-    if 'report_iou' in e:
+    if _has(e, 'report_'):
         for what, r in (('kept epoch {}'.format(e['epoch']), e), ('last epoch {}'.format(entries[-1]['epoch']),
                                                                   entries[-1])):
-            if 'report_iou' in r:
+            if _has(r, 'report_'):
                 print(task.epoch_line('report split, ' + what + ':', 'report_', r, '').strip())
     warning = task.warning(e)
     if warning:
         print(warning)
+
+
+def _has(entry, prefix):
+    """True when a history entry has numbers of the split prefix ('val_', 'report_')."""
+    return any(k.startswith(prefix) for k in entry)
