@@ -28,9 +28,14 @@ DEFAULTS = dict(RECORDED, vgg_dir='data', runs_dir='runs', which='best')
 # The bundled sample (6 training images): what makes `python main.py` on a fresh clone end with a usable model
 # within minutes (measured in docs/training.md, "First run on the sample"). Flags given on the command line still win.
 SAMPLE_RECIPE = dict(epochs=4, batch_size=2, repeat=4, learning_rate=3e-4)
+# --dataset shapes --multi-label: the recipe meant to finish within 5 minutes on 2 cores at 128x128 (docs/multi-label.md);
+# flags given on the command line still win. SHAPES_IMAGES: training, validation and test images generated.
+SHAPES_RECIPE = dict(epochs=5, batch_size=8, learning_rate=3e-4, image_shape=[128, 128])
+SHAPES_IMAGES = (384, 32, 8)
 
 MODES = ('resume', 'evaluate', 'video', 'predict', 'export')
-TRAINING_FLAGS = set(RECORDED) | {'vgg_dir', 'runs_dir', 'horovod'}
+DATASET_FLAGS = ('multi_label', 'grayscale')  # recorded as the run's dataset_options
+TRAINING_FLAGS = set(RECORDED) | {'vgg_dir', 'runs_dir', 'horovod'} | set(DATASET_FLAGS)
 ALLOWED = {  # mode -> the flags that mean something in it
     'train': TRAINING_FLAGS,
     'resume': TRAINING_FLAGS - {'init_from'} | {'resume'},
@@ -80,8 +85,13 @@ def _training_flags(add, d):
                            'data/sample; none for --dataset shapes)'.format(d['data_dir']))
     add('--fcn', type=int, choices=(8, 16, 32),
         help='decoder: FCN-8s, FCN-16s or FCN-32s (default {})'.format(d['fcn']))
-    add('--class-weights', choices=('median',),
-        help='weight the loss by median frequency balancing, as SegNet does (default unweighted)')
+    add('--class-weights', choices=('median', 'balanced'),
+        help='median: weight the softmax loss by median frequency balancing, as SegNet does; balanced: weight '
+             'each label\'s positive pixels of a multi-label run by its negatives / positives (default unweighted)')
+    add('--multi-label', action='store_true', default=None,
+        help='--dataset shapes: overlapping shapes, one sigmoid label each plus "unknown" (a folder dataset says '
+             '"multi_label": true in its classes.json; docs/multi-label.md)')
+    add('--grayscale', action='store_true', default=None, help='--dataset shapes --multi-label: grey images')
     add('--vgg-dir', help='folder holding vgg/, the VGG16 SavedModel, built there if missing (default {})'
         .format(d['vgg_dir']))
     add('--runs-dir', help='where run folders are written (default {})'.format(d['runs_dir']))
@@ -215,8 +225,15 @@ def training_settings(args):
     absent. The dataset is detected from the data folder's layout unless --dataset names it."""
     given = {k: v for k, v in vars(args).items() if v is not None and k != 'bf16'}  # merge_bf16 folded it in
     settings = dict(DEFAULTS, **given)
+    options = {k: True for k in DATASET_FLAGS if given.get(k)}
+    if options and (settings['dataset'] != 'shapes' or 'multi_label' not in options):
+        raise InputError('--{} is for --dataset shapes --multi-label (a folder dataset is multi-label when its '
+                         'classes.json says "multi_label": true)'.format(sorted(options)[-1].replace('_', '-')))
     if settings['dataset'] == 'shapes':
         settings['data_dir'] = None
+        if options:
+            settings.update({k: v for k, v in SHAPES_RECIPE.items() if k not in given})
+            settings['dataset_options'] = dict(options, counts=list(SHAPES_IMAGES), size=settings['image_shape'])
         return settings
     data_dir = settings['data_dir']
     if os.path.isdir(data_dir):
@@ -292,4 +309,5 @@ def dispatch(args, model):
             given = {k: v for k, v in vars(args).items() if v is not None and k in RECORDED}
             return train(None, model, runs_dir, vgg_dir, workers, resume=args.resume, given=given)
         settings = training_settings(args)
-        return train({k: settings[k] for k in RECORDED}, model, runs_dir, vgg_dir, workers)
+        return train({k: settings[k] for k in list(RECORDED) + ['dataset_options'] if k in settings}, model,
+                     runs_dir, vgg_dir, workers)

@@ -4,6 +4,7 @@ evaluation, prediction, video and export, which never test dataset names, shapes
     Binary    two classes (any two-class dataset): softmax, positive where p(class 1) > THRESHOLD; MaxF1/AP/IoU;
               KITTI road adds its submission files
     Classes   multi-class: softmax, argmax; confusion matrix, mean IoU; every class in its colour, with a legend
+    Labels    multi-label: one sigmoid per class, boolean masks at THRESHOLD; per-label IoU/F1/MaxF1/AP
 
 for_dataset() gives a new run's task, for_config() that of a trained run (config.json's "task"; runs from before
 the key: Binary for KITTI road, else Classes). Importing this module loads no TensorFlow.
@@ -16,10 +17,10 @@ import numpy as np
 from PIL import Image
 
 from .data.batches import one_hot
-from .data.datasets import IGNORE, median_frequency_weights
+from .data.datasets import IGNORE, median_frequency_weights, positive_weights
 from .data.datasets.kitti_road import mask_name
 from .evaluation import palette, report
-from .evaluation.metrics import THRESHOLD, ConfusionMatrix, RoadEvaluator
+from .evaluation.metrics import THRESHOLD, ConfusionMatrix, RoadEvaluator, ThresholdSweep
 from .system.files import InputError, save_image_atomic
 
 KITTI_NAME = re.compile(r'^(um|umm|uu)_\d+$')
@@ -360,15 +361,182 @@ class Classes(Softmax):
                                     ((pred != label) & labelled, (255, 0, 0))))
 
 
+class LabelScores:
+    """Per label, the threshold sweep (ThresholdSweep: MaxF1, AP) and the counts at THRESHOLD (IoU, precision,
+    recall, F1); means over the labels where each is defined."""
+
+    def __init__(self, class_names):
+        self.class_names = list(class_names)
+        self.sweep = ThresholdSweep()
+
+    def add(self, probs, label, category=None):
+        """probs float (H, W, C), label uint8 (H, W, C) 0/1/IGNORE; returns the image's mean IoU at THRESHOLD over
+        the labels in its label or its prediction (1 with none)."""
+        ious = []
+        for c, name in enumerate(self.class_names):
+            tp, fp, fn, _ = self.sweep.add(name, probs[..., c], label[..., c] == 1, label[..., c] == 0)
+            if tp + fp + fn:
+                ious.append(tp / (tp + fp + fn))
+        return float(np.mean(ious)) if ious else 1.0
+
+    def results(self):
+        """JSON-ready dict: per label (lists in class order; None where undefined) iou, precision, recall, f1
+        at THRESHOLD, max_f1 (and its threshold) and ap over the sweep, positive pixels; their means."""
+        out = {'classes': self.class_names}
+        rows = [self._label(name) for name in self.class_names]
+        for key in ('iou', 'precision', 'recall', 'f1', 'max_f1', 'max_f1_threshold', 'ap', 'pixels'):
+            out['class_' + key] = [row[key] for row in rows]
+        for key in ('iou', 'precision', 'recall', 'f1', 'max_f1', 'ap'):
+            defined = [row[key] for row in rows if row[key] is not None]
+            out['mean_' + key] = float(np.mean(defined)) if defined else None
+        return out
+
+    def _label(self, name):
+        if name not in self.sweep.half:
+            return dict.fromkeys(('iou', 'precision', 'recall', 'f1', 'max_f1', 'max_f1_threshold', 'ap', 'pixels'))
+        tp, fp, fn, _ = (int(v) for v in self.sweep.half[name])
+        swept = self.sweep.summary([name]) if tp + fn else None  # MaxF1 and AP need positive pixels
+        return {'iou': _share(tp, tp + fp + fn), 'precision': _share(tp, tp + fp), 'recall': _share(tp, tp + fn),
+                'f1': _share(2 * tp, 2 * tp + fp + fn), 'max_f1': swept and swept['max_f1'],
+                'max_f1_threshold': swept and swept['max_f1_threshold'], 'ap': swept and swept['average_precision'],
+                'pixels': tp + fn}
+
+
+def _share(part, whole):
+    return part / whole if whole else None
+
+
+def label_overlay(image, masks, colors, alpha=0.5, stripe=4):
+    """uint8 (H, W, 3) image with each label's colour blended in where its boolean (H, W, C) mask is set; where
+    labels overlap, diagonal stripes (stripe px wide) take each one's colour in turn, so all of them show."""
+    count = masks.sum(axis=-1)
+    ys, xs = np.indices(masks.shape[:2])
+    turn = ((xs + ys) // stripe) % np.maximum(count, 1)  # which of the pixel's labels shows here
+    rank = np.cumsum(masks, axis=-1) - 1                  # each set label's rank among the pixel's labels
+    chosen = np.argmax(masks & (rank == turn[..., None]), axis=-1)
+    painted = np.asarray(colors, np.float32)[chosen]
+    blend = np.rint(image.astype(np.float32) * (1 - alpha) + painted * alpha)
+    return np.where((count > 0)[..., None], np.clip(blend, 0, 255), image).astype(np.uint8)
+
+
+class Labels(Task):
+    """Any number of labels per pixel (overlapping objects): one sigmoid per label, a label's mask where its
+    probability > THRESHOLD. Targets and the loss mask are per label: a label's IGNORE pixels are don't care."""
+    name = 'labels'
+    decision = 'masks'
+    history_curves = (('val_iou', 'validation mean IoU at {:.2f}'.format(THRESHOLD)),
+                      ('val_max_f1', 'validation mean MaxF1'))
+
+    def encode(self, label):
+        return (label == 1).astype(np.float32), (label != IGNORE).astype(np.float32)
+
+    def label_input(self):
+        tf = _tf()
+        shape = [None, None, None, self.num_classes]
+        return (tf.placeholder(tf.float32, shape, name='correct_label'),
+                tf.placeholder(tf.float32, shape, name='loss_mask'))
+
+    def training_labels(self, label):
+        return self.encode(label)
+
+    def loss(self, logits, targets, loss_mask, pos_weight=None):
+        """Binary cross-entropy of each label's sigmoid, averaged over the pixels and labels loss_mask keeps;
+        pos_weight: optional (C,) weights of the positive term (tf.nn.weighted_cross_entropy_with_logits's
+        stable form: (1 - z) x + (1 + (q - 1) z) (log(1 + exp(-|x|)) + max(-x, 0)))."""
+        tf = _tf()
+        q = 1.0 if pos_weight is None else tf.constant(pos_weight, tf.float32, [self.num_classes])
+        x, z = logits, targets
+        per = (1 - z) * x + (1 + (q - 1) * z) * (tf.log1p(tf.exp(-tf.abs(x))) + tf.nn.relu(-x))
+        return tf.divide(tf.reduce_sum(per * loss_mask), tf.maximum(tf.reduce_sum(loss_mask), 1.0),
+                         name='cross_entropy_loss')
+
+    def train_ops(self, model, output, labels, learning_rate, weights=None, wrap_optimizer=None):
+        loss = self.loss(output, labels[0], labels[1], weights)
+        return output, minimize(loss, learning_rate, wrap_optimizer), loss
+
+    def class_weights(self, kind, dataset):
+        if kind != 'balanced':
+            return super(Labels, self).class_weights(kind, dataset)
+        weights = positive_weights(dataset, 'train')
+        print('Positive weights (negatives / positives per label): ' + ', '.join(
+            '{} {:.3f}'.format(n, w) for n, w in zip(self.class_names, weights)))
+        return weights
+
+    def activate(self, logits):
+        return _tf().sigmoid(logits)
+
+    def decide_op(self, probabilities):
+        return _tf().greater(probabilities, THRESHOLD)
+
+    def decide(self, probs):
+        return probs > THRESHOLD
+
+    def scores(self):
+        return LabelScores(self.class_names)
+
+    def keep_value(self, results):
+        return results['mean_iou'] or 0.0
+
+    def key_metrics(self, results):
+        """Mean IoU and each label's IoU, in points."""
+        out = {'mean_iou': results['mean_iou']}
+        out.update(('iou_' + n, v) for n, v in zip(results['classes'], results['class_iou']))
+        return {k: None if v is None else 100 * v for k, v in out.items()}
+
+    def epoch_values(self, results):
+        return {k: results['mean_' + k] or 0.0 for k in ('iou', 'f1', 'max_f1', 'ap')}
+
+    def epoch_line(self, label, prefix, e, suffix):
+        return ('  {} mean IoU {:.3f} at threshold {:.2f}, mean F1 {:.2f}, mean MaxF1 {:.2f}, mean AP {:.2f} '
+                '({} images, {:.0f} s){}').format(label, e[prefix + 'iou'], THRESHOLD, 100 * e[prefix + 'f1'],
+                                                  100 * e[prefix + 'max_f1'], 100 * e[prefix + 'ap'],
+                                                  e[prefix + 'images'], e[prefix + 'seconds'], suffix)
+
+    def print_results(self, results):
+        keys = ('iou', 'precision', 'recall', 'f1', 'max_f1', 'ap')
+        print('{:16s}'.format('label') + ''.join('{:>10s}'.format(k.replace('_', '')) for k in keys))
+        for i, name in enumerate(results['classes']):
+            print('{:16s}'.format(name) + ''.join('{:>10s}'.format(_pct(results['class_' + k][i])) for k in keys))
+        print('{:16s}'.format('mean') + ''.join('{:>10s}'.format(_pct(results['mean_' + k])) for k in keys))
+
+    def paint(self, image, probs):
+        return label_overlay(image, self.decide(probs), self.colors)
+
+    def error_overlay(self, image, probs, label):
+        """Green where every labelled label is right and one is set, red where any is wrong."""
+        pred, labelled = self.decide(probs), label != IGNORE
+        wrong = (labelled & (pred != (label == 1))).any(axis=-1)
+        found = (pred & (label == 1)).any(axis=-1) & ~wrong
+        return palette.mark(image, ((found, (0, 255, 0)), (wrong, (255, 0, 0))))
+
+    def output_names(self, path):
+        """<label>/<stem>.png per label (0/255), then <stem>_overlay.png."""
+        stem = os.path.splitext(os.path.basename(path))[0]
+        return [os.path.join(name, stem + '.png') for name in self.class_names] + [stem + '_overlay.png']
+
+    def write_outputs(self, out_dir, path, image, probs, decision):
+        names = self.output_names(path)
+        for c, name in enumerate(names[:-1]):
+            os.makedirs(os.path.join(out_dir, os.path.dirname(name)), exist_ok=True)
+            save_image_atomic(os.path.join(out_dir, name), Image.fromarray(decision[..., c].astype(np.uint8) * 255))
+        save_image_atomic(os.path.join(out_dir, names[-1]), Image.fromarray(self.paint(image, probs)))
+        return 0
+
+    def outputs_note(self, extras):
+        return 'a mask per label in <label>/, overlays, legend.png'
+
+
 def _pct(value):
     return '-' if value is None else '{:.1f}'.format(100 * value)
 
 
-KINDS = {cls.name: cls for cls in (Binary, Classes)}
+KINDS = {cls.name: cls for cls in (Binary, Classes, Labels)}
 
 
 def for_dataset(dataset):
-    """The task of a new run on dataset: Binary for two classes, else Classes."""
+    """The task of a new run on dataset: Labels for a multi-label dataset, Binary for two classes, else Classes."""
+    if getattr(dataset, 'multi_label', False):
+        return Labels(dataset.class_names, dataset.colors)
     if dataset.num_classes == 2:
         return Binary(dataset.class_names, dataset.colors, kitti=dataset.name == 'kitti_road')
     return Classes(dataset.class_names, dataset.colors)

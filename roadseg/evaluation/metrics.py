@@ -1,4 +1,5 @@
-"""Segmentation metrics: a multi-class confusion matrix; KITTI road MaxF1/AP/IoU and the Udacity rubric.
+"""Segmentation metrics: a multi-class confusion matrix; the threshold sweep of a binary decision (KITTI road
+MaxF1/AP/IoU and the Udacity rubric; each label of a multi-label run).
 
 ConfusionMatrix: counts[label, prediction] over labelled pixels (ignore_index left out), as CamVid and
 Cityscapes results are reported: per-class IoU TP / (TP + FP + FN), mean IoU, global pixel accuracy and
@@ -21,34 +22,46 @@ def _hist(prob):
     return np.bincount(idx, minlength=LEVELS)
 
 
-class RoadEvaluator:
-    """Accumulates per-category counts over images; results() gives the metrics."""
+class ThresholdSweep:
+    """The threshold sweep of any binary decision, per key (a KITTI category, a label): histograms of the
+    positive and the negative pixels' probabilities over t_k = k/255 and the counts [tp, fp, fn, tn] at
+    prob > THRESHOLD; summary(keys) gives summarize()'s metrics of those keys' pixels together."""
 
     def __init__(self):
-        self.pos = {}   # category -> histogram of road-pixel probabilities
-        self.neg = {}   # category -> histogram of non-road-pixel probabilities
-        self.half = {}  # category -> [tp, fp, fn, tn] at prob > THRESHOLD
+        self.pos = {}   # key -> histogram of positive-pixel probabilities
+        self.neg = {}   # key -> histogram of negative-pixel probabilities
+        self.half = {}  # key -> [tp, fp, fn, tn] at prob > THRESHOLD
+
+    def add(self, key, prob, positive, negative):
+        """prob: float (H, W); positive, negative: boolean (H, W) (pixels in neither are left out). Returns
+        this image's int64 [tp, fp, fn, tn] at THRESHOLD."""
+        if prob.shape != positive.shape:
+            raise ValueError('prediction {} and label {} differ in shape'.format(prob.shape, positive.shape))
+        self.pos.setdefault(key, np.zeros(LEVELS, np.int64))[:] += _hist(prob[positive])
+        self.neg.setdefault(key, np.zeros(LEVELS, np.int64))[:] += _hist(prob[negative])
+        pred = prob > THRESHOLD
+        counts = np.array([np.sum(pred & positive), np.sum(pred & negative), np.sum(~pred & positive),
+                           np.sum(~pred & negative)], np.int64)
+        self.half.setdefault(key, np.zeros(4, np.int64))[:] += counts
+        return counts
+
+    def summary(self, keys):
+        return summarize(sum(self.pos[k] for k in keys), sum(self.neg[k] for k in keys),
+                         sum(self.half[k] for k in keys))
+
+
+class RoadEvaluator(ThresholdSweep):
+    """The sweep of the road class per KITTI category; results() gives the metrics."""
 
     def add(self, prob, classes, category='all'):
         """prob: float (H, W) road probability; classes: uint8 (H, W) 0/1/IGNORE. Returns this image's F1 at THRESHOLD."""
-        if prob.shape != classes.shape:
-            raise ValueError('prediction {} and label {} differ in shape'.format(prob.shape, classes.shape))
-        road = classes == 1
-        bg = classes == 0
-        pos, neg = self.pos.setdefault(category, np.zeros(LEVELS, np.int64)), \
-            self.neg.setdefault(category, np.zeros(LEVELS, np.int64))
-        pos += _hist(prob[road])
-        neg += _hist(prob[bg])
-        pred = prob > THRESHOLD
-        counts = np.array([np.sum(pred & road), np.sum(pred & bg), np.sum(~pred & road), np.sum(~pred & bg)])
-        self.half.setdefault(category, np.zeros(4, np.int64))[:] += counts
-        tp, fp, fn, _ = counts
+        tp, fp, fn, _ = super(RoadEvaluator, self).add(category, prob, classes == 1, classes == 0)
         return float(2 * tp / max(2 * tp + fp + fn, 1))
 
     def results(self):
         """{'overall': {...}, 'um': {...}, ...}; see summarize()."""
-        out = {cat: summarize(self.pos[cat], self.neg[cat], self.half[cat]) for cat in sorted(self.pos)}
-        out['overall'] = summarize(sum(self.pos.values()), sum(self.neg.values()), sum(self.half.values()))
+        out = {cat: self.summary([cat]) for cat in sorted(self.pos)}
+        out['overall'] = self.summary(list(self.pos))
         return out
 
 

@@ -3,7 +3,7 @@ import os
 from collections import OrderedDict
 
 from ...system.files import InputError
-from .base import IGNORE, SELECT, SPLITS, Dataset, Sample, median_frequency_weights
+from .base import IGNORE, SELECT, SPLITS, Dataset, Sample, median_frequency_weights, positive_weights
 from .camvid import CamVid
 from .cityscapes import Cityscapes
 from .folder import Folder
@@ -37,4 +37,4 @@ def get_dataset(name, data_dir, **options):
 
 
 __all__ = ['DATASETS', 'IGNORE', 'SELECT', 'SPLITS', 'Dataset', 'Sample', 'detect', 'get_dataset',
-           'median_frequency_weights', 'CamVid', 'Cityscapes', 'Folder', 'KittiRoad', 'Shapes']
+           'median_frequency_weights', 'positive_weights', 'CamVid', 'Cityscapes', 'Folder', 'KittiRoad', 'Shapes']

@@ -187,3 +187,17 @@ def median_frequency_weights(dataset, split='train'):
     weights = np.zeros(n)
     weights[present] = np.median(freq) / freq
     return weights
+
+
+def positive_weights(dataset, split='train'):
+    """float64 (C,) pos_weight per label of a multi-label dataset: negative / positive labelled pixels of split
+    (1 for a label with no positive pixel), so each label's members weigh as much as the rest in the loss."""
+    samples = dataset.samples(split)
+    if not samples:
+        raise InputError('no {} samples in {} to weight the labels with'.format(split, dataset.data_dir))
+    positive, negative = np.zeros(dataset.num_classes), np.zeros(dataset.num_classes)
+    for sample in samples:
+        label = dataset.load_label(sample).reshape(-1, dataset.num_classes)
+        positive += (label == 1).sum(axis=0)
+        negative += (label == 0).sum(axis=0)
+    return np.where(positive > 0, negative / np.maximum(positive, 1), 1.0)

@@ -1,4 +1,5 @@
-"""A user's own dataset: images/ + masks/ + classes.json (mask colours or mask values per class)."""
+"""A user's own dataset: images/ + masks/ + classes.json (mask colours or mask values per class); with
+"multi_label": true in classes.json, the multi-label format of folder_labels.py."""
 import json
 import os
 
@@ -9,6 +10,7 @@ from ..splits import every_nth
 from ...system.files import InputError
 from ...evaluation.palette import default_colors
 from .base import IGNORE, Dataset, pair_masks, unlabelled, value_table
+from .folder_labels import FolderLabels
 
 CLASSES_JSON = 'classes.json'
 
@@ -21,6 +23,17 @@ def _byte(value):
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 255
 
 
+def read_json(path):
+    """classes.json's contents; InputError naming it when it is missing or not JSON."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise InputError('{} not found: a folder dataset needs images/, masks/ and {}'.format(path, CLASSES_JSON))
+    except (OSError, ValueError) as e:
+        raise InputError('{}: not valid JSON ({})'.format(path, e))
+
+
 def read_classes(path):
     """(names, colours or None, values or None, ignore list) from classes.json; one InputError naming it.
 
@@ -28,13 +41,7 @@ def read_classes(path):
     {"names": [...], "indices": [v, ...], "ignore": [v, ...]}                   8-bit value masks;
     "ignore" is optional (255 is always ignored in value masks).
     """
-    try:
-        with open(path) as f:
-            spec = json.load(f)
-    except FileNotFoundError:
-        raise InputError('{} not found: a folder dataset needs images/, masks/ and {}'.format(path, CLASSES_JSON))
-    except (OSError, ValueError) as e:
-        raise InputError('{}: not valid JSON ({})'.format(path, e))
+    spec = read_json(path)
 
     def need(ok, what):
         if not ok:
@@ -68,6 +75,14 @@ class Folder(Dataset):
     when present, else every 5th pair (sorted, index 4, 9, ...). Test: images/test/ (+ masks/test/), or []."""
     name = 'folder'
     layout = ('images', 'masks')
+
+    def __new__(cls, data_dir):
+        """A FolderLabels instead when classes.json says "multi_label": true."""
+        path = os.path.join(data_dir, CLASSES_JSON)
+        spec = read_json(path) if os.path.isdir(data_dir) else None
+        if isinstance(spec, dict) and spec.get('multi_label') is True:
+            return FolderLabels(data_dir, spec, path)
+        return super(Folder, cls).__new__(cls)
 
     def __init__(self, data_dir):
         super(Folder, self).__init__(data_dir)

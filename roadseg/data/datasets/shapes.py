@@ -1,4 +1,6 @@
-"""Synthetic shapes: circles, triangles, squares and pentagons on noise, generated in memory from a seed."""
+"""Synthetic shapes: circles, triangles, squares and pentagons on noise, generated in memory from a seed; as
+one class per pixel, or as overlapping translucent shapes with one label each plus "unknown" blobs
+(multi-label)."""
 import math
 
 import numpy as np
@@ -7,6 +9,7 @@ from PIL import Image, ImageDraw
 from .base import SPLITS, Dataset, Sample
 
 CORNERS = {2: 3, 3: 4, 4: 5}  # class index -> polygon corners (1 = circle)
+UNKNOWN = 5  # multi-label: an irregular blob, none of the four shapes
 
 
 def render(size, seed, split, index):
@@ -38,24 +41,72 @@ def render(size, seed, split, index):
     return np.clip(np.rint(noisy), 0, 255).astype(np.uint8), np.asarray(label)
 
 
+def _outline(cls, r, cx, cy, start, rng):
+    """The polygon of a shape of class cls (2-4: regular, UNKNOWN: a blob of 7 random radii), or None: a circle."""
+    if cls == 1:
+        return None
+    n = CORNERS.get(cls, 7)
+    radii = rng.uniform(0.45, 1.0, n) * r if cls == UNKNOWN else np.full(n, r)
+    return [(cx + radii[k] * math.cos(start + 2 * math.pi * k / n), cy + radii[k] * math.sin(start + 2 * math.pi * k / n))
+            for k in range(n)]
+
+
+def render_labels(size, seed, split, index, grayscale=False, alpha=0.6):
+    """(uint8 RGB (H, W, 3), uint8 labels (H, W, 5): circle, triangle, square, pentagon, unknown) of multi-label
+    sample `index` of `split`: uniform noise, then 2-4 shapes of random kind (radius 15-30% of the shorter side,
+    so they often overlap), each blended over what lies below at opacity alpha (every shape stays visible
+    where they overlap, and every pixel of a shape is labelled with it), then Gaussian noise (sigma 12);
+    grayscale: the image in grey (three equal channels)."""
+    h, w = size
+    rng = np.random.RandomState([seed, SPLITS.index(split), index, 1])
+    image = rng.randint(0, 256, (h, w, 3)).astype(np.float32)
+    labels = np.zeros((h, w, UNKNOWN), np.uint8)
+    for _ in range(rng.randint(2, 5)):
+        cls = rng.randint(1, UNKNOWN + 1)
+        r = rng.uniform(0.15, 0.3) * min(h, w)
+        cx, cy = rng.uniform(r, w - r), rng.uniform(r, h - r)
+        outline = _outline(cls, r, cx, cy, rng.uniform(0, 2 * math.pi), rng)
+        mask = Image.new('L', (w, h), 0)
+        draw = ImageDraw.Draw(mask)
+        if outline is None:
+            draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=1)
+        else:
+            draw.polygon(outline, fill=1)
+        inside = np.asarray(mask) > 0
+        image[inside] = (1 - alpha) * image[inside] + alpha * rng.randint(0, 256, 3)
+        labels[inside, cls - 1] = 1
+    image = np.clip(np.rint(image + rng.normal(0, 12, (h, w, 3))), 0, 255).astype(np.uint8)
+    if grayscale:
+        image = np.repeat(np.asarray(Image.fromarray(image).convert('L'))[..., None], 3, axis=-1)
+    return image, labels
+
+
 class Shapes(Dataset):
-    """A zero-download multi-class set; no files. Sample ids are 'shapes_<split>_<index>'."""
+    """A zero-download set; no files. Sample ids are 'shapes_<split>_<index>'. multi_label: overlapping shapes,
+    one label each, plus "unknown" blobs (render_labels); grayscale: grey images (multi-label only)."""
     name = 'shapes'
     class_names = ['background', 'circle', 'triangle', 'square', 'pentagon']
     colors = [(64, 64, 64), (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200)]
 
-    def __init__(self, data_dir=None, size=(128, 128), counts=(256, 32, 16), seed=0):
+    def __init__(self, data_dir=None, size=(128, 128), counts=(256, 32, 16), seed=0, multi_label=False,
+                 grayscale=False):
         """size: (H, W) in pixels; counts: samples in train, val, test; data_dir is not used."""
         self.data_dir = data_dir
         self.size = tuple(size)
         self.counts = dict(zip(SPLITS, counts))
         self.seed = seed
+        self.multi_label, self.grayscale = multi_label, grayscale
+        if multi_label:
+            self.class_names = self.class_names[1:] + ['unknown']
+            self.colors = self.colors[1:] + [(145, 30, 180)]
 
     def list_split(self, split):
         return [Sample(sid, sid) for sid in ('shapes_{}_{:06d}'.format(split, i) for i in range(self.counts[split]))]
 
     def load(self, sample):
         _, split, index = sample.image.split('_')
+        if self.multi_label:
+            return render_labels(self.size, self.seed, split, int(index), self.grayscale)
         return render(self.size, self.seed, split, int(index))
 
     def load_label(self, sample):

@@ -1,0 +1,277 @@
+"""Multi-label runs (roadseg/task.py Labels): the folder format and its errors, the loss and the metrics by hand,
+a tiny trained run's predictions, exports and ONNX backend; and the task of any run, old ones included."""
+import json
+import math
+import os
+import re
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import SAMPLE, TINY_SHAPE, error_line, run_cli
+from roadseg import cli, task
+from roadseg.data.datasets import IGNORE, get_dataset, positive_weights
+from roadseg.evaluation.evaluate import evaluate_run
+from roadseg.serving.export import export_run
+from roadseg.serving.inference import Segmenter
+from roadseg.serving.predict import predict_folder
+from roadseg.system.files import InputError
+from roadseg.system.tfcompat import tf
+
+NAMES = ['car', 'person']
+
+
+def save(path, array):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    Image.fromarray(np.asarray(array, np.uint8)).save(path)
+
+
+def label_tree(root, spec=None, n=5, size=(4, 6)):
+    """images/0..n-1.png with masks/car/ (left half member) and masks/person/ (top row member, 128 at [1, 0])."""
+    root = str(root)
+    for i in range(n):
+        save(os.path.join(root, 'images', '{}.png'.format(i)), np.full(size + (3,), 10 * i))
+        car, person = np.zeros(size), np.zeros(size)
+        car[:, :size[1] // 2] = 255
+        person[0] = 1
+        person[1, 0] = 128
+        save(os.path.join(root, 'masks', 'car', '{}.png'.format(i)), car)
+        save(os.path.join(root, 'masks', 'person', '{}.png'.format(i)), person)
+    with open(os.path.join(root, 'classes.json'), 'w') as f:
+        json.dump(spec or {'multi_label': True, 'names': NAMES, 'ignore': [128]}, f)
+    return root
+
+
+def test_folder_format(tmp_path):
+    ds = get_dataset(None, label_tree(tmp_path))
+    assert ds.name == 'folder' and ds.multi_label and ds.class_names == NAMES and len(ds.colors) == 2
+    assert [os.path.basename(s.image) for s in ds.samples('val')] == ['4.png']
+    assert len(ds.samples('train')) == 4 and ds.samples('test') == []
+    image, label = ds.load(ds.samples('val')[0])
+    assert image.shape == (4, 6, 3) and label.shape == (4, 6, 2) and label.dtype == np.uint8
+    assert (label[:, :3, 0] == 1).all() and (label[:, 3:, 0] == 0).all()
+    assert (label[0, :, 1] == 1).all() and label[1, 0, 1] == IGNORE and (label[2:, :, 1] == 0).all()
+    assert isinstance(task.for_dataset(ds), task.Labels)
+    # pos_weight: car 12 of 24 member -> 1; person 6 member, 17 not (one ignored) -> 17/6
+    np.testing.assert_allclose(positive_weights(ds), [1.0, 17 / 6])
+
+
+@pytest.mark.parametrize('change,message', [
+    ('size', r'mask .*person.3\.png is 7x4 but its image .*3\.png is 6x4'),
+    ('stray', r'masks.bike: masks of a label not in .*classes\.json'),
+    ('value', r'person.\d\.png: mask value 128 \(at x=0, y=1\) is not a declared class value'),
+    ('missing', r'image .*1\.png has no mask .*car.1\.png \(or set "missing": "negative"'),
+])
+def test_bad_input_is_one_error_line_naming_the_file(tmp_path, tiny_vgg_dir, capsys, change, message):
+    root = label_tree(tmp_path / 'data')
+    if change == 'size':
+        save(os.path.join(root, 'masks', 'person', '3.png'), np.zeros((4, 7)))
+    elif change == 'stray':
+        save(os.path.join(root, 'masks', 'bike', '0.png'), np.zeros((4, 6)))
+    elif change == 'value':  # 128 is no longer declared: only 1 and 255 are member values
+        with open(os.path.join(root, 'classes.json'), 'w') as f:
+            json.dump({'multi_label': True, 'names': NAMES, 'values': [1, 255]}, f)
+    else:
+        os.remove(os.path.join(root, 'masks', 'car', '1.png'))
+    assert run_cli('--data-dir', root, '--vgg-dir', tiny_vgg_dir, '--runs-dir', tmp_path / 'runs', '--epochs', 1,
+                   '--image-shape', 32, 32) == 2
+    line = error_line(capsys)
+    assert re.search(message, line), line
+    assert not os.path.exists(str(tmp_path / 'runs')) or not os.listdir(str(tmp_path / 'runs'))
+
+
+def test_missing_mask_as_negative(tmp_path):
+    root = label_tree(tmp_path, {'multi_label': True, 'names': NAMES, 'ignore': [128], 'missing': 'negative'})
+    os.remove(os.path.join(root, 'masks', 'car', '4.png'))
+    ds = get_dataset('folder', root)
+    label = ds.load(ds.samples('val')[0])[1]
+    assert (label[..., 0] == 0).all() and (label[0, :, 1] == 1).all()
+
+
+def test_loss_by_hand_on_a_3x3_two_label_example():
+    """Logits 0 (p = 1/2), ln 3 (p = 3/4), -ln 3 (p = 1/4); an all-zero target row is a valid target; pixels and
+    labels the loss mask drops count nowhere."""
+    l3 = math.log(3)
+    logits = np.array([[[0, l3], [l3, -l3], [-l3, 0]],
+                       [[l3, l3], [0, 0], [-l3, -l3]],
+                       [[l3, 0], [-l3, l3], [0, -l3]]], np.float32)[None]
+    targets = np.array([[[1, 0], [1, 1], [0, 0]],
+                        [[0, 1], [1, 0], [1, 0]],
+                        [[1, 1], [0, 0], [0, 1]]], np.float32)[None]
+    mask = np.ones_like(targets)
+    mask[0, 1, 2, :] = 0      # a don't-care pixel
+    mask[0, 2, 1, 1] = 0      # one label of a pixel left out
+    ln2, ln4, ln43 = math.log(2), math.log(4), math.log(4 / 3)
+    # per kept (pixel, label), row by row: -log p for a member, -log(1 - p) for a non-member
+    kept = [ln2, ln4, ln43, ln4, ln43, ln2,
+            ln4, ln43, ln2, ln2,
+            ln43, ln2, ln43, ln2, ln4]
+    with tf.Graph().as_default(), tf.Session() as sess:
+        labels = task.Labels(NAMES, [(0, 0, 0)] * 2)
+        loss = labels.loss(tf.constant(logits), tf.constant(targets), tf.constant(mask))
+        weighted = labels.loss(tf.constant(logits), tf.constant(targets), tf.constant(mask), [2.0, 1.0])
+        got, got_weighted = sess.run([loss, weighted])
+    assert got == pytest.approx(sum(kept) / 15, rel=1e-6)
+    # pos_weight 2 on car doubles its member terms: (0,0) ln2, (0,1) ln 4/3, (1,1) ln2, (2,0) ln 4/3
+    assert got_weighted == pytest.approx((sum(kept) + 2 * ln2 + 2 * ln43) / 15, rel=1e-6)
+
+
+def test_metrics_by_hand():
+    scores = task.Labels(NAMES, [(0, 0, 0)] * 2).scores()
+    probs = np.zeros((1, 6, 2), np.float32)
+    label = np.zeros((1, 6, 2), np.uint8)
+    # car: members at 0.9 and 0.6, non-members at 0.4 and 0.7, one ignored pixel at 0.99
+    probs[0, :5, 0] = [0.9, 0.6, 0.4, 0.7, 0.99]
+    label[0, :5, 0] = [1, 1, 0, 0, IGNORE]
+    # person: one member at 0.2 (missed at 0.5), the rest not at 0.1
+    probs[0, :, 1] = [0.2, 0.1, 0.1, 0.1, 0.1, 0.1]
+    label[0, 0, 1] = 1
+    image_score = scores.add(probs, label)
+    r = scores.results()
+    assert image_score == pytest.approx((2 / 3 + 0) / 2)
+    assert r['class_iou'] == pytest.approx([2 / 3, 0.0])
+    assert r['class_precision'][0] == pytest.approx(2 / 3) and r['class_precision'][1] is None
+    assert r['class_recall'] == pytest.approx([1.0, 0.0]) and r['class_f1'] == pytest.approx([0.8, 0.0])
+    # car's sweep: F1 0.5 above 0.7, 0.8 down to 0.4, 2/3 below; AP: precision 1 up to recall 0.5, then 2/3
+    assert r['class_max_f1'] == pytest.approx([0.8, 1.0])
+    assert r['class_ap'] == pytest.approx([(6 + 5 * 2 / 3) / 11, 1.0])
+    assert r['mean_iou'] == pytest.approx(1 / 3) and r['mean_max_f1'] == pytest.approx(0.9)
+    assert r['class_pixels'] == [2, 1]
+    labels = task.Labels(NAMES, [(0, 0, 0)] * 2)
+    assert labels.keep_value(r) == pytest.approx(1 / 3)
+    assert labels.key_metrics(r) == pytest.approx({'mean_iou': 100 / 3, 'iou_car': 200 / 3, 'iou_person': 0.0})
+
+
+def test_overlapping_labels_show_both_colours():
+    image = np.zeros((8, 8, 3), np.uint8)
+    masks = np.zeros((8, 8, 2), bool)
+    masks[:, :6, 0] = masks[:, 2:, 1] = True
+    out = task.label_overlay(image, masks, [(200, 0, 0), (0, 0, 200)], stripe=1)
+    overlap = out[:, 2:6].reshape(-1, 3).tolist()
+    assert [100, 0, 0] in overlap and [0, 0, 100] in overlap, 'stripes of both colours where they overlap'
+    assert (out[:, :2] == (100, 0, 0)).all() and (out[:, 6:] == (0, 0, 100)).all()
+
+
+def test_binary_for_any_two_class_dataset(tmp_path):
+    root = str(tmp_path)
+    save(os.path.join(root, 'images', 'um_000000.png'), np.zeros((4, 6, 3)))
+    save(os.path.join(root, 'masks', 'um_000000.png'), np.eye(4, 6))
+    with open(os.path.join(root, 'classes.json'), 'w') as f:
+        json.dump({'names': ['rest', 'lane'], 'indices': [0, 1]}, f)
+    kind = task.for_dataset(get_dataset(None, root))
+    assert isinstance(kind, task.Binary) and not kind.kitti and kind.legend() is not None
+    assert kind.output_names('x/um_000000.png') == ['um_000000.png', 'um_000000_overlay.png']
+    assert task.kitti().output_names('um_000000.png')[2] == 'um_road_000000.png'
+    probs = np.zeros((2, 2, 2), np.float32)
+    probs[0, 0] = [0.2, 0.8]
+    painted = kind.paint(np.zeros((2, 2, 3), np.uint8), probs)
+    assert painted[0, 0].tolist() == [int(0.5 * c) for c in kind.colors[1]] and not painted[1].any()
+
+
+def test_tasks_of_configs_old_and_new():
+    assert task.for_config({}, 'c').kitti, 'a run from before class names: KITTI road'
+    old = task.for_config({'dataset': 'folder', 'class_names': ['a', 'b'], 'class_colors': [[0, 0, 0]] * 2}, 'c')
+    assert type(old) is task.Classes, 'a two-class run from before the task key stays what it was'
+    labels = task.Labels(NAMES, [(1, 2, 3), (4, 5, 6)])
+    again = task.for_config(dict(labels.config(), dataset='shapes'), 'c')
+    assert type(again) is task.Labels and again.class_names == NAMES and again.colors == labels.colors
+    with pytest.raises(InputError, match='c: unknown task'):
+        task.for_config({'task': 'boxes'}, 'c')
+
+
+@pytest.fixture(scope='module')
+def labels_run(tiny_vgg_dir, tmp_path_factory):
+    """A finished one-epoch multi-label run of the tiny model on 8 grey shapes images, exported."""
+    runs = tmp_path_factory.mktemp('labels_runs')
+    counts, cli.SHAPES_IMAGES = cli.SHAPES_IMAGES, (8, 4, 2)
+    try:
+        assert run_cli('--dataset', 'shapes', '--multi-label', '--grayscale', '--vgg-dir', tiny_vgg_dir,
+                       '--runs-dir', runs, '--epochs', 1, '--batch-size', 4, '--image-shape', 64, 64,
+                       '--class-weights', 'balanced') == 0
+    finally:
+        cli.SHAPES_IMAGES = counts
+    (run,) = [str(p) for p in runs.iterdir()]
+    export_run(run)
+    return run
+
+
+def test_labels_run_records_its_task_and_predicts_masks(labels_run):
+    with open(os.path.join(labels_run, 'config.json')) as f:
+        config = json.load(f)
+    assert config['task'] == 'labels' and config['class_names'][-1] == 'unknown'
+    assert config['dataset_options'] == {'multi_label': True, 'grayscale': True, 'counts': [8, 4, 2],
+                                         'size': [64, 64]}
+    with open(os.path.join(labels_run, 'history.jsonl')) as f:
+        entry = json.loads(f.readline())
+    assert entry['best'] and {'val_iou', 'val_f1', 'val_max_f1', 'val_ap'} <= set(entry)
+    image = np.random.RandomState(0).randint(0, 255, (50, 70, 3)).astype(np.uint8)
+    with Segmenter(labels_run, backend='tensorflow') as tf_model, \
+            Segmenter(labels_run, backend='onnxruntime', threads=1) as ort_model:
+        probs, masks = tf_model.predict(image)
+        ort_probs, ort_masks = ort_model.predict(image)
+        batch_probs, batch_masks = tf_model.predict(np.stack([image, image]))
+    assert probs.shape == masks.shape == (50, 70, 5) and masks.dtype == bool
+    assert 0 <= probs.min() and probs.max() <= 1 and (masks == (probs > 0.5)).all()
+    assert np.abs(ort_probs - probs).max() < 1e-4
+    assert batch_probs.shape == batch_masks.shape == (2, 50, 70, 5)
+
+
+def test_labels_exports_give_probabilities_and_boolean_masks(labels_run):
+    export = os.path.join(labels_run, 'export')
+    images = np.random.RandomState(1).randint(0, 255, (2, 40, 56, 3)).astype(np.uint8)
+    with tf.Graph().as_default() as graph, tf.Session(graph=graph) as sess:
+        meta = tf.saved_model.loader.load(sess, ['serve'], os.path.join(export, 'saved_model'))
+        signature = meta.signature_def['serving_default']
+        probs, masks = sess.run([signature.outputs[k].name for k in ('probabilities', 'masks')],
+                                {signature.inputs['images'].name: images})
+    assert probs.shape == masks.shape == (2, 40, 56, 5) and masks.dtype == bool
+    assert (masks == (probs > 0.5)).all()
+    import onnxruntime
+    session = onnxruntime.InferenceSession(os.path.join(export, 'model.onnx'), providers=['CPUExecutionProvider'])
+    assert [o.name for o in session.get_outputs()] == ['probabilities', 'masks']
+    batch = np.random.RandomState(2).uniform(0, 255, (1, 64, 64, 3)).astype(np.float32)
+    onnx_probs, onnx_masks = session.run(None, {'image_input': batch})
+    assert onnx_probs.shape == onnx_masks.shape == (1, 64, 64, 5) and onnx_masks.dtype == bool
+
+
+def test_labels_prediction_files_and_evaluation(labels_run, tmp_path):
+    in_dir = str(tmp_path / 'in')
+    save(os.path.join(in_dir, 'a.png'), np.random.RandomState(3).randint(0, 255, (30, 40, 3)))
+    out = str(tmp_path / 'out')
+    assert predict_folder(labels_run, in_dir, out) == 0
+    names = ['circle', 'triangle', 'square', 'pentagon', 'unknown']
+    assert sorted(os.listdir(out)) == sorted(names + ['a_overlay.png', 'legend.png'])
+    with Segmenter(labels_run) as model:
+        _, masks = model.predict(np.asarray(Image.open(os.path.join(in_dir, 'a.png'))))
+    for c, name in enumerate(names):
+        written = np.asarray(Image.open(os.path.join(out, name, 'a.png')))
+        assert written.shape == (30, 40) and set(np.unique(written)) <= {0, 255}
+        assert ((written == 255) == masks[..., c]).all()
+    results = evaluate_run(labels_run, out_dir=str(tmp_path / 'evaluation'))
+    assert len(results['class_max_f1']) == 5 and results['mean_iou'] is not None
+    assert os.path.exists(str(tmp_path / 'evaluation' / 'class_iou.png'))
+    assert any(n.startswith('worst_') for n in os.listdir(str(tmp_path / 'evaluation')))
+
+
+def test_multi_label_run_where_softmax_is_assumed(labels_run, tiny_vgg_dir, tmp_path, capsys):
+    assert run_cli('--data-dir', SAMPLE, '--vgg-dir', tiny_vgg_dir, '--runs-dir', tmp_path, '--epochs', 1,
+                   '--init-from', labels_run, *TINY_SHAPE) == 2
+    line = error_line(capsys)
+    assert labels_run in line and 'a labels run; this run is binary' in line
+
+
+def test_old_run_without_task_key_still_evaluates(tiny_run, tmp_path):
+    run = str(tmp_path / 'run')
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns('test_images', 'logs', 'export*', 'evaluation*'))
+    path = os.path.join(run, 'config.json')
+    with open(path) as f:
+        config = json.load(f)
+    for key in ('task', 'class_names', 'class_colors', 'num_classes'):
+        config.pop(key, None)
+    with open(path, 'w') as f:
+        json.dump(config, f)
+    results = evaluate_run(run, out_dir=str(tmp_path / 'evaluation'))
+    assert 0 <= results['overall']['max_f1'] <= 1
+    assert os.path.exists(str(tmp_path / 'evaluation' / 'pr_curve.png'))
