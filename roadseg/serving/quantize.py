@@ -19,7 +19,6 @@ import tempfile
 import numpy as np
 
 from ..data.batches import resize_rgb
-from ..data.images import read_image
 from ..model.heads import IMAGE_INPUT
 from ..system import cpu
 from ..system.files import InputError, atomic_path, file_digest, first_line, write_bytes_atomic
@@ -119,11 +118,12 @@ def calibration_samples(dataset, count):
     return samples[::step][:count]
 
 
-def calibration_batches(samples, image_shape):
-    """float32 (1, h, w, 3) RGB 0..255 per sample, resized to image_shape as inference resizes."""
+def calibration_batches(dataset, samples, image_shape):
+    """float32 (1, h, w, 3) RGB 0..255 per sample of dataset (read as training reads it: generated data such as
+    shapes has no files), resized to image_shape as inference resizes."""
     batches = []
     for sample in bar(samples, desc='Loading calibration images', unit='image'):
-        image = read_image(sample.image)  # InputError naming the file when it is not a readable image
+        image = dataset.load(sample)[0]  # InputError naming the file when it is not a readable image
         if image.shape[:2] != tuple(image_shape):
             image = resize_rgb(image, image_shape)
         batches.append(image[None].astype(np.float32))
@@ -188,7 +188,7 @@ def export_int8(run, which, prefix, target, data_dir=None, images=None, threads=
     reduce_range = has_vnni(info) is False
     print('Calibrating int8 on {} training images of {}{}'.format(
         len(samples), dataset.data_dir, ' (7-bit weights: this CPU has no VNNI)' if reduce_range else ''))
-    batches = calibration_batches(samples, read_image_shape(run))
+    batches = calibration_batches(dataset, samples, read_image_shape(run))
     if os.path.exists(summary_path):  # describes the model about to be replaced
         os.remove(summary_path)
     kept = quantize_model(source, target, batches, reduce_range=reduce_range)
