@@ -28,8 +28,8 @@ DEFAULTS = dict(RECORDED, vgg_dir='data', runs_dir='runs', which='best')
 # The bundled sample (6 training images): what makes `python main.py` on a fresh clone end with a usable model
 # within minutes (measured in docs/training.md, "First run on the sample"). Flags given on the command line still win.
 SAMPLE_RECIPE = dict(epochs=4, batch_size=2, repeat=4, learning_rate=3e-4)
-# --dataset shapes --multi-label: the recipe meant to finish within 5 minutes on 2 cores at 128x128 (docs/multi-label.md);
-# flags given on the command line still win. SHAPES_IMAGES: training, validation and test images generated.
+# --dataset shapes --multi-label: the recipe meant to finish within 5 minutes on 2 cores at 128x128
+# (docs/multi-label.md); flags given on the command line still win. SHAPES_IMAGES: training, validation and test images generated.
 SHAPES_RECIPE = dict(epochs=5, batch_size=8, learning_rate=3e-4, image_shape=[128, 128])
 SHAPES_IMAGES = (384, 32, 8)
 

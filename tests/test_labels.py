@@ -275,3 +275,41 @@ def test_old_run_without_task_key_still_evaluates(tiny_run, tmp_path):
     results = evaluate_run(run, out_dir=str(tmp_path / 'evaluation'))
     assert 0 <= results['overall']['max_f1'] <= 1
     assert os.path.exists(str(tmp_path / 'evaluation' / 'pr_curve.png'))
+
+
+def test_shapes_multi_label():
+    ds = get_dataset('shapes', None, size=(64, 64), counts=(24, 2, 1), multi_label=True)
+    assert ds.class_names == ['circle', 'triangle', 'square', 'pentagon', 'unknown'] and len(ds.colors) == 5
+    labels = [ds.load(s)[1] for s in ds.samples('train')]
+    assert all(label.shape == (64, 64, 5) and set(np.unique(label)) <= {0, 1} for label in labels)
+    assert all((label.sum(axis=(0, 1)) > 0).any() for label in labels)
+    assert sum((label.sum(axis=-1) >= 2).any() for label in labels) >= 6, 'shapes overlap in many images'
+    assert all(any(label[..., c].any() for label in labels) for c in range(5)), 'every label occurs'
+    image, label = ds.load(ds.samples('train')[3])
+    again = ds.load(ds.samples('train')[3])
+    assert np.array_equal(again[0], image) and np.array_equal(again[1], label)
+    grey = get_dataset('shapes', None, size=(64, 64), counts=(24, 2, 1), multi_label=True, grayscale=True)
+    grey_image, grey_label = grey.load(grey.samples('train')[3])
+    assert np.array_equal(grey_label, label) and (grey_image == grey_image[..., :1]).all()
+
+
+def test_labels_video(labels_run, tmp_path):
+    import imageio
+    from roadseg.serving.video import overlay_video
+    src = str(tmp_path / 'in.mp4')
+    frames = [np.random.RandomState(i).randint(0, 255, (48, 64, 3)).astype(np.uint8) for i in range(3)]
+    with imageio.get_writer(src, format='ffmpeg', fps=5, codec='libx264', macro_block_size=1) as writer:
+        for frame in frames:
+            writer.append_data(frame)
+    count, _ = overlay_video(labels_run, src, str(tmp_path / 'out.mp4'), batch_size=2)
+    assert count == 3 and os.path.getsize(str(tmp_path / 'out.mp4')) > 0
+
+
+def test_labels_int8_export_measures_each_label(labels_run):
+    run = labels_run + '_int8'
+    shutil.copytree(labels_run, run)
+    export_run(run, ('onnx-int8',), calibration_images=2)
+    with open(os.path.join(run, 'export', 'model-int8.json')) as f:
+        accuracy = json.load(f)['accuracy']
+    keys = {'mean_iou'} | {'iou_' + n for n in ('circle', 'triangle', 'square', 'pentagon', 'unknown')}
+    assert set(accuracy['fp32']) == set(accuracy['int8']) == set(accuracy['change']) == keys

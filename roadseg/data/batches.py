@@ -79,7 +79,8 @@ class TrainingSet:
         return -(-per_rank // batch_size)
 
     def batches(self, batch_size, rng, augment=True, repeat=1, skip=0, part=None):
-        """One epoch: `repeat` shuffled passes as (images float32 (B,H,W,3) 0..255, encode(labels)) batches. The first `skip` batches are drawn (so the stream stays the same) but not yielded.
+        """One epoch: `repeat` shuffled passes as (images float32 (B,H,W,3) 0..255, encode(labels)) batches.
+        The first `skip` batches are drawn (so the stream stays the same) but not yielded.
         part: (rank, size, augmentation rng) to yield only rank's shard of the order rng draws, augmented
         with that rank's own stream."""
         order = np.concatenate([rng.permutation(len(self)) for _ in range(repeat)])

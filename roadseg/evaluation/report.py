@@ -67,7 +67,8 @@ def plot_pr_curve(path, evaluator, positive='road'):
     for name, pos, neg in curves:
         _, precision, recall = pr_curve(pos, neg)
         ax.plot(recall, precision, label=name, linewidth=2 if name == 'overall' else 1)
-    ax.set(xlabel='recall', ylabel='precision', xlim=(0, 1), ylim=(0, 1.01), title='{}, validation split'.format(positive.capitalize()))
+    ax.set(xlabel='recall', ylabel='precision', xlim=(0, 1), ylim=(0, 1.01),
+           title='{}, validation split'.format(positive.capitalize()))
     ax.grid(True, alpha=0.3)
     ax.legend(loc='lower left')
     _save_figure(fig, path)

@@ -2,7 +2,8 @@
 
 Everything starts from the trained graph itself (the checkpoint's .meta or the live training session),
 whatever encoder it was built on: its `probabilities` and its task's decision output (`classes` or the task's
-own, heads.output_names) are frozen with every variable a constant and the encoder's keep_prob fixed to 1. Loading any of these files runs the graph it holds: load
+own, heads.output_names) are frozen with every variable a constant and the encoder's keep_prob fixed to 1.
+Loading any of these files runs the graph it holds: load
 only models you trust.
 """
 import os

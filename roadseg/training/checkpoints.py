@@ -11,8 +11,8 @@ class Checkpoints:
 
     The best weights are kept in memory when they improve and written with last/ at most every `minutes`
     (and when forced: at the end, on Ctrl-C/SIGTERM), so a small data set does not rewrite hundreds of MB
-    every few seconds. best/ on disk always belongs to the best keep value (the task's keep_value; variable best_val_iou) that
-    last/ records.
+    every few seconds. best/ on disk always belongs to the best keep value (the task's keep_value;
+    variable best_val_iou) that last/ records.
     """
 
     def __init__(self, sess, run, graph, task, minutes):

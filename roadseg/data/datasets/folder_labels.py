@@ -33,8 +33,9 @@ def read_label_spec(path, spec):
 
     def byte_list(key):
         values = spec.get(key, [])
-        need(isinstance(values, list) and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255
-                                              for v in values), '"{}" must be a list of mask values (0..255)'.format(key))
+        valid = isinstance(values, list) and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255
+                                                 for v in values)
+        need(valid, '"{}" must be a list of mask values (0..255)'.format(key))
         return values
 
     names = spec.get('names')

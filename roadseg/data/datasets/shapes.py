@@ -47,8 +47,8 @@ def _outline(cls, r, cx, cy, start, rng):
         return None
     n = CORNERS.get(cls, 7)
     radii = rng.uniform(0.45, 1.0, n) * r if cls == UNKNOWN else np.full(n, r)
-    return [(cx + radii[k] * math.cos(start + 2 * math.pi * k / n), cy + radii[k] * math.sin(start + 2 * math.pi * k / n))
-            for k in range(n)]
+    angles = start + 2 * math.pi * np.arange(n) / n
+    return [(cx + rk * math.cos(a), cy + rk * math.sin(a)) for rk, a in zip(radii, angles)]
 
 
 def render_labels(size, seed, split, index, grayscale=False, alpha=0.6):
