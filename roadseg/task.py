@@ -119,8 +119,9 @@ class Task(abc.ABC):
     def epoch_line(self, label, prefix, e, suffix):
         """One line of an epoch's numbers from history entry e."""
 
+    @abc.abstractmethod
     def kept_numbers(self, e):
-        return self.epoch_line('', 'val_', e, '').split(' (')[0].strip()
+        """The kept epoch's numbers from its history entry e, for the closing line."""
 
     def warning(self, e):
         """A warning about a useless kept model, else None."""
@@ -491,6 +492,10 @@ class Labels(Task):
                 '({} images, {:.0f} s){}').format(label, e[prefix + 'iou'], THRESHOLD, 100 * e[prefix + 'f1'],
                                                   100 * e[prefix + 'max_f1'], 100 * e[prefix + 'ap'],
                                                   e[prefix + 'images'], e[prefix + 'seconds'], suffix)
+
+    def kept_numbers(self, e):
+        return 'mean IoU {:.3f} at threshold {:.2f}, mean MaxF1 {:.2f}'.format(e['val_iou'], THRESHOLD,
+                                                                             100 * e['val_max_f1'])
 
     def print_results(self, results):
         keys = ('iou', 'precision', 'recall', 'f1', 'max_f1', 'ap')

@@ -313,3 +313,15 @@ def test_labels_int8_export_measures_each_label(labels_run):
         accuracy = json.load(f)['accuracy']
     keys = {'mean_iou'} | {'iou_' + n for n in ('circle', 'triangle', 'square', 'pentagon', 'unknown')}
     assert set(accuracy['fp32']) == set(accuracy['int8']) == set(accuracy['change']) == keys
+
+
+def test_summary_names_the_kept_epoch_by_mean_iou(tmp_path, capsys):
+    from roadseg.training import validation
+    entries = [dict(epoch=1, loss=0.5, best=True, val_iou=0.5, val_f1=0.6, val_max_f1=0.7, val_ap=0.6),
+               dict(epoch=2, loss=0.4, val_iou=0.4, val_f1=0.6, val_max_f1=0.8, val_ap=0.6)]
+    path = str(tmp_path / 'history.jsonl')
+    with open(path, 'w') as f:
+        f.write(''.join(json.dumps(e) + '\n' for e in entries))
+    validation.summarize(path, 32, task.Labels(NAMES, [(0, 0, 0)] * 2))
+    assert 'Kept epoch 1 of 2: validation mean IoU 0.500 at threshold 0.50, mean MaxF1 70.00 (32 images)' in \
+        capsys.readouterr().out
