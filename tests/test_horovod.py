@@ -264,7 +264,7 @@ class Counted(batches.TrainingSet):
     def __init__(self, n):
         self.images = np.arange(n, dtype=np.float32).reshape(n, 1, 1, 1) * np.ones((1, 4, 4, 3), np.float32)
         self.classes = np.zeros((n, 4, 4), np.uint8)
-        self.num_classes = 2
+        self.encode = batches.one_hot
 
 
 @pytest.mark.parametrize('n, size, batch_size, repeat', [(7, 2, 2, 1), (6, 3, 4, 2)])
@@ -302,3 +302,33 @@ def test_resume_needs_as_many_processes_as_the_run_had(tiny_run, tiny_vgg_dir, t
     assert run_cli('--resume', partial, '--vgg-dir', tiny_vgg_dir, '--epochs', 2) == 2
     assert error_line(capsys) == 'error: {} was trained by 2 process(es); resume it with as many: horovodrun -np 2 ' \
                                  'python main.py --horovod --resume RUN'.format(partial)
+
+
+@needs_horovod
+def test_two_ranks_train_one_multi_label_model(tmp_path, tiny_vgg_dir):
+    """A multi-label run (sigmoid labels, the task's own loss and loss mask) trains on two ranks as one model."""
+    from PIL import Image
+    data = tmp_path / 'labels'
+    rng = np.random.RandomState(0)
+    for sub in ('images', 'masks/a', 'masks/b'):
+        os.makedirs(str(data / sub))
+    for i in range(6):
+        image = rng.randint(0, 255, (64, 192, 3)).astype(np.uint8)
+        Image.fromarray(image).save(str(data / 'images' / '{}.png'.format(i)))
+        a, b = np.zeros((64, 192), np.uint8), np.zeros((64, 192), np.uint8)
+        a[:, :96], b[16:48] = 255, 255  # overlapping labels
+        Image.fromarray(a).save(str(data / 'masks' / 'a' / '{}.png'.format(i)))
+        Image.fromarray(b).save(str(data / 'masks' / 'b' / '{}.png'.format(i)))
+    with open(str(data / 'classes.json'), 'w') as f:
+        json.dump({'multi_label': True, 'names': ['a', 'b']}, f)
+    proc = horovodrun(tmp_path, os.path.join(ROOT, 'main.py'), '--horovod', '--data-dir', data, '--vgg-dir',
+                      tiny_vgg_dir, '--runs-dir', tmp_path / 'runs', '--batch-size', 1, '--epochs', 2,
+                      '--class-weights', 'balanced', *TINY_SHAPE)
+    out = proc.communicate(timeout=900)[0]
+    assert proc.returncode == 0, out
+    assert any(line.startswith('Horovod: the 2 ranks ended with identical weights and optimizer state') for line in
+               by_rank(out)[0]), out
+    (run,) = os.listdir(str(tmp_path / 'runs'))
+    with open(str(tmp_path / 'runs' / run / 'config.json')) as f:
+        assert json.load(f)['task'] == 'labels'
+    assert all('val_iou' in e for e in history(str(tmp_path / 'runs' / run)))
