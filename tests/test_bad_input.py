@@ -69,6 +69,7 @@ def test_41_video_output_is_its_input(tmp_path, tiny_run, capsys, no_video_work,
     ('o.webm', 'cannot write H.264 video into a .webm file'),
     ('o.xyz', 'cannot write H.264 video into a .xyz file'),
     ('old.webm', 'cannot write H.264 video into a .webm file'),
+    ('new_folder/o.webm', 'cannot write H.264 video into a .webm file'),
 ])
 def test_42_video_output_it_cannot_encode(tmp_path, tiny_run, capsys, no_video_work, name, message):
     src = make_video(tmp_path / 'in.mp4', 3, (32, 16), 5)
@@ -81,7 +82,7 @@ def test_42_video_output_it_cannot_encode(tmp_path, tiny_run, capsys, no_video_w
     line = error_line(capsys)
     assert 'output {}'.format(out) in line and message in line, line
     assert digests(tmp_path) == before, 'nothing written, created or changed'
-    assert not os.path.exists(str(tmp_path / 'some_folder'))
+    assert not os.path.exists(str(tmp_path / 'some_folder')) and not os.path.exists(str(tmp_path / 'new_folder'))
 
 
 @pytest.mark.parametrize('name', ['o.mp4', 'o.mkv', 'o.mov', 'o.avi', 'O.MP4'])

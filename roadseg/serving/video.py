@@ -1,6 +1,5 @@
 """Prediction overlays on driving video (the run's task paints them), streamed frame by frame through imageio's
 bundled ffmpeg."""
-import contextlib
 import os
 import re
 import subprocess
@@ -44,21 +43,20 @@ def check_output(video_in, video_out):
     if not ext:
         raise InputError('output {} has no extension: ffmpeg picks the container by it; use e.g. {}.mp4'.format(
             video_out, video_out))
-    out_dir = os.path.dirname(os.path.abspath(video_out))
-    check_writable_dir(out_dir, 'output folder for the video')
-    problem = _encode_problem(out_dir, ext)
+    problem = _encode_problem(ext)
     if problem:
         raise InputError('output {}: cannot write H.264 video into a {} file ({}); use .mp4, .mkv, .mov or .avi'
                          .format(video_out, ext, problem))
+    check_writable_dir(os.path.dirname(os.path.abspath(video_out)), 'output folder for the video')
 
 
-def _encode_problem(out_dir, ext):
-    """Why imageio's ffmpeg cannot write one H.264 frame into a temporary `ext` file in out_dir, or None."""
+def _encode_problem(ext):
+    """Why imageio's ffmpeg cannot write one H.264 frame into an `ext` file (tried in a temporary folder), or
+    None."""
     import imageio
     import imageio_ffmpeg
-    fd, probe = tempfile.mkstemp(prefix='.probe-', suffix=ext, dir=out_dir)
-    os.close(fd)
-    try:
+    with tempfile.TemporaryDirectory(prefix='roadseg-probe-') as folder:
+        probe = os.path.join(folder, 'probe' + ext)
         try:  # imageio's ffmpeg plugin accepts a name by its extension
             imageio.get_writer(probe, format='ffmpeg', codec='libx264').close()
         except Exception as e:
@@ -67,13 +65,10 @@ def _encode_problem(out_dir, ext):
             [imageio_ffmpeg.get_ffmpeg_exe(), '-nostdin', '-loglevel', 'error', '-y', '-f', 'lavfi', '-i',
              'color=c=black:s=16x16:r=1', '-frames:v', '1', '-c:v', 'libx264', '-pix_fmt', 'yuv420p', probe],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
-        if proc.returncode:
-            lines = [re.sub(r'^\[[^\]]*\]\s*', '', line) for line in proc.stderr.splitlines() if line.strip()]
-            return (lines or ['ffmpeg exit status {}'.format(proc.returncode)])[0][:160]
-        return None
-    finally:
-        with contextlib.suppress(OSError):
-            os.remove(probe)
+    if proc.returncode:
+        lines = [re.sub(r'^\[[^\]]*\]\s*', '', line) for line in proc.stderr.splitlines() if line.strip()]
+        return (lines or ['ffmpeg exit status {}'.format(proc.returncode)])[0][:160]
+    return None
 
 
 def _frames(reader, path):
