@@ -74,17 +74,18 @@ def epoch_seconds(run_dir, entries, log=None):
         return [e['seconds'] for e in entries], 'history.jsonl seconds per epoch'
     events = _event_seconds(os.path.join(run_dir, 'logs'))
     resumed = _resumed_training_seconds(log) if log else {}
-    out = []
+    out, from_log = [], 0
     for e in entries:
         value = e.get('seconds', events.get(e['step']))
         if value is None and e['epoch'] in resumed:
             value = resumed[e['epoch']] + e.get('val_seconds', 0) + e.get('report_seconds', 0)
+            from_log += 1
         if value is None:
             raise InputError('{}: no time recorded for epoch {} (history.jsonl has no seconds, logs/ no event before '
                              'it{})'.format(run_dir, e['epoch'], ', {} no line for it'.format(log) if log else ''))
         out.append(value)
-    return out, 'TensorBoard event times per epoch' + (' and the training log for the first epoch after a resume'
-                                                       if resumed else '')
+    return out, 'TensorBoard event times per epoch{}'.format(
+        ', the training log\'s for {} first epoch(s) after a resume'.format(from_log) if from_log else '')
 
 
 def lscpu():
