@@ -163,3 +163,9 @@ def test_docs_are_what_the_records_generate():
     proc = subprocess.run([sys.executable, os.path.join(ROOT, 'scripts', 'results_doc.py'), '--check'],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, '', '')
+
+
+def test_training_records_each_epochs_seconds(tiny_run):
+    """history.jsonl's seconds: the epoch's wall time, validation included."""
+    entries = results.read_history(os.path.join(tiny_run, 'history.jsonl'))
+    assert entries and all(e['seconds'] >= e['val_seconds'] > 0 for e in entries)
