@@ -142,7 +142,7 @@ def section(name, r):
         '{}: {}; {}.'.format(DATA[name], headline(r), splits_phrase(r)),
         '',
         'Trained on a {}: {:,} images ({} epochs of {}, {}x{}) in {} ({}). Evaluated with `python main.py --evaluate '
-        'RUN`{} at the images\' original size, "don\'t care" pixels excluded. Commit `{}`.'.format(
+        'RUN`{} at the images\' original size, "don\'t care" pixels excluded. Recorded at commit `{}`.'.format(
             machine(r), r['images_trained'], r['epochs'], r['images_per_epoch'], r['image_shape'][0],
             r['image_shape'][1], duration(r['wall_time_seconds']), r['wall_time'], evaluated,
             (r['git_commit'] or 'unknown')[:12]),

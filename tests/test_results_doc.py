@@ -68,6 +68,7 @@ def test_record_of_a_resumed_run(tmp_path):
     assert record['splits'] == {'chooses': 'validation', 'choose_images': 3, 'report_images': 3}
     assert record['evaluation']['plain']['overall']['max_f1'] == 0.95 and record['evaluation']['flip']['flip_tta']
     assert not {'checkpoint', 'data_dir', 'frozen_graph'} & set(record['evaluation']['plain'])
+    assert record['evaluated_with'] == ['python main.py --evaluate RUN', 'python main.py --evaluate RUN --flip']
     assert len(record['git_commit']) >= 40
     path = str(tmp_path / 'docs' / 'results' / 'sample.json')
     results.write_record(path, record)
@@ -109,7 +110,8 @@ def test_seconds_of_an_older_run_from_its_event_files(tmp_path):
         second.add_event(summary(36, start + 40.0))
         second.close()
     log = tmp_path / 'train.log'
-    log.write_text('Epoch 1/3: loss 0.5 (90 s per epoch, about 3 min left)\nResumed from x/last/model-12: epoch 1 of 3\n'
+    log.write_text('Epoch 1/3: loss 0.5 (90 s per epoch, about 3 min left)\n'
+                   'Resumed from x/last/model-12: epoch 1 of 3\n'
                    'Epoch 2/3: loss 0.2 (30 s per epoch, about 1 min left)\nEpoch 3/3: loss 0.1 (31 s per epoch)\n')
     seconds, source = results.epoch_seconds(run, results.read_history(os.path.join(run, 'history.jsonl')), str(log))
     assert seconds[0] == pytest.approx(100.0, abs=1.0)

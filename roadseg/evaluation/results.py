@@ -144,7 +144,8 @@ def result_record(name, command, run_dir, evaluations, log=None, repo=None, mach
     return {
         'name': name,
         'command': command,
-        'evaluate': sorted(evaluations),
+        'evaluated_with': ['python main.py --evaluate RUN' + (' --' + key if key else '')
+                           for key in sorted(evaluations)],
         'run': os.path.basename(run_dir.rstrip('/')),
         'git_commit': git_commit(repo or os.getcwd()),
         'cpu': cpu_record(config['cpu'], lscpu() if machine is None else machine),
