@@ -171,3 +171,28 @@ def test_training_records_each_epochs_seconds(tiny_run):
     """history.jsonl's seconds: the epoch's wall time, validation included."""
     entries = results.read_history(os.path.join(tiny_run, 'history.jsonl'))
     assert entries and all(e['seconds'] >= e['val_seconds'] > 0 for e in entries)
+
+
+def test_reproduce_a_finished_run(tiny_run, tmp_path, monkeypatch, capsys):
+    """A finished run of the recipe is not trained again: its kept model is evaluated (plain and --flip, then
+    reused) and recorded; a run of other settings in the recipe's folder is refused, by name."""
+    import shutil
+    flags = '--data-dir {} --epochs 1 --batch-size 3 --image-shape 64 192'.format(SAMPLE)
+    monkeypatch.setitem(reproduce.RECIPES, 'tiny', reproduce.Recipe(flags, True, SAMPLE))
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(tiny_run, os.path.join('runs', 'reproduce', 'tiny', os.path.basename(tiny_run)))
+    assert reproduce.reproduce('tiny', docs=False) == 0
+    out = capsys.readouterr().out
+    assert 'tiny: finished run runs/reproduce/tiny/{}; training skipped'.format(os.path.basename(tiny_run)) in out
+    with open(os.path.join('docs', 'results', 'tiny.json')) as f:
+        record = json.load(f)
+    assert record['command'] == 'python main.py {} --runs-dir runs/reproduce/tiny'.format(flags)
+    assert set(record['evaluation']) == {'plain', 'flip'} and record['evaluation']['flip']['flip_tta']
+    assert record['images_trained'] == 6 and record['kept_epoch'] == 1
+    assert 'Evaluating' in open(os.path.join('runs', 'reproduce', 'tiny', 'train.log')).read()
+    assert reproduce.reproduce('tiny', docs=False) == 0
+    assert capsys.readouterr().out.count('is newer than the kept model; reused') == 2
+    monkeypatch.setitem(reproduce.RECIPES, 'tiny', reproduce.Recipe(flags.replace('--epochs 1', '--epochs 2'),
+                                                                    True, SAMPLE))
+    with pytest.raises(InputError, match='was trained with --epochs 1, not the tiny recipe\'s 2; move it out'):
+        reproduce.reproduce('tiny', docs=False)
