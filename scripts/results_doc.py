@@ -49,6 +49,12 @@ def machine(r):
                                                        r['tensorflow'], r['precision'])
 
 
+def wall_time_note(r):
+    """How the wall time was summed: epochs (steps, validation, checkpoints) over the run's segments."""
+    return 'each epoch\'s steps, validation and checkpoints summed over {} training segment{}, from {}'.format(
+        r['segments'], '' if r['segments'] == 1 else 's', r['wall_time_source'])
+
+
 def is_road(r):
     return 'overall' in r['evaluation']['plain']
 
@@ -141,10 +147,10 @@ def section(name, r):
     lines += [
         '{}: {}; {}.'.format(DATA[name], headline(r), splits_phrase(r)),
         '',
-        'Trained on a {}: {:,} images ({} epochs of {}, {}x{}) in {} ({}). Evaluated with `python main.py --evaluate '
+        'Trained on a {}: {:,} images ({} epochs of {}, {}x{}) in {} of training ({}). Evaluated with `python main.py --evaluate '
         'RUN`{} at the images\' original size, "don\'t care" pixels excluded. Recorded at commit `{}`.'.format(
             machine(r), r['images_trained'], r['epochs'], r['images_per_epoch'], r['image_shape'][0],
-            r['image_shape'][1], duration(r['wall_time_seconds']), r['wall_time'], evaluated,
+            r['image_shape'][1], duration(r['wall_time_seconds']), wall_time_note(r), evaluated,
             (r['git_commit'] or 'unknown')[:12]),
         '',
         '```bash',
@@ -204,7 +210,7 @@ def plot_curve(path, r):
             ax2.plot(images, [100 * c[split][metric] for c in r['curve']], style,
                      label='{} {}'.format(split, 'MaxF1' if metric == 'max_f1' else 'mIoU'))
     ax2.set_ylabel('%')
-    ax2.legend(loc='lower right')
+    ax2.legend(loc='center right')
     ax.legend(loc='upper right')
     ax.set_title('{}: kept epoch {} of {}'.format(TITLES[r['name']], r['kept_epoch'], r['epochs']))
     fig.tight_layout()

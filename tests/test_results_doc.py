@@ -58,7 +58,7 @@ def test_record_of_a_resumed_run(tmp_path):
     record = results.result_record('sample', 'python main.py --epochs 3', run,
                                    {'': _metrics(), 'flip': _metrics(flip_tta=True)}, repo=ROOT,
                                    machine={'model': 'Test CPU', 'flags': ['avx2']})
-    assert record['wall_time_seconds'] == 72.0 and 'history.jsonl' in record['wall_time']
+    assert (record['wall_time_seconds'], record['wall_time_source'], record['segments']) == (72.0, 'history.jsonl', 1)
     assert (record['epochs'], record['images_per_epoch'], record['images_trained']) == (3, 24, 72)
     assert record['kept_epoch'] == 2 and record['precision'] == 'bf16' and record['tensorflow'] == '2.21.0'
     assert record['cpu']['class'] == 'AVX-512 without BF16' and record['cpu']['flags'] == ['avx2', 'avx512f', 'fma']
@@ -117,7 +117,7 @@ def test_seconds_of_an_older_run_from_its_event_files(tmp_path):
     assert seconds[0] == pytest.approx(100.0, abs=1.0)
     assert seconds[1] == 30 + 2.0 + 3.0  # training seconds from the log, validation from history.jsonl
     assert seconds[2] == pytest.approx(40.0, abs=0.5)
-    assert 'TensorBoard' in source and '1 first epoch' in source
+    assert source == 'TensorBoard event times (and the training log for 1 first epoch(s) after a resume)'
 
 
 def test_recipes():
@@ -151,7 +151,8 @@ def test_sections_from_a_record_and_without_one(tmp_path):
     assert 'MaxF1 **95.00**, AP 88.00, road IoU **0.800** (`--flip`: 95.00 / 88.00 / 0.800)' in text
     assert '| um | 90.00 | 88.00 | 91.00 | 89.00 | 0.800 | 0.850 | 0.020 | pass |' in text
     assert '| **2** (kept) | 48 | 0.2500 | 80.00 | 70.00 | 0.700 | 3600 |' in text
-    assert '48 images (2 epochs of 24, 160x576) in 1 h 01 min' in text
+    assert '48 images (2 epochs of 24, 160x576) in 1 h 01 min of training (each epoch\'s steps, validation and ' \
+        'checkpoints summed over 1 training segment, from history.jsonl)' in text
     assert 'Not yet run: `python scripts/reproduce.py camvid`' in text
     headline = results_doc.headline_text({'kitti': record})
     assert '| KITTI Road | MaxF1 **95.00**' in headline and '| 2-core Test CPU (AVX-512 without BF16), ' \

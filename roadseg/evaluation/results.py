@@ -71,7 +71,7 @@ def epoch_seconds(run_dir, entries, log=None):
     """(seconds per entry, source): history.jsonl's, else TensorBoard's event times (see the module docstring).
     InputError when an epoch's time cannot be found."""
     if all('seconds' in e for e in entries):
-        return [e['seconds'] for e in entries], 'history.jsonl seconds per epoch'
+        return [e['seconds'] for e in entries], 'history.jsonl'
     events = _event_seconds(os.path.join(run_dir, 'logs'))
     resumed = _resumed_training_seconds(log) if log else {}
     out, from_log = [], 0
@@ -84,8 +84,8 @@ def epoch_seconds(run_dir, entries, log=None):
             raise InputError('{}: no time recorded for epoch {} (history.jsonl has no seconds, logs/ no event before '
                              'it{})'.format(run_dir, e['epoch'], ', {} no line for it'.format(log) if log else ''))
         out.append(value)
-    return out, 'TensorBoard event times per epoch{}'.format(
-        ', the training log\'s for {} first epoch(s) after a resume'.format(from_log) if from_log else '')
+    return out, 'TensorBoard event times{}'.format(
+        ' (and the training log for {} first epoch(s) after a resume)'.format(from_log) if from_log else '')
 
 
 def lscpu():
@@ -157,8 +157,8 @@ def result_record(name, command, run_dir, evaluations, log=None, repo=None, mach
         'images_per_epoch': per_epoch,
         'images_trained': entries[-1]['epoch'] * per_epoch,
         'wall_time_seconds': round(sum(seconds), 1),
-        'wall_time': 'the sum of the epochs\' times ({}) over {} training segment(s); encoder and graph build, '
-                     'final outputs and --evaluate not included'.format(source, max(segments, 1)),
+        'wall_time_source': source,
+        'segments': max(segments, 1),
         'splits': {'chooses': 'selection' if has_report else 'validation',
                    'choose_images': len(dataset.samples(SELECT if has_report else 'val')),
                    'report_images': len(dataset.samples('val'))},
