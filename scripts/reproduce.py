@@ -195,6 +195,9 @@ def main(argv=None):
     except InputError as e:
         print('error: {}'.format(e), file=sys.stderr)
         return 1
+    except OSError as e:  # docs/results/ or the run's folders not writable, disk full
+        print('error: cannot write {}: {}'.format(e.filename or 'output', e.strerror or e), file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print('\nInterrupted; `python scripts/reproduce.py {}` continues'.format(args.name), file=sys.stderr)
         return 130

@@ -83,6 +83,13 @@ def test_report_split_curve_and_missing_time(tmp_path):
         results.result_record('kitti', 'python main.py', run, {'': _metrics()}, repo=ROOT, machine={})
     entries = [_entry(1, best=True, seconds=10, **report), _entry(2, seconds=12, **report)]
     run = _run(tmp_path / 'b', entries)
+    config = json.loads(open(os.path.join(run, 'config.json')).read())
+    with open(os.path.join(run, 'config.json'), 'w') as f:
+        json.dump(dict(config, cpu=None), f)
+    with pytest.raises(InputError, match='config.json records no CPU'):
+        results.result_record('kitti', 'python main.py', run, {'': _metrics()}, repo=ROOT, machine={})
+    with open(os.path.join(run, 'config.json'), 'w') as f:
+        json.dump(config, f)
     record = results.result_record('kitti', 'python main.py', run, {'': _metrics()}, repo=ROOT, machine={})
     assert record['curve'][0]['selection']['max_f1'] == pytest.approx(0.7)
     assert record['curve'][0]['report'] == {'iou': 0.81, 'max_f1': 0.91, 'ap': 0.9}

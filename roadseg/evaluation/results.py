@@ -127,7 +127,12 @@ def result_record(name, command, run_dir, evaluations, log=None, repo=None, mach
     --evaluate --flip, ...}; log: the training log (for runs without per-epoch seconds); repo: the checkout
     whose commit is recorded; machine: lscpu() (default: read now)."""
     config = read_config(run_dir)
-    entries = read_history(os.path.join(run_dir, 'history.jsonl'))
+    if not isinstance(config.get('cpu'), dict):
+        raise InputError('{}: config.json records no CPU (a run older than that record)'.format(run_dir))
+    try:
+        entries = read_history(os.path.join(run_dir, 'history.jsonl'))
+    except OSError as e:
+        raise InputError('{}: history.jsonl cannot be read ({})'.format(run_dir, e.strerror or e))
     if not entries:
         raise InputError('{}: history.jsonl has no epochs'.format(run_dir))
     dataset = run_dataset(run_dir)
