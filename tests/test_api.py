@@ -11,7 +11,8 @@ import pytest
 import project_tests
 from conftest import ROOT, TINY_SHAPE
 from roadseg.model.heads import add_inference_outputs
-from roadseg.serving.inference import Segmenter, predict_probabilities
+from roadseg.model.prediction import predict_probabilities
+from roadseg.serving.inference import Segmenter
 from roadseg.system.files import InputError
 from roadseg.system.tfcompat import tf
 

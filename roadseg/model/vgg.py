@@ -18,7 +18,7 @@ from ..system.tfcompat import tf
 
 from ..system.crossstack import meta_graph_writer, missing_in_this_tensorflow, not_loadable
 from ..system.files import InputError, first_line
-from .heads import ENCODER_OUTPUTS, IMAGE_INPUT, KEEP_PROB, VGG_SOURCE, VGG_TENSORS
+from .names import ENCODER_OUTPUTS, IMAGE_INPUT, KEEP_PROB, VGG_SOURCE, VGG_TENSORS
 from .vgg_weights import (CONVS_PER_BLOCK, KERAS_FILE, keras_vgg16_file, load_keras_vgg16, load_weights_file,
                           verified)
 
