@@ -18,6 +18,7 @@ from .system.files import InputError, finish_run_dir, first_line, new_run_dir, w
 
 CONFIG = 'config.json'
 FROZEN = 'frozen_inference.pb'  # the kept model frozen for inference, in best/ (and export/)
+CHECKPOINTS = ('best', 'last')  # the checkpoint folders of a run
 EXPORT_DIRS = {'best': 'export', 'last': 'export_last'}  # checkpoint folder -> where --export writes its files
 RESUMABLE_CHANGES = ('epochs', 'threads', 'checkpoint_minutes', 'precision')  # what --resume may set anew
 
@@ -131,11 +132,11 @@ class TrainedRun:
         folder = os.path.dirname(path) or '.'
         if os.path.exists(path + '.index') and os.path.exists(path + '.meta'):  # a checkpoint prefix
             self._prefix = path
-            if os.path.basename(folder) in EXPORT_DIRS:  # RUN/best/ or RUN/last/
+            if os.path.basename(folder) in CHECKPOINTS:  # RUN/best/ or RUN/last/
                 path, which = os.path.dirname(folder) or '.', os.path.basename(folder)
             else:
                 path = folder
-        elif os.path.basename(path) in EXPORT_DIRS and not os.path.isfile(os.path.join(path, CONFIG)):
+        elif os.path.basename(path) in CHECKPOINTS and not os.path.isfile(os.path.join(path, CONFIG)):
             path, which = folder, os.path.basename(path)
         self.path, self.which = path, which
         self.config_path = os.path.join(path, CONFIG)

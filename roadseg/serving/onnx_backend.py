@@ -2,7 +2,7 @@
 
 It runs the run's ONNX export (`python main.py --export RUN --format onnx`: RUN/export/model.onnx of best/,
 RUN/export_last/model.onnx of last/), or with precision int8 its quantized copy (`--format onnx-int8`:
-model-int8.onnx, roadseg/quantize.py), in an ONNX Runtime CPU session, fed like the frozen graph: float32
+model-int8.onnx, roadseg/serving/quantize.py), in an ONNX Runtime CPU session, fed like the frozen graph: float32
 (N, h, w, 3) RGB 0..255 at the training size.
 """
 import os
