@@ -576,12 +576,6 @@ def for_config(config, path, num_classes=None):
     return KINDS[kind](names, colors)
 
 
-def of_run(root):
-    """The task of the run folder root (its config.json)."""
-    from .runs import CONFIG, read_config
-    return for_config(read_config(root), os.path.join(root, CONFIG))
-
-
 def kitti():
     """The task of a KITTI road run (helper.py's Udacity path)."""
     return Binary()

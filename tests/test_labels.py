@@ -13,7 +13,9 @@ from PIL import Image
 from conftest import SAMPLE, TINY_SHAPE, error_line, run_cli
 from roadseg import cli, task
 from roadseg.data.datasets import IGNORE, get_dataset, positive_weights
+from roadseg.evaluation import int8 as int8_accuracy
 from roadseg.evaluation.evaluate import evaluate_run
+from roadseg.runs import TrainedRun
 from roadseg.serving.export import export_run
 from roadseg.serving.inference import Segmenter
 from roadseg.serving.predict import predict_folder
@@ -309,6 +311,7 @@ def test_labels_int8_export_measures_each_label(labels_run):
     run = labels_run + '_int8'
     shutil.copytree(labels_run, run)
     export_run(run, ('onnx-int8',), calibration_images=2)
+    int8_accuracy.record_accuracy(TrainedRun(run))
     with open(os.path.join(run, 'export', 'model-int8.json')) as f:
         accuracy = json.load(f)['accuracy']
     keys = {'mean_iou'} | {'iou_' + n for n in ('circle', 'triangle', 'square', 'pentagon', 'unknown')}

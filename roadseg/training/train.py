@@ -10,11 +10,11 @@ from .. import task as tasks
 from ..data import datasets
 from ..data.batches import EpochBatches, TrainingSet
 from ..evaluation import report
+from ..evaluation.overlays import session_overlays, write_images
 from ..model import graph as model_graph
+from ..model.freeze import write_frozen
 from ..model.vgg import maybe_build_vgg
-from ..runs import CONFIG, Run, check_splits, find_checkpoint, read_config, run_folder
-from ..serving.export import FROZEN, write_frozen
-from ..serving.predict import session_overlays, write_images
+from ..runs import FROZEN, Run, TrainedRun, check_splits
 from ..system import cpu
 from ..system.files import InputError, append_line
 from ..system.signals import deferred_stop
@@ -125,9 +125,8 @@ def start_weights(sess, graph, ckpt, run, data, workers, resume):
     elif workers.chief and resume:
         print('note: {} has no checkpoint yet; starting from epoch 1'.format(run.path('last')))
     elif workers.chief and config['init_from']:
-        start = find_checkpoint(config['init_from'], 'best')
-        source = run_folder(start)
-        kind = tasks.for_config(read_config(source), os.path.join(source, CONFIG)).name
+        source = TrainedRun(config['init_from'])
+        start, kind = source.checkpoint, source.task().name
         if kind != data.task.name:
             raise InputError('--init-from {}: a {} run; this run is {} (its outputs mean something else)'.format(
                 config['init_from'], kind, data.task.name))
