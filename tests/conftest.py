@@ -71,9 +71,13 @@ def run_process(args, timeout=SUBPROCESS_SECONDS, **kwargs):
                     pytrace=False)
 
 
+SKY, GRASS, ROAD = 0, 1, 2  # the parts of a road_scene
+
+
 def road_scene(rng, size):
-    """(uint8 RGB (H, W, 3), bool road (H, W)) of a synthetic road scene, size = (H, W): sky above a random horizon
-    (30-50% down), grass below, and a grey road narrowing from the bottom edge to the horizon, with pixel noise."""
+    """(uint8 RGB (H, W, 3), uint8 parts (H, W): SKY, GRASS or ROAD) of a synthetic road scene, size = (H, W): sky
+    above a random horizon (30-50% down), grass below, and a grey road narrowing from the bottom edge to the
+    horizon, with pixel noise."""
     h, w = size
     horizon = int(h * rng.uniform(0.3, 0.5))
     image = np.empty((h, w, 3), np.float32)
@@ -81,13 +85,15 @@ def road_scene(rng, size):
     image[horizon:] = rng.uniform([30, 110, 20], [100, 190, 70])
     cx, top, bottom = w * rng.uniform(0.35, 0.65), w * rng.uniform(0.04, 0.12), w * rng.uniform(0.55, 0.9)
     shift = w * rng.uniform(-0.15, 0.15)
-    label = Image.new('L', (w, h), 0)
-    ImageDraw.Draw(label).polygon([(cx - top, horizon), (cx + top, horizon), (cx + shift + bottom / 2, h),
-                                   (cx + shift - bottom / 2, h)], fill=1)
-    road = np.asarray(label, bool)
-    image[road] = rng.uniform(70, 130) + rng.uniform(-5, 5, 3)
+    parts = Image.new('L', (w, h), GRASS)
+    draw = ImageDraw.Draw(parts)
+    draw.rectangle([0, 0, w, horizon - 1], fill=SKY)
+    draw.polygon([(cx - top, horizon), (cx + top, horizon), (cx + shift + bottom / 2, h),
+                  (cx + shift - bottom / 2, h)], fill=ROAD)
+    parts = np.asarray(parts)
+    image[parts == ROAD] = rng.uniform(70, 130) + rng.uniform(-5, 5, 3)
     image += rng.normal(0, 8, image.shape)
-    return np.clip(np.rint(image), 0, 255).astype(np.uint8), road
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8), parts
 
 
 def road_mask(road):
@@ -108,9 +114,9 @@ def road_tree(root, train=6, test=2, size=(64, 192), seed=0):
     for part, count in (('training', train), ('testing', test)):
         for category in ('um', 'umm', 'uu'):
             for i in range(count):
-                image, road = road_scene(rng, size)
+                image, parts = road_scene(rng, size)
                 Image.fromarray(image).save(os.path.join(root, part, 'image_2', '{}_{:06d}.png'.format(category, i)))
-                Image.fromarray(road_mask(road)).save(
+                Image.fromarray(road_mask(parts == ROAD)).save(
                     os.path.join(root, part, 'gt_image_2', '{}_road_{:06d}.png'.format(category, i)))
     return str(root)
 

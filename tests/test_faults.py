@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT, SAMPLE, TINY_SHAPE, error_line, kitti_tree, run_cli, run_main
+from conftest import (LEARNED_RECIPE, ROOT, SAMPLE, TINY_SHAPE, error_line, kitti_tree, run_cli, run_main,
+                      run_process)
 from roadseg import cli
 from roadseg.data import batches
 from roadseg.data.datasets import kitti_road as kitti
@@ -275,40 +276,55 @@ def test_19_ctrl_c_saves_and_resume_continues(tmp_path, tiny_vgg_dir, stop):
 
 
 KILL_SCRIPT = textwrap.dedent('''
-    import sys
+    # A training whose process is killed (SIGKILL) in the project's checkpoint save (training/checkpoints.py)
+    # right after best/ is written and before last/ is, at the end of epoch {epoch}.
+    import os, signal, sys
     sys.path.insert(0, {root!r})
+    from roadseg import cli
     from roadseg.system.tfcompat import tf
-    graph = tf.Graph()
-    with graph.as_default():
-        v = tf.Variable(tf.zeros([2000, 2000]))
-        step = tf.train.get_or_create_global_step()
-        inc = tf.assign_add(step, 1)
-        saver = tf.train.Saver(max_to_keep=1)
-        with tf.Session() as sess:
-            sess.run(tf.global_variables_initializer())
-            while True:
-                sess.run(inc)
-                saver.save(sess, {prefix!r}, global_step=step)
-                print('saved', flush=True)
+    import main
+    real_save, written = tf.train.Saver.save, []
+
+    def save(self, sess, path, *args, **kwargs):
+        folder = os.path.basename(os.path.dirname(path))
+        if folder == 'last' and written.count('best') == {epoch}:
+            print('killed between best/ and last/', flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+        written.append(folder)
+        return real_save(self, sess, path, *args, **kwargs)
+
+    tf.train.Saver.save = save
+    sys.exit(cli.main(sys.argv[1:], main))
 ''')
 
 
-@pytest.mark.parametrize('delay', [0.05, 0.3, 0.7])
-def test_20_kill_9_during_checkpoint_write(tmp_path, delay):
-    prefix = str(tmp_path / 'ckpt' / 'model')
-    script = tmp_path / 'saver.py'
-    script.write_text(KILL_SCRIPT.format(root=ROOT, prefix=prefix))
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, universal_newlines=True)
-    _wait_for(proc, 'saved', timeout=120)
-    time.sleep(delay)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    latest = tf.train.latest_checkpoint(str(tmp_path / 'ckpt'))
-    with tf.Graph().as_default(), tf.Session() as sess:
-        v = tf.Variable(tf.ones([2000, 2000]))
-        step = tf.train.get_or_create_global_step()
-        tf.train.Saver().restore(sess, latest)
-        assert sess.run(step) >= 1 and sess.run(tf.reduce_max(tf.abs(v))) == 0
+def test_20_kill_9_between_best_and_last_then_resume(tmp_path, tiny_vgg_dir, road_data):
+    """kill -9 in the project's save after best/ (epoch 2) and before last/: --resume continues from last/ (epoch
+    1) and the finished run's best/ is the kept epoch of its history, with that epoch's validation IoU."""
+    script = tmp_path / 'killed.py'
+    script.write_text(KILL_SCRIPT.format(root=ROOT, epoch=2))
+    runs = tmp_path / 'runs'
+    flags = ['--data-dir', road_data, '--vgg-dir', tiny_vgg_dir, '--runs-dir', runs, '--checkpoint-minutes', 0]
+    killed = run_process([sys.executable, '-u', script] + flags + LEARNED_RECIPE)
+    assert killed.returncode == -signal.SIGKILL and 'killed between best/ and last/' in killed.stdout, killed.stderr
+    (partial,) = [str(p) for p in runs.iterdir()]
+    assert partial.endswith('.partial')
+    assert tf.train.latest_checkpoint(os.path.join(partial, 'last')).endswith('-3'), 'last/ of epoch 1 (3 steps)'
+    assert tf.train.latest_checkpoint(os.path.join(partial, 'best')).endswith('-6'), 'best/ of epoch 2 written'
+    epochs = int(LEARNED_RECIPE[LEARNED_RECIPE.index('--epochs') + 1])
+    resumed = run_main('--resume', partial, '--vgg-dir', tiny_vgg_dir, '--runs-dir', runs)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert 'Resumed from {}'.format(os.path.join(partial, 'last', 'model-3')) in resumed.stdout
+    final = partial[:-len('.partial')]
+    history = [json.loads(line) for line in open(os.path.join(final, 'history.jsonl'))]
+    assert [e['epoch'] for e in history] == list(range(1, epochs + 1))
+    kept = [e for e in history if e.get('best')][-1]
+    best = tf.train.latest_checkpoint(os.path.join(final, 'best'))
+    assert tf.train.load_variable(best, 'epochs_done') == kept['epoch']
+    assert tf.train.load_variable(best, 'best_val_iou') == pytest.approx(kept['val_iou'], abs=1e-6)
+    with open(os.path.join(final, 'best', 'evaluation', 'metrics.json')) as f:
+        assert json.load(f)['overall']['iou'] == pytest.approx(kept['val_iou'], abs=1e-6)
+    assert tf.train.latest_checkpoint(os.path.join(final, 'last')).endswith('-{}'.format(history[-1]['step']))
 
 
 def test_21_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, tiny_vgg_dir, capsys):
