@@ -186,3 +186,62 @@ def error_line(capsys):
     lines = [line for line in err.splitlines() if line.startswith('error: ')]
     assert len(lines) == 1, err
     return lines[0]
+
+
+# CI's rules: a subprocess that outlives its timeout fails its test in one line; with ROADSEG_STRICT_SKIPS=1 (.ci/run
+# sets it) a skip that tests/allowed_skips.txt does not allow this stack fails the run. pytest-timeout (pytest.ini)
+# ends a test that hangs.
+ALLOWED_SKIPS = os.path.join(ROOT, 'tests', 'allowed_skips.txt')
+STACK = 'tf1' if project_tests.tf.__version__.startswith('1.') else 'tf2'
+_skipped = []
+
+
+def allowed_skips(stack=STACK, path=ALLOWED_SKIPS):
+    """The test id patterns (fnmatch) allowed to skip on stack ('tf1' or 'tf2'): lines `STACKS PATTERN  why`,
+    STACKS tf1, tf2 or tf1,tf2; # starts a comment."""
+    patterns = []
+    with open(path) as f:
+        for line in f:
+            fields = line.split('#', 1)[0].split()
+            if fields and stack in fields[0].split(','):
+                patterns.append(fields[1])
+    return patterns
+
+
+def unexpected_skips(reports, patterns):
+    """[(test id, reason)] of the skipped reports no pattern allows."""
+    import fnmatch
+    out = []
+    for report in reports:
+        if not any(fnmatch.fnmatchcase(report.nodeid, p) for p in patterns):
+            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+            out.append((report.nodeid, reason))
+    return out
+
+
+def pytest_runtest_logreport(report):
+    if report.skipped and not hasattr(report, 'wasxfail'):
+        _skipped.append(report)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if os.environ.get('ROADSEG_STRICT_SKIPS') != '1':
+        return
+    unexpected = unexpected_skips(_skipped, allowed_skips())
+    if unexpected:
+        reporter = session.config.pluginmanager.get_plugin('terminalreporter')
+        for nodeid, reason in unexpected:
+            line = 'error: skipped, and {} does not allow it on {}: {} ({})'.format(
+                os.path.relpath(ALLOWED_SKIPS, ROOT), STACK, nodeid, reason)
+            reporter.write_line(line) if reporter else print(line)
+        session.exitstatus = 1
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if call.excinfo is not None and call.excinfo.errisinstance(subprocess.TimeoutExpired):
+        e = call.excinfo.value
+        command = ' '.join(map(str, e.cmd)) if isinstance(e.cmd, (list, tuple)) else str(e.cmd)
+        report.longrepr = 'subprocess timed out after {:g} s: {}'.format(e.timeout, command[:300])

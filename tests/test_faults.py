@@ -233,12 +233,17 @@ def test_18_disk_full_while_writing(tmp_path, tiny_vgg_dir, capsys, monkeypatch)
 
 
 def _wait_for(proc, pattern, timeout=240):
-    """Read proc.stdout until a line contains pattern; returns the lines read."""
-    lines, deadline = [], time.time() + timeout
-    for line in proc.stdout:
-        lines.append(line)
-        if pattern in line or time.time() > deadline:
-            break
+    """Read proc.stdout until a line contains pattern; returns the lines read. A process still silent at the
+    deadline is killed (and the test fails on what follows)."""
+    lines, timer = [], threading.Timer(timeout, proc.kill)
+    timer.start()
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if pattern in line:
+                break
+    finally:
+        timer.cancel()
     return lines
 
 
@@ -276,45 +281,54 @@ def test_19_ctrl_c_saves_and_resume_continues(tmp_path, tiny_vgg_dir, stop):
 
 
 KILL_SCRIPT = textwrap.dedent('''
-    # A training whose process is killed (SIGKILL) in the project's checkpoint save (training/checkpoints.py)
-    # right after best/ is written and before last/ is, at the end of epoch {epoch}.
+    # A training killed (SIGKILL) in the project's checkpoint save (training/checkpoints.py): after best/ is
+    # written with the weights of a new best epoch (2 or later) and before last/ is.
     import os, signal, sys
     sys.path.insert(0, {root!r})
     from roadseg import cli
     from roadseg.system.tfcompat import tf
+    from roadseg.training.checkpoints import Checkpoints
     import main
-    real_save, written = tf.train.Saver.save, []
+    real_save, real_mark, state = tf.train.Saver.save, Checkpoints.mark_best, dict(marked=None, written=None)
+
+    def mark_best(self, result, extra):
+        state['marked'] = extra['epoch']
+        return real_mark(self, result, extra)
 
     def save(self, sess, path, *args, **kwargs):
         folder = os.path.basename(os.path.dirname(path))
-        if folder == 'last' and written.count('best') == {epoch}:
-            print('killed between best/ and last/', flush=True)
+        if folder == 'last' and (state['written'] or 0) >= 2:
+            print('killed between best/ and last/ at epoch', state['written'], flush=True)
             os.kill(os.getpid(), signal.SIGKILL)
-        written.append(folder)
+        state['written'] = state['marked'] if folder == 'best' else None
+        state['marked'] = None
         return real_save(self, sess, path, *args, **kwargs)
 
-    tf.train.Saver.save = save
+    Checkpoints.mark_best, tf.train.Saver.save = mark_best, save
     sys.exit(cli.main(sys.argv[1:], main))
 ''')
 
 
 def test_20_kill_9_between_best_and_last_then_resume(tmp_path, tiny_vgg_dir, road_data):
-    """kill -9 in the project's save after best/ (epoch 2) and before last/: --resume continues from last/ (epoch
-    1) and the finished run's best/ is the kept epoch of its history, with that epoch's validation IoU."""
+    """kill -9 in the project's save after best/ (a new best epoch E) and before last/: --resume continues from
+    last/ (epoch E - 1) and the finished run's best/ is the kept epoch of its history, with its validation IoU."""
     script = tmp_path / 'killed.py'
-    script.write_text(KILL_SCRIPT.format(root=ROOT, epoch=2))
+    script.write_text(KILL_SCRIPT.format(root=ROOT))
     runs = tmp_path / 'runs'
     flags = ['--data-dir', road_data, '--vgg-dir', tiny_vgg_dir, '--runs-dir', runs, '--checkpoint-minutes', 0]
     killed = run_process([sys.executable, '-u', script] + flags + LEARNED_RECIPE)
     assert killed.returncode == -signal.SIGKILL and 'killed between best/ and last/' in killed.stdout, killed.stderr
+    epoch = int(killed.stdout.split('killed between best/ and last/ at epoch ')[1].split()[0])
     (partial,) = [str(p) for p in runs.iterdir()]
     assert partial.endswith('.partial')
-    assert tf.train.latest_checkpoint(os.path.join(partial, 'last')).endswith('-3'), 'last/ of epoch 1 (3 steps)'
-    assert tf.train.latest_checkpoint(os.path.join(partial, 'best')).endswith('-6'), 'best/ of epoch 2 written'
+    steps = 3  # per epoch: 15 training images in batches of 5
+    assert tf.train.latest_checkpoint(os.path.join(partial, 'best')).endswith('-{}'.format(steps * epoch))
+    assert tf.train.latest_checkpoint(os.path.join(partial, 'last')).endswith('-{}'.format(steps * (epoch - 1)))
     epochs = int(LEARNED_RECIPE[LEARNED_RECIPE.index('--epochs') + 1])
     resumed = run_main('--resume', partial, '--vgg-dir', tiny_vgg_dir, '--runs-dir', runs)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert 'Resumed from {}'.format(os.path.join(partial, 'last', 'model-3')) in resumed.stdout
+    assert 'Resumed from {}: epoch {}'.format(os.path.join(partial, 'last', 'model-{}'.format(steps * (epoch - 1))),
+                                              epoch - 1) in resumed.stdout
     final = partial[:-len('.partial')]
     history = [json.loads(line) for line in open(os.path.join(final, 'history.jsonl'))]
     assert [e['epoch'] for e in history] == list(range(1, epochs + 1))
@@ -377,7 +391,7 @@ def test_26_zero_frame_video(tmp_path, tiny_run, capsys):
     import imageio_ffmpeg
     path = str(tmp_path / 'empty.mp4')
     subprocess.check_call([imageio_ffmpeg.get_ffmpeg_exe(), '-loglevel', 'error', '-f', 'lavfi', '-i',
-                           'color=c=black:s=32x32:r=10', '-frames:v', '0', '-c:v', 'libx264', path])
+                           'color=c=black:s=32x32:r=10', '-frames:v', '0', '-c:v', 'libx264', path], timeout=60)
     out = tmp_path / 'o.mp4'
     out.write_bytes(b'previous output')
     assert run_cli('--video', path, '--output', out, '--checkpoint', tiny_run) == 2

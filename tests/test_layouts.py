@@ -30,6 +30,7 @@ def save(path, array):
 def folder_tree(root):
     """images/ + masks/ (RGB colours) + classes.json; 15 pairs, of which p4, p9, p14 are the validation split."""
     colors = {SKY: (0, 0, 255), GRASS: (0, 128, 0), ROAD: (128, 64, 128)}
+    os.makedirs(root)
     with open(os.path.join(root, 'classes.json'), 'w') as f:
         json.dump({'names': ['sky', 'grass', 'road'], 'colors': [list(colors[k]) for k in (SKY, GRASS, ROAD)]}, f)
     for i, (image, parts) in enumerate(scenes(15, 1)):
@@ -76,7 +77,7 @@ def train_evaluate_predict(tmp_path, vgg_dir, data, flags):
 @pytest.mark.parametrize('layout', ['folder', 'cityscapes'])
 def test_layout_end_to_end(layout, tiny_vgg_dir, tmp_path):
     """The layout is detected, its labels read as the parts they are: each part found with IoU > 0.7 by
-    --evaluate (mean over the 3 validation images) and in --predict's class maps of two new scenes."""
+    --evaluate (over the 3 validation images) and > 0.5 in --predict's class maps of two new scenes."""
     data, index = (folder_tree if layout == 'folder' else cityscapes_tree)(str(tmp_path / layout))
     run, metrics, predictions = train_evaluate_predict(tmp_path, tiny_vgg_dir, data, [])
     config = json.load(open(os.path.join(run, 'config.json')))
@@ -87,7 +88,7 @@ def test_layout_end_to_end(layout, tiny_vgg_dir, tmp_path):
         assert class_iou[i] > 0.7, (part, class_iou)
     for predicted, parts in predictions:
         for part, i in index.items():
-            assert iou(predicted == i, parts == part) > 0.7, (part, iou(predicted == i, parts == part))
+            assert iou(predicted == i, parts == part) > 0.5, (part, iou(predicted == i, parts == part))
 
 
 @pytest.mark.parametrize('variant,min_iou', [(16, 0.8), (32, 0.6)])
