@@ -316,7 +316,9 @@ def test_20_kill_9_between_best_and_last_then_resume(tmp_path, tiny_vgg_dir, roa
     script.write_text(KILL_SCRIPT.format(root=ROOT))
     runs = tmp_path / 'runs'
     flags = ['--data-dir', road_data, '--vgg-dir', tiny_vgg_dir, '--runs-dir', runs, '--checkpoint-minutes', 0]
-    killed = run_process([sys.executable, '-u', script] + flags + LEARNED_RECIPE)
+    recipe = list(LEARNED_RECIPE)
+    recipe[recipe.index('--epochs') + 1] = epochs = 6
+    killed = run_process([sys.executable, '-u', script] + flags + recipe)
     assert killed.returncode == -signal.SIGKILL and 'killed between best/ and last/' in killed.stdout, killed.stderr
     epoch = int(killed.stdout.split('killed between best/ and last/ at epoch ')[1].split()[0])
     (partial,) = [str(p) for p in runs.iterdir()]
@@ -324,8 +326,7 @@ def test_20_kill_9_between_best_and_last_then_resume(tmp_path, tiny_vgg_dir, roa
     steps = 3  # per epoch: 15 training images in batches of 5
     assert tf.train.latest_checkpoint(os.path.join(partial, 'best')).endswith('-{}'.format(steps * epoch))
     assert tf.train.latest_checkpoint(os.path.join(partial, 'last')).endswith('-{}'.format(steps * (epoch - 1)))
-    epochs = int(LEARNED_RECIPE[LEARNED_RECIPE.index('--epochs') + 1])
-    resumed = run_main('--resume', partial, '--vgg-dir', tiny_vgg_dir, '--runs-dir', runs)
+    resumed = run_main('--resume', partial, '--vgg-dir', tiny_vgg_dir, '--runs-dir', runs, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert 'Resumed from {}: epoch {}'.format(os.path.join(partial, 'last', 'model-{}'.format(steps * (epoch - 1))),
                                               epoch - 1) in resumed.stdout
