@@ -1,5 +1,6 @@
 """Command line of main.py: flags, the checks that each flag fits the chosen mode, and dispatch."""
 import argparse
+import difflib
 import errno
 import os
 import sys
@@ -9,7 +10,7 @@ from .serving.export import DEFAULT_FORMATS, FORMATS, export_run
 from .serving.onnx_backend import BACKENDS
 from .serving.quantize import CALIBRATION_IMAGES
 from .system.cpu import PRECISION_ENV, PRECISIONS
-from .system.files import InputError, check_writable_dir
+from .system.files import InputError, OutputError, check_writable_dir
 from .system.signals import raise_on_stop
 from .training.schedule import SCHEDULES
 
@@ -41,9 +42,31 @@ ALLOWED = {  # mode -> the flags that mean something in it
 }
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with whole flag names only (allow_abbrev=False: `--epoch 3` is no --epochs) and a usage error
+    in one line, `error: <message>` with exit status 2; the full usage is --help's."""
+
+    def __init__(self, **kwargs):
+        super().__init__(allow_abbrev=False, **kwargs)
+
+    def error(self, message):
+        self.exit(2, 'error: {}{}\n'.format(' '.join(message.split()), self._suggestion(message)))
+
+    def _suggestion(self, message):
+        """' (did you mean --epochs?)' for an unrecognized flag close to a known one, else ''."""
+        if not message.startswith('unrecognized arguments:'):
+            return ''
+        for word in message.split()[2:]:
+            if word.startswith('--'):
+                close = difflib.get_close_matches(word.split('=')[0], self._option_string_actions, n=1)
+                if close:
+                    return ' (did you mean {}?)'.format(close[0])
+        return ''
+
+
 def build_parser():
     d = DEFAULTS
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog='main.py',
         description='Train FCN-8s (VGG16 encoder) on KITTI Road and write inference images to RUNS_DIR/<timestamp>/; '
                     'or --resume, --evaluate or --export a run; or overlay a --video.',
@@ -218,6 +241,9 @@ def training_settings(args):
     if settings['dataset'] == 'shapes':
         settings['data_dir'] = None
         return settings
+    if settings['dataset'] not in (None, 'kitti_road') and 'data_dir' not in given:
+        raise InputError('--dataset {} needs --data-dir, the folder holding it (the default {} is KITTI Road\'s; '
+                         'see docs/data.md)'.format(settings['dataset'], DEFAULT_DATA))
     data_dir = settings['data_dir']
     if os.path.isdir(data_dir):
         settings['dataset'] = settings['dataset'] or detect(data_dir)
@@ -244,7 +270,7 @@ def main(argv, model):
             return dispatch(args, model)
     except InputError as e:
         print('error: {}'.format(e), file=sys.stderr)
-        return 2
+        return 1 if isinstance(e, OutputError) else 2
     except KeyboardInterrupt:
         print('\nInterrupted; nothing incomplete was left under a final name', file=sys.stderr)
         return 130
