@@ -11,7 +11,7 @@ from ..data.batches import EpochBatches, TrainingSet
 from ..evaluation import report
 from ..model import graph as model_graph
 from ..model.vgg import maybe_build_vgg
-from ..runs import Run, check_splits, find_checkpoint
+from ..runs import Run, check_init_from, check_splits, find_checkpoint
 from ..serving.export import FROZEN, write_frozen
 from ..serving.predict import session_overlays, write_images
 from ..system import cpu
@@ -49,6 +49,8 @@ def prepare_data(run, workers, resume):
                   class_colors=[list(c) for c in task.colors])
     if workers.chief:
         check_splits(config, dataset, resume)
+        if config['init_from'] and not resume:
+            check_init_from(config)
     report_samples, select_samples = dataset.samples('val'), dataset.samples(datasets.SELECT)
     training_set = TrainingSet(dataset.samples('train'), dataset.load, config['image_shape'], dataset.num_classes)
     batches = EpochBatches(training_set, not config['no_augment'], config['seed'], config['repeat'],
