@@ -10,13 +10,17 @@ import pytest
 
 import project_tests
 from conftest import SAMPLE, TINY_SHAPE, error_line, run_cli
+from test_cross_stack import MAIN, other, serve  # noqa: F401 (other: the other stack's python, a fixture)
+from roadseg import runs
 from roadseg.model import blocks, decoders, heads, vgg
 from roadseg.serving import export
+from roadseg.system.files import InputError
 from roadseg.system.tfcompat import tf
 import main
 
 NAMES = sorted(decoders.DECODERS)
 TEST_IMAGES = os.path.join(SAMPLE, 'testing', 'image_2')
+IMAGES = np.random.RandomState(0).uniform(0, 255, (2, 64, 192, 3)).astype(np.float32)  # TINY_SHAPE
 
 
 def build(name, size, num_classes=5, crop=False, **options):
@@ -85,11 +89,24 @@ def onnx_probabilities(path, images):
     return session.run(['probabilities'], {'image_input': images})[0]
 
 
-@pytest.mark.parametrize('name', NAMES)
-def test_each_decoder_trains_evaluates_predicts_and_exports(name, tiny_vgg_dir, tmp_path):
-    assert run_cli('--decoder', name, '--data-dir', SAMPLE, '--vgg-dir', tiny_vgg_dir, '--runs-dir', tmp_path,
-                   '--epochs', 2, '--batch-size', 3, '--freeze-blocks', 1, *TINY_SHAPE) == 0
-    (run,) = glob.glob(str(tmp_path / '*'))
+@pytest.fixture(scope='module', params=NAMES)
+def decoder_run(request, tiny_vgg_dir, tmp_path_factory):
+    """(decoder, run folder): two steps of each decoder on the sample, conv1 frozen."""
+    runs = tmp_path_factory.mktemp('runs-' + request.param)
+    assert run_cli('--decoder', request.param, '--data-dir', SAMPLE, '--vgg-dir', tiny_vgg_dir, '--runs-dir', runs,
+                   '--epochs', 1, '--batch-size', 3, '--freeze-blocks', 1, *TINY_SHAPE) == 0
+    (run,) = glob.glob(str(runs / '*'))
+    return request.param, run
+
+
+def frozen_probabilities(path, images):
+    with tf.Graph().as_default() as graph, tf.Session(graph=graph) as sess:
+        tf.import_graph_def(export.read_frozen(path), name='')
+        return sess.run('probabilities:0', {'image_input:0': images})
+
+
+def test_each_decoder_trains_evaluates_predicts_and_exports(decoder_run, tmp_path):
+    name, run = decoder_run
     with open(os.path.join(run, 'config.json')) as f:
         assert json.load(f)['decoder'] == name
     assert run_cli('--evaluate', run) == 0
@@ -98,12 +115,22 @@ def test_each_decoder_trains_evaluates_predicts_and_exports(name, tiny_vgg_dir, 
     assert run_cli('--predict', TEST_IMAGES, '--output', tmp_path / 'out', '--checkpoint', run) == 0
     assert len(glob.glob(str(tmp_path / 'out' / '*_overlay.png'))) == len(os.listdir(TEST_IMAGES))
     written = export.export_run(run, ('frozen', 'saved_model', 'onnx'))
-    images = np.random.RandomState(0).uniform(0, 255, (1, 64, 192, 3)).astype(np.float32)
-    with tf.Graph().as_default() as graph, tf.Session(graph=graph) as sess:
-        tf.import_graph_def(export.read_frozen(written['frozen']), name='')
-        frozen = sess.run('probabilities:0', {'image_input:0': images})
+    frozen = frozen_probabilities(written['frozen'], IMAGES)
     assert frozen[..., 1].std() > 1e-4, 'trained weights, not a constant'
-    np.testing.assert_allclose(onnx_probabilities(written['onnx'], images), frozen, atol=1e-4)
+    np.testing.assert_allclose(onnx_probabilities(written['onnx'], IMAGES), frozen, atol=1e-4)
+    served = serve(written['saved_model'], IMAGES.astype(np.uint8))
+    np.testing.assert_allclose(served, frozen_probabilities(written['frozen'], IMAGES.astype(np.uint8).astype(
+        np.float32)), atol=1e-4)
+
+
+def test_the_other_stack_loads_each_decoder(decoder_run, other, tmp_path):
+    name, run = decoder_run
+    run_copy = str(tmp_path / 'run')
+    shutil.copytree(run, run_copy, ignore=shutil.ignore_patterns('export*', 'evaluation_*'))
+    other(MAIN, '--export', run_copy, '--format', 'frozen')
+    theirs = frozen_probabilities(os.path.join(run_copy, 'export', export.FROZEN), IMAGES)
+    np.testing.assert_allclose(theirs, frozen_probabilities(os.path.join(run, 'best', export.FROZEN), IMAGES),
+                               atol=1e-5)
 
 
 def test_an_encoder_without_named_stages_is_one_error_line(tmp_path, capsys, monkeypatch):
@@ -128,3 +155,43 @@ def test_fcn_flag_is_a_synonym_and_conflicts_are_one_error_line(tiny_vgg_dir, tm
     assert run_cli('--decoder', 'segnet', '--skip-scaling', *train) == 2
     assert error_line(capsys) == 'error: --skip-scaling applies to --decoder fcn8, fcn16, fcn32, psp, not segnet'
     assert os.listdir(str(tmp_path)) == []
+
+
+def test_an_op_tf2onnx_cannot_convert_is_one_error_line_and_the_other_formats_are_written(tiny_run, tmp_path,
+                                                                                           capsys, monkeypatch):
+    with tf.Graph().as_default() as graph:
+        x = tf.placeholder(tf.float32, [None, 4, 4, 3], name='image_input')
+        tf.identity(tf.math.igamma(x + 1.0, x + 2.0), name='probabilities')
+        tf.identity(x, name='classes')
+    with pytest.raises(InputError, match='cannot convert TensorFlow op Igamma to ONNX: no model.onnx'):
+        export.write_onnx(graph.as_graph_def(), str(tmp_path / 'model.onnx'))
+    assert not os.path.exists(str(tmp_path / 'model.onnx'))
+
+    run = str(tmp_path / 'run')
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns('export*'))
+    real = export.write_onnx
+    monkeypatch.setattr(export, 'write_onnx', lambda graph_def, path: real(graph.as_graph_def(), path))
+    assert run_cli('--export', run) == 2
+    line = error_line(capsys)
+    assert line.startswith('error: tf2onnx ') and line.endswith('cannot convert TensorFlow op Igamma to ONNX: no '
+                                                                'model.onnx; written: {}, {}'.format(
+                                                                    os.path.join(run, 'export', export.FROZEN),
+                                                                    os.path.join(run, 'export', 'saved_model')))
+    assert sorted(os.listdir(os.path.join(run, 'export'))) == [export.FROZEN, 'saved_model']
+
+
+def test_a_run_from_before_decoder_resumes_and_init_from_needs_the_same_decoder(tiny_run, tiny_vgg_dir, tmp_path,
+                                                                                 capsys):
+    run = str(tmp_path / 'old.partial')
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns('export*', 'evaluation_*'))
+    config = runs.read_config(run)
+    del config['decoder']
+    config['fcn'] = 8
+    runs.write_config(run, config)
+    assert run_cli('--resume', run, '--fcn', 8, '--epochs', 2, '--vgg-dir', tiny_vgg_dir,
+                   '--runs-dir', tmp_path) == 0
+    assert runs.read_config(str(tmp_path / 'old'))['decoder'] == 'fcn8'
+    assert run_cli('--decoder', 'unet', '--init-from', tiny_run, '--data-dir', SAMPLE, '--vgg-dir', tiny_vgg_dir,
+                   '--runs-dir', tmp_path / 'new', '--epochs', 1, *TINY_SHAPE) == 2
+    assert error_line(capsys) == ('error: --init-from {} was trained with --decoder fcn8, this run has --decoder '
+                                  'unet: its weights start the same decoder only'.format(tiny_run))
