@@ -1,7 +1,7 @@
 """What a frozen inference graph (roadseg/serving/export.py freeze) costs: its parameters, and the FLOPs of one
 image's forward pass (2 per multiply-add), counted on the graph itself so that every decoder is measured alike:
-Conv2D at its output size, transposed convs (Conv2DBackpropInput) at their input size, MatMul (the pyramid
-pooling's averages). Pools, ReLUs, additions and resizes are left out (a few percent at most)."""
+Conv2D at its output size, transposed convs (Conv2DBackpropInput) at their input size, MatMul. Pools, ReLUs,
+additions, resizes and the pyramid pooling's weighted sums are left out (a few percent at most)."""
 import numpy as np
 
 from roadseg.model.heads import IMAGE_INPUT

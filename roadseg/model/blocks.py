@@ -93,10 +93,11 @@ def _bin_weights(size, bins):
 
 
 def adaptive_avg_pool(net, bins):
-    """net (N, H, W, C) averaged over bins x bins regions, any H, W: (N, bins, bins, C). Two matrix products,
-    so it converts to ONNX as MatMuls."""
-    rows = tf.tensordot(net, _bin_weights(tf.shape(net)[1], bins), [[1], [1]])  # (N, W, C, bins)
-    both = tf.tensordot(rows, _bin_weights(tf.shape(net)[2], bins), [[1], [1]])  # (N, C, bins, bins)
-    out = tf.transpose(both, [0, 2, 3, 1])
+    """net (N, H, W, C) averaged over bins x bins regions, any H, W: (N, bins, bins, C). Weighted sums by
+    broadcasting (Mul, Sum), not MatMul: TF 2.x's MatMul gradients carry attrs TF 1.15 cannot read."""
+    rows = _bin_weights(tf.shape(net)[1], bins)[None, :, :, None, None]  # (1, bins, H, 1, 1)
+    cols = _bin_weights(tf.shape(net)[2], bins)[None, None, :, :, None]  # (1, 1, bins, W, 1)
+    net_rows = tf.reduce_sum(tf.expand_dims(net, 1) * rows, axis=2)  # (N, bins, W, C)
+    out = tf.reduce_sum(tf.expand_dims(net_rows, 2) * cols, axis=3)  # (N, bins, bins, C)
     out.set_shape([None, bins, bins, net.shape[-1]])
     return out

@@ -239,16 +239,34 @@ def load_vgg_tensors(sess, vgg_path):
     return tuple(tensors)
 
 
+def missing_stage(vgg_path, stage):
+    """The InputError for an encoder SavedModel built before its stages had names."""
+    return InputError('{} has no encoder stage {} (built by an older release): delete it, or pass another --vgg-dir, '
+                      'to rebuild it with the stages this decoder needs'.format(vgg_path, stage))
+
+
+def check_stages(vgg_path, stages):
+    """InputError (missing_stage) unless the valid SavedModel at vgg_path names every one of stages; reads only
+    its graph, before anything is built."""
+    from tensorflow.core.protobuf import saved_model_pb2  # after tfcompat: TensorFlow imported quietly
+    model = saved_model_pb2.SavedModel()
+    with open(os.path.join(vgg_path, 'saved_model.pb'), 'rb') as f:
+        model.ParseFromString(f.read())
+    names = {node.name for node in model.meta_graphs[0].graph_def.node}
+    for stage in stages:
+        if stage_output(stage) not in names:
+            raise missing_stage(vgg_path, stage)
+
+
 def encoder_stages(graph, vgg_path, stages):
-    """{stage: tensor} of the loaded encoder's stages (names in heads.STAGES); InputError when vgg_path was
-    built before the SavedModel named them."""
+    """{stage: tensor} of the loaded encoder's stages (names in heads.STAGES); InputError (missing_stage) when
+    vgg_path was built before the SavedModel named them."""
     found = {}
     for stage in stages:
         try:
             found[stage] = graph.get_tensor_by_name(stage_output(stage) + ':0')
         except KeyError:
-            raise InputError('{} has no encoder stage {} (built by an older release): delete it, or pass another '
-                             '--vgg-dir, to rebuild it with the stages this decoder needs'.format(vgg_path, stage))
+            raise missing_stage(vgg_path, stage)
     return found
 
 

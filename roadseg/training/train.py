@@ -9,9 +9,9 @@ from .. import task as tasks
 from ..data import datasets
 from ..data.batches import EpochBatches, TrainingSet
 from ..evaluation import report
-from ..model import graph as model_graph
-from ..model.vgg import maybe_build_vgg
-from ..runs import Run, check_init_from, check_splits, find_checkpoint
+from ..model import decoders, graph as model_graph
+from ..model.vgg import check_stages, maybe_build_vgg
+from ..runs import Run, check_init_from, check_splits, decoder_of, find_checkpoint
 from ..serving.export import FROZEN, write_frozen
 from ..serving.predict import session_overlays, write_images
 from ..system import cpu
@@ -78,6 +78,7 @@ def prepare_encoder(config, vgg_dir, workers):
                                            vgg_weights=config['vgg_weights'])
     if not workers.local_rank:
         workers.share(None)
+    check_stages(vgg_path, decoders.NEEDS.get(decoder_of(config), ()))  # graph.build names an unknown decoder
     print('Encoder: {} ({})'.format(vgg_path, vgg_source))
     config.setdefault('vgg_source', vgg_source)
     return vgg_path
