@@ -83,6 +83,16 @@ def test_adaptive_pooling_averages_each_bin():
     np.testing.assert_allclose(got[0], want, rtol=1e-5)
 
 
+@pytest.mark.parametrize('bins,size', [(1, (5, 7)), (3, (5, 7)), (6, (11, 15)), (2, (64, 3))])
+def test_pyramid_bins_resize_as_tensorflow_does(bins, size):
+    with tf.Graph().as_default(), tf.Session() as sess:
+        x = tf.placeholder(tf.float32, [None, bins, bins, 2])
+        values = np.random.RandomState(0).rand(2, bins, bins, 2).astype(np.float32)
+        got, want = sess.run([blocks.resize_bins(x, tf.constant(size)),
+                              tf.image.resize_bilinear(x, size, half_pixel_centers=True)], {x: values})
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
 def onnx_probabilities(path, images):
     import onnxruntime
     session = onnxruntime.InferenceSession(path, providers=['CPUExecutionProvider'])

@@ -92,12 +92,36 @@ def _bin_weights(size, bins):
     return inside / tf.reduce_sum(inside, axis=1, keepdims=True)
 
 
+def _bilinear_weights(size, bins):
+    """(size, bins) float32: row y interpolates output position y of `size` (an int32 tensor) from `bins`
+    positions, with half-pixel centres and clamped edges, as tf.image.resize_bilinear(half_pixel_centers=True)."""
+    source = (tf.cast(tf.range(size), tf.float32) + 0.5) * bins / tf.cast(size, tf.float32) - 0.5
+    source = tf.maximum(source, 0.0)
+    low = tf.floor(source)
+    frac = (source - low)[:, None]
+    low = tf.cast(low, tf.int32)
+    return tf.one_hot(low, bins) * (1 - frac) + tf.one_hot(tf.minimum(low + 1, bins - 1), bins) * frac
+
+
+def _weighted_sums(net, rows, cols):
+    """out[n, r, s, c] = sum over y, x of rows[r, y] * cols[s, x] * net[n, y, x, c]; rows (R, H), cols (S, W).
+    Broadcast products and sums, not MatMul: TF 2.x's MatMul gradients carry attrs TF 1.15 cannot read, and
+    tf2onnx's Resize of a dynamic size does not load in ONNX Runtime."""
+    net = tf.reduce_sum(tf.expand_dims(net, 1) * rows[None, :, :, None, None], axis=2)  # (N, R, W, C)
+    return tf.reduce_sum(tf.expand_dims(net, 2) * cols[None, None, :, :, None], axis=3)  # (N, R, S, C)
+
+
 def adaptive_avg_pool(net, bins):
-    """net (N, H, W, C) averaged over bins x bins regions, any H, W: (N, bins, bins, C). Weighted sums by
-    broadcasting (Mul, Sum), not MatMul: TF 2.x's MatMul gradients carry attrs TF 1.15 cannot read."""
-    rows = _bin_weights(tf.shape(net)[1], bins)[None, :, :, None, None]  # (1, bins, H, 1, 1)
-    cols = _bin_weights(tf.shape(net)[2], bins)[None, None, :, :, None]  # (1, 1, bins, W, 1)
-    net_rows = tf.reduce_sum(tf.expand_dims(net, 1) * rows, axis=2)  # (N, bins, W, C)
-    out = tf.reduce_sum(tf.expand_dims(net_rows, 2) * cols, axis=3)  # (N, bins, bins, C)
+    """net (N, H, W, C) averaged over bins x bins regions, any H, W: (N, bins, bins, C)."""
+    shape = tf.shape(net)
+    out = _weighted_sums(net, _bin_weights(shape[1], bins), _bin_weights(shape[2], bins))
     out.set_shape([None, bins, bins, net.shape[-1]])
+    return out
+
+
+def resize_bins(net, size):
+    """net (N, bins, bins, C) resized bilinearly to size (an int32 (2,) tensor): (N, size[0], size[1], C)."""
+    bins = int(net.shape[1])
+    out = _weighted_sums(net, _bilinear_weights(size[0], bins), _bilinear_weights(size[1], bins))
+    out.set_shape([None, None, None, net.shape[-1]])
     return out

@@ -11,7 +11,8 @@ whole without it. Every variable lives under decoder/ (kept float32 by int8 expo
 bilinear and class scores start at zero, as in FCN. Widths (ladder_width) scale with the encoder's.
 """
 from ..system.tfcompat import tf
-from .blocks import (adaptive_avg_pool, conv, dropout, finish, max_pool_with_argmax, score, unpool, upsample)
+from .blocks import (adaptive_avg_pool, conv, dropout, finish, max_pool_with_argmax, resize_bins, score, unpool,
+                     upsample)
 
 CONV_STAGES = ('conv1_2', 'conv2_2', 'conv3_3', 'conv4_3', 'conv5_3')  # each block's last conv, before its pool
 PSP_BINS = (1, 2, 3, 6)
@@ -126,7 +127,7 @@ def psp(end_points, num_classes, keep_prob=None, l2_scale=1e-3, crop_to=None, sk
         for bins in PSP_BINS:
             pooled = conv(adaptive_avg_pool(top, bins), max(width // 4, 1), 'pyramid{}'.format(bins), l2_scale,
                           size=1)
-            branches.append(tf.image.resize_bilinear(pooled, size, half_pixel_centers=True))
+            branches.append(resize_bins(pooled, size))
         ends['pyramid'] = conv(tf.concat(branches, -1), min(width // 2, 512), 'pyramid_fuse', l2_scale)
         logits, more = _fcn(dict(end_points, fc7=ends['pyramid']), num_classes, 8 if skips else 32, l2_scale,
                             skip_scaling, crop_to)
