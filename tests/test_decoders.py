@@ -12,7 +12,7 @@ import project_tests
 from conftest import SAMPLE, TINY_SHAPE, error_line, run_cli
 from test_cross_stack import MAIN, other, serve  # noqa: F401 (other: the other stack's python, a fixture)
 from roadseg import runs
-from roadseg.model import blocks, decoders, heads, vgg
+from roadseg.model import blocks, decoders, freeze, heads, vgg
 from roadseg.serving import export
 from roadseg.system.files import InputError
 from roadseg.system.tfcompat import tf
@@ -111,7 +111,7 @@ def decoder_run(request, tiny_vgg_dir, tmp_path_factory):
 
 def frozen_probabilities(path, images):
     with tf.Graph().as_default() as graph, tf.Session(graph=graph) as sess:
-        tf.import_graph_def(export.read_frozen(path), name='')
+        tf.import_graph_def(freeze.read_frozen(path), name='')
         return sess.run('probabilities:0', {'image_input:0': images})
 
 
@@ -138,8 +138,8 @@ def test_the_other_stack_loads_each_decoder(decoder_run, other, tmp_path):
     run_copy = str(tmp_path / 'run')
     shutil.copytree(run, run_copy, ignore=shutil.ignore_patterns('export*', 'evaluation_*'))
     other(MAIN, '--export', run_copy, '--format', 'frozen')
-    theirs = frozen_probabilities(os.path.join(run_copy, 'export', export.FROZEN), IMAGES)
-    np.testing.assert_allclose(theirs, frozen_probabilities(os.path.join(run, 'best', export.FROZEN), IMAGES),
+    theirs = frozen_probabilities(os.path.join(run_copy, 'export', runs.FROZEN), IMAGES)
+    np.testing.assert_allclose(theirs, frozen_probabilities(os.path.join(run, 'best', runs.FROZEN), IMAGES),
                                atol=1e-5)
 
 
@@ -185,9 +185,9 @@ def test_an_op_tf2onnx_cannot_convert_is_one_error_line_and_the_other_formats_ar
     line = error_line(capsys)
     assert line.startswith('error: tf2onnx ') and line.endswith('cannot convert TensorFlow op Igamma to ONNX: no '
                                                                 'model.onnx; written: {}, {}'.format(
-                                                                    os.path.join(run, 'export', export.FROZEN),
+                                                                    os.path.join(run, 'export', runs.FROZEN),
                                                                     os.path.join(run, 'export', 'saved_model')))
-    assert sorted(os.listdir(os.path.join(run, 'export'))) == [export.FROZEN, 'saved_model']
+    assert sorted(os.listdir(os.path.join(run, 'export'))) == [runs.FROZEN, 'saved_model']
 
 
 def test_a_run_from_before_decoder_resumes_and_init_from_needs_the_same_decoder(tiny_run, tiny_vgg_dir, tmp_path,

@@ -3,7 +3,7 @@ new kernel L2-regularised through the REGULARIZATION_LOSSES collection that main
 import numpy as np
 
 from ..system.tfcompat import tf
-from .heads import DECODER_OUTPUT
+from .names import DECODER_OUTPUT
 
 
 def bilinear_kernel(size, channels):

@@ -2,7 +2,7 @@
 
     decoder(end_points, num_classes, keep_prob=None, l2_scale=1e-3, crop_to=None, ...) -> (logits, end_points)
 
-end_points: the encoder's tensors by name (heads.STAGES: conv1_2 .. conv5_3, pool1 .. pool5; fc7: layer7_out,
+end_points: the encoder's tensors by name (names.STAGES: conv1_2 .. conv5_3, pool1 .. pool5; fc7: layer7_out,
 after dropout); NEEDS says which stages each decoder reads beyond pool3, pool4 and fc7 (load_vgg's three).
 keep_prob: the encoder's dropout tensor, reused by decoders that skip fc6/fc7. logits: `fcn_output`
 (N, H, W, num_classes), H, W those of crop_to (the image) when given; sizes that are multiples of 32 come out

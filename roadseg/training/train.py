@@ -4,16 +4,17 @@ import collections
 import json
 import os
 import sys
+import time
 
 from .. import task as tasks
 from ..data import datasets
 from ..data.batches import EpochBatches, TrainingSet
 from ..evaluation import report
+from ..evaluation.overlays import session_overlays, write_images
 from ..model import decoders, graph as model_graph
+from ..model.freeze import write_frozen
 from ..model.vgg import check_stages, maybe_build_vgg
-from ..runs import Run, check_init_from, check_splits, decoder_of, find_checkpoint
-from ..serving.export import FROZEN, write_frozen
-from ..serving.predict import session_overlays, write_images
+from ..runs import FROZEN, Run, check_init_from, check_splits, decoder_of, find_checkpoint
 from ..system import cpu
 from ..system.files import InputError, append_line
 from ..system.signals import deferred_stop
@@ -148,11 +149,18 @@ def start_weights(sess, graph, ckpt, run, data, workers, resume):
 
 class EpochEnd:
     """train_nn's on_epoch_end: every rank counts the epoch; the chief also validates it, keeps the best
-    weights, writes checkpoints when due, TensorBoard and history.jsonl. Ctrl-C waits until it is done."""
+    weights, writes checkpoints when due, TensorBoard and history.jsonl. Ctrl-C waits until it is done.
+
+    An entry's `seconds` is the epoch's wall time: from the end of the previous entry (or from the start of
+    training in this process) to its own end, steps, validation and checkpoints included; a run's training
+    time is the sum over its entries, whatever the number of --resume segments (the graph build before the first
+    epoch of each segment, the outputs after the last, and steps of an interrupted epoch trained before the
+    interruption are not counted)."""
 
     def __init__(self, sess, graph, workers, run, ckpt, validator, resumed):
         self.sess, self.graph, self.workers = sess, graph, workers
         self.run, self.ckpt, self.validator = run, ckpt, validator
+        self.since = time.time()
         self.writer = tf.summary.FileWriter(run.path('logs'), None if resumed else sess.graph) \
             if workers.chief else None
 
@@ -175,7 +183,9 @@ class EpochEnd:
             self.ckpt.save()
         self.writer.add_summary(tf.Summary(value=self.validator.summary(entry, result)), entry['step'])
         self.writer.flush()
+        entry['seconds'] = round(time.time() - self.since, 1)
         append_line(self.run.path('history.jsonl'), json.dumps(entry))
+        self.since = time.time()
 
 
 def train(config, model, runs_dir, vgg_dir, workers, resume=None, given=None):
