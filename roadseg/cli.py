@@ -6,6 +6,7 @@ import os
 import sys
 
 from .data.datasets import DATASETS as DATASET_NAMES, detect
+from .model.decoders import DECODERS, SKIP_SCALING
 from .serving.layout import DEFAULT_FORMATS, FORMATS
 from .serving.onnx_backend import BACKENDS
 from .serving.quantize import CALIBRATION_IMAGES
@@ -25,7 +26,7 @@ DEFAULT_DATA = os.path.join('data', 'data_road')
 RECORDED = dict(epochs=40, batch_size=4, learning_rate=3e-4, keep_prob=0.5, image_shape=[160, 576],
                 l2_scale=1e-3, skip_scaling=False, fc_width=None, fc6_kernel=None, no_augment=False, seed=0,
                 threads=0, precision=None, init_from=None, repeat=1, checkpoint_minutes=10.0, data_dir=DEFAULT_DATA,
-                vgg_weights=None, dataset=None, fcn=8, class_weights=None, lr_schedule='poly', warmup=0.05,
+                vgg_weights=None, dataset=None, decoder='fcn8', class_weights=None, lr_schedule='poly', warmup=0.05,
                 freeze_blocks=0)
 DEFAULTS = dict(RECORDED, vgg_dir='data', runs_dir='runs', which='best')
 # The bundled sample (6 training images): what makes `python main.py` on a fresh clone end with a usable model
@@ -33,7 +34,7 @@ DEFAULTS = dict(RECORDED, vgg_dir='data', runs_dir='runs', which='best')
 SAMPLE_RECIPE = dict(epochs=4, batch_size=2, repeat=4, learning_rate=3e-4, lr_schedule='constant', warmup=0.0)
 
 MODES = ('resume', 'evaluate', 'video', 'predict', 'export')
-TRAINING_FLAGS = set(RECORDED) | {'vgg_dir', 'runs_dir', 'horovod'}
+TRAINING_FLAGS = set(RECORDED) | {'vgg_dir', 'runs_dir', 'horovod', 'fcn'}
 ALLOWED = {  # mode -> the flags that mean something in it
     'train': TRAINING_FLAGS,
     'resume': TRAINING_FLAGS - {'init_from'} | {'resume'},
@@ -108,8 +109,10 @@ def _training_flags(add, d):
         help='data format: {} (default detected from --data-dir\'s layout)'.format(', '.join(DATASET_NAMES)))
     add('--data-dir', help='the data folder (default {}, KITTI Road; if that is missing, the bundled sample '
                            'data/sample; none for --dataset shapes)'.format(d['data_dir']))
-    add('--fcn', type=int, choices=(8, 16, 32),
-        help='decoder: FCN-8s, FCN-16s or FCN-32s (default {})'.format(d['fcn']))
+    add('--decoder', choices=tuple(DECODERS),
+        help='decoder on the VGG16 encoder: FCN-8s/16s/32s, SegNet, U-Net, LinkNet or PSPNet\'s pyramid pooling '
+             '(docs/decoders.md; default {})'.format(d['decoder']))
+    add('--fcn', type=int, choices=(8, 16, 32), help='the same as --decoder fcn8, fcn16 or fcn32')
     add('--class-weights', choices=('median',),
         help='weight the loss by median frequency balancing, as SegNet does (default unweighted)')
     add('--vgg-dir', help='folder holding vgg/, the VGG16 SavedModel, built there if missing (default {})'
@@ -117,7 +120,8 @@ def _training_flags(add, d):
     add('--runs-dir', help='where run folders are written (default {})'.format(d['runs_dir']))
     add('--l2-scale', type=float, help='L2 weight of the decoder kernels (default {:g})'.format(d['l2_scale']))
     add('--skip-scaling', action='store_true', default=None,
-        help='scale pool4 by 0.01 and pool3 by 0.0001 (the at-once FCN-8s)')
+        help='scale pool4 by 0.01 and pool3 by 0.0001 (the at-once FCN-8s; --decoder {})'.format(
+            ', '.join(SKIP_SCALING)))
     add('--fc-width', type=int, help='fc6/fc7 channels when building vgg/ (1024 if not given; VGG16: 4096); '
                                       'must match an existing vgg/')
     add('--fc6-kernel', type=int, help='fc6 kernel size when building vgg/ (3 if not given; VGG16: 7); must '
@@ -182,6 +186,14 @@ def merge_bf16(args):
         args.precision = 'bf16'
 
 
+def merge_fcn(args):
+    """--fcn N is --decoder fcnN: fold it in (InputError when --decoder says otherwise)."""
+    if args.fcn is not None:
+        if args.decoder not in (None, 'fcn{}'.format(args.fcn)):
+            raise InputError('--fcn {} conflicts with --decoder {}'.format(args.fcn, args.decoder))
+        args.decoder, args.fcn = 'fcn{}'.format(args.fcn), None
+
+
 def mode_of(args):
     """The mode the flags ask for: one of MODES, or 'train'; InputError for two modes at once."""
     modes = [m for m in MODES if getattr(args, m) is not None]
@@ -200,6 +212,8 @@ def check_flags(args, mode):
         raise InputError('{} does not apply to {}; it is for {}'.format(
             flag, 'training' if mode == 'train' else '--' + mode,
             ', '.join('training' if m == 'train' else '--' + m for m in fits)))
+    if args.skip_scaling and args.decoder not in (None,) + SKIP_SCALING:
+        raise InputError('--skip-scaling applies to --decoder {}, not {}'.format(', '.join(SKIP_SCALING), args.decoder))
     if args.precision == 'int8' and mode in ('train', 'resume'):
         raise InputError('--precision int8 is for --evaluate, --video and --predict with --backend onnxruntime; '
                          'training runs in fp32 or bf16')
@@ -291,6 +305,7 @@ def dispatch(args, model):
     mode = mode_of(args)
     merge_bf16(args)
     check_flags(args, mode)
+    merge_fcn(args)
     which = args.which or DEFAULTS['which']
     if mode == 'video':
         from .serving.video import overlay_video

@@ -2,8 +2,12 @@
 functions, or any module with them), the inference heads, and the run's own counters."""
 import collections
 
+from ..runs import decoder_of
+from ..system.files import InputError
 from ..system.tfcompat import tf
+from . import decoders
 from .heads import add_inference_outputs
+from .vgg import encoder_stages
 
 TrainingGraph = collections.namedtuple('TrainingGraph', [
     'image_input', 'keep_prob', 'correct_label', 'learning_rate',  # what a training step feeds
@@ -17,16 +21,27 @@ def build(model, sess, vgg_path, decoder, num_classes, class_weights=None, wrap_
     """Build the graph in sess.graph and initialise what is new (the loaded encoder keeps its weights).
 
     model: a module with load_vgg, layers and optimize (main); decoder: the run's settings l2_scale,
-    skip_scaling and optional fcn (8, 16 or 32) and freeze_blocks (0-5). class_weights, wrap_optimizer: optimize()'s options, passed
-    only when set (a Udacity optimize() lacks them). Returns a TrainingGraph.
+    skip_scaling and optional decoder (roadseg/model/decoders.py; default fcn8; the FCN ones are model.layers'
+    variants) and freeze_blocks (0-5). class_weights, wrap_optimizer: optimize()'s options, passed only when set
+    (a Udacity optimize() lacks them). Returns a TrainingGraph.
     """
+    name = decoder_of(decoder)
+    if name not in decoders.DECODERS:
+        raise InputError('unknown decoder {!r}; one of {}'.format(name, ', '.join(decoders.DECODERS)))
     image_input, keep_prob, layer3, layer4, layer7 = model.load_vgg(sess, vgg_path)
     pretrained = set(tf.global_variables())
     frozen = freeze_blocks(decoder.get('freeze_blocks', 0))
     correct_label = tf.placeholder(tf.float32, [None, None, None, num_classes], name='correct_label')
     learning_rate = tf.placeholder(tf.float32, [], name='learning_rate')
-    output = model.layers(layer3, layer4, layer7, num_classes, l2_scale=decoder['l2_scale'],
-                          skip_scaling=decoder['skip_scaling'], crop_to=image_input, variant=decoder.get('fcn', 8))
+    if name in decoders.FCN:
+        output = model.layers(layer3, layer4, layer7, num_classes, l2_scale=decoder['l2_scale'],
+                              skip_scaling=decoder['skip_scaling'], crop_to=image_input, variant=int(name[3:]))
+    else:
+        end_points = dict(encoder_stages(sess.graph, vgg_path, decoders.NEEDS[name]), pool3=layer3, pool4=layer4,
+                          fc7=layer7)
+        options = {'skip_scaling': decoder['skip_scaling']} if name in decoders.SKIP_SCALING else {}
+        output, _ = decoders.DECODERS[name](end_points, num_classes, keep_prob=keep_prob,
+                                            l2_scale=decoder['l2_scale'], crop_to=image_input, **options)
     options = {k: v for k, v in (('class_weights', class_weights), ('wrap_optimizer', wrap_optimizer))
                if v is not None}
     model_vars = tf.trainable_variables() + frozen  # what best/ holds: every weight of the model

@@ -42,7 +42,8 @@ def export_run(run, formats=DEFAULT_FORMATS, which='best', data_dir=None, calibr
     format: frozen_inference.pb, saved_model/, model.onnx, model-int8.onnx (from model.onnx, written too when
     it is missing or stale; calibrated on calibration_images training images of data_dir, default the run's;
     see serving/quantize.py; evaluation/int8.py measures its accuracy). run: a runs.TrainedRun, or a path to
-    one with which. Returns {format: path}."""
+    one with which. Returns {format: path}. When tf2onnx cannot convert an op of the model, the other formats
+    are still written and the InputError names the op and what was written."""
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
         raise InputError('--format must be among {}, got {}'.format(', '.join(FORMATS), ' '.join(formats)))
@@ -61,11 +62,19 @@ def export_run(run, formats=DEFAULT_FORMATS, which='best', data_dir=None, calibr
                'saved_model': lambda path: write_saved_model(graph_def, run.image_shape, path),
                'onnx': lambda path: write_onnx(graph_def, path),
                'onnx-int8': lambda path: quantize.export_int8(run, path, data_dir, calibration_images)}
-    written = {}
+    written, failed = {}, None
     for fmt in FORMATS:
-        if fmt in formats:
+        if fmt in formats and not (failed and fmt == 'onnx-int8'):  # int8 starts from model.onnx
+            try:
+                writers[fmt](os.path.join(run.export_dir, FILE_NAMES[fmt]))
+            except InputError as e:
+                if fmt != 'onnx':
+                    raise
+                failed = e
+                continue
             written[fmt] = os.path.join(run.export_dir, FILE_NAMES[fmt])
-            writers[fmt](written[fmt])
+    if failed:
+        raise InputError('{}{}'.format(failed, '; written: ' + ', '.join(written.values()) if written else ''))
     return written
 
 
@@ -125,9 +134,14 @@ def write_onnx(graph_def, path, opset=ONNX_OPSET):
     (N, H, W, C) float32 and `classes` (N, H, W) uint8."""
     tf2onnx, onnx = _onnx_modules()
     names = {IMAGE_INPUT + ':0': IMAGE_INPUT, PROBABILITIES + ':0': PROBABILITIES, CLASSES + ':0': CLASSES}
-    model, _ = tf2onnx.convert.from_graph_def(graph_def, name='fcn8s', input_names=[IMAGE_INPUT + ':0'],
+    model, _ = tf2onnx.convert.from_graph_def(graph_def, name='roadseg', input_names=[IMAGE_INPUT + ':0'],
                                               output_names=[PROBABILITIES + ':0', CLASSES + ':0'],
                                               opset=opset, tensors_to_rename=names)
+    unconverted = sorted({n.op_type for n in model.graph.node if n.domain in ('', 'ai.onnx') and
+                          not onnx.defs.has(n.op_type)})
+    if unconverted:
+        raise InputError('tf2onnx {} cannot convert TensorFlow op {} to ONNX: no model.onnx'.format(
+            tf2onnx.__version__, ', '.join(unconverted)))
     onnx.checker.check_model(model)
     write_bytes_atomic(path, model.SerializeToString())
     return path

@@ -11,10 +11,10 @@ from ..data import datasets
 from ..data.batches import EpochBatches, TrainingSet
 from ..evaluation import report
 from ..evaluation.overlays import session_overlays, write_images
-from ..model import graph as model_graph
+from ..model import decoders, graph as model_graph
 from ..model.freeze import write_frozen
-from ..model.vgg import maybe_build_vgg
-from ..runs import FROZEN, Run, check_splits, find_checkpoint
+from ..model.vgg import check_stages, maybe_build_vgg
+from ..runs import FROZEN, Run, check_init_from, check_splits, decoder_of, find_checkpoint
 from ..system import cpu
 from ..system.files import InputError, append_line
 from ..system.signals import deferred_stop
@@ -50,6 +50,8 @@ def prepare_data(run, workers, resume):
                   class_colors=[list(c) for c in task.colors])
     if workers.chief:
         check_splits(config, dataset, resume)
+        if config['init_from'] and not resume:
+            check_init_from(config)
     report_samples, select_samples = dataset.samples('val'), dataset.samples(datasets.SELECT)
     training_set = TrainingSet(dataset.samples('train'), dataset.load, config['image_shape'], dataset.num_classes)
     batches = EpochBatches(training_set, not config['no_augment'], config['seed'], config['repeat'],
@@ -77,6 +79,7 @@ def prepare_encoder(config, vgg_dir, workers):
                                            vgg_weights=config['vgg_weights'])
     if not workers.local_rank:
         workers.share(None)
+    check_stages(vgg_path, decoders.NEEDS.get(decoder_of(config), ()))  # graph.build names an unknown decoder
     print('Encoder: {} ({})'.format(vgg_path, vgg_source))
     config.setdefault('vgg_source', vgg_source)
     return vgg_path
