@@ -29,7 +29,8 @@ SAMPLE = os.path.join(ROOT, 'data', 'sample')
 TINY_SHAPE = ['--image-shape', '64', '192']
 # What the tiny encoder learns road from in seconds (measured on a 2-core Xeon at nice 19 under a full load: 3-8 s,
 # kept validation IoU 0.92-0.95 on TF 2.21 and TF 1.15); the fixture fails below LEARNED_IOU.
-LEARNED_RECIPE = ['--epochs', 12, '--batch-size', 5, '--learning-rate', 3e-3, '--keep-prob', 1.0] + TINY_SHAPE
+LEARNED_RECIPE = ['--epochs', 12, '--batch-size', 5, '--learning-rate', 3e-3, '--lr-schedule', 'constant', '--warmup', 0,
+                  '--keep-prob', 1.0] + TINY_SHAPE
 LEARNED_IOU = 0.9
 SUBPROCESS_SECONDS = 300  # the limit of each process a test starts (CI: pytest-timeout's limit is per test)
 
