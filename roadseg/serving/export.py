@@ -201,14 +201,12 @@ def _onnx_modules():
 
 
 def write_onnx(graph_def, path, opset=ONNX_OPSET):
-    """ONNX model at path, converted by tf2onnx from a frozen graph and checked by onnx.checker.
-    Input `image_input` float32 (N, H, W, 3) RGB 0..255 at the training size; outputs `probabilities`
-    (N, H, W, C) float32 and `classes` (N, H, W) uint8."""
-    tf2onnx, onnx = _onnx_modules()
-    names = {IMAGE_INPUT + ':0': IMAGE_INPUT, PROBABILITIES + ':0': PROBABILITIES, CLASSES + ':0': CLASSES}
-    model, _ = tf2onnx.convert.from_graph_def(graph_def, name='fcn8s', input_names=[IMAGE_INPUT + ':0'],
-                                              output_names=[PROBABILITIES + ':0', CLASSES + ':0'],
-                                              opset=opset, tensors_to_rename=names)
+    """ONNX model at path (roadseg/serving/onnx_export.py), checked by onnx.checker. Input `image_input`
+    float32 (N, H, W, 3) RGB 0..255 at the training size; outputs `probabilities` (N, H, W, C) float32 and
+    `classes` (N, H, W) uint8."""
+    from .onnx_export import to_onnx
+    _, onnx = _onnx_modules()
+    model = to_onnx(graph_def, opset)
     onnx.checker.check_model(model)
     write_bytes_atomic(path, model.SerializeToString())
     return path
