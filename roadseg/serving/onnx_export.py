@@ -7,6 +7,8 @@ pinned for that, is made symbolic (`N`) again; ONNX's shape inference must carry
 (a graph that computes with the batch, such as a run from before `probabilities` existed) the model is
 converted as it is, with the batch left dynamic in the graph and only the channel flip replaced.
 """
+import numpy as np
+
 from ..model.heads import CLASSES, IMAGE_INPUT, PROBABILITIES
 from . import onnx_graph
 
@@ -32,10 +34,35 @@ def _convert(graph_def, opset):
     return model
 
 
+def without_full_slices(model):
+    """model with the axes a Slice takes whole (start 0, end past any size, step 1) left out of it, as tf2onnx
+    writes them for a crop of H and W only: ONNX's shape inference loses the batch's name on them. In place."""
+    from onnx import numpy_helper
+    constants = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type != 'Slice' or len(node.input) < 4 or not all(i in constants for i in node.input[1:]):
+            continue
+        starts, ends, axes = (constants[i] for i in node.input[1:4])
+        steps = constants[node.input[4]] if len(node.input) > 4 else np.ones_like(starts)
+        keep = ~((starts == 0) & (ends >= np.iinfo(np.int32).max) & (steps == 1))
+        if keep.all() or not keep.any():
+            continue
+        names = [node.name + suffix for suffix in ('/starts', '/ends', '/axes', '/steps')]
+        for name, value in zip(names, (starts, ends, axes, steps)):
+            model.graph.initializer.extend([numpy_helper.from_array(value[keep], name)])
+        node.input[1:] = names
+    used = {i for node in model.graph.node for i in node.input}
+    kept = [t for t in model.graph.initializer if t.name in used]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(kept)
+    return model
+
+
 def with_symbolic_batch(model):
-    """model with dimension 0 of its inputs and outputs named BATCH and no recorded intermediate shapes, or
-    None when ONNX's shape inference does not carry BATCH through to every output."""
+    """A copy of model with dimension 0 of its inputs and outputs named BATCH and no recorded intermediate
+    shapes, or None when ONNX's shape inference does not carry BATCH through to every output."""
     import onnx
+    model = without_full_slices(_copy(model))
     graph = model.graph
     del graph.value_info[:]
     for value in list(graph.input) + list(graph.output):
@@ -55,6 +82,13 @@ def with_symbolic_batch(model):
         return None
     del inferred.graph.value_info[:]
     return inferred
+
+
+def _copy(model):
+    import onnx
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    return copy
 
 
 def channels_last_heads(model):
