@@ -1,5 +1,6 @@
 """Command line of main.py: flags, the checks that each flag fits the chosen mode, and dispatch."""
 import argparse
+import difflib
 import errno
 import os
 import sys
@@ -10,7 +11,7 @@ from .serving.onnx_backend import BACKENDS
 from .serving.quantize import CALIBRATION_IMAGES
 from .system import bundled
 from .system.cpu import PRECISION_ENV, PRECISIONS
-from .system.files import InputError, check_writable_dir
+from .system.files import InputError, OutputError, check_writable_dir
 from .system.signals import raise_on_stop
 from .training.schedule import SCHEDULES
 
@@ -19,15 +20,17 @@ DEFAULT_DATA = os.path.join('data', 'data_road')
 
 # The training settings a run records in its config.json, with their defaults; the parser's own defaults are
 # None so that what the user typed is known.
-RECORDED = dict(epochs=50, batch_size=10, learning_rate=1e-4, keep_prob=0.5, image_shape=[160, 576],
+# The training defaults are the best full-budget KITTI recipe measured (docs/results.md): poly decay from 3e-4
+# after a 5% warm-up, 40 epochs of batch 4.
+RECORDED = dict(epochs=40, batch_size=4, learning_rate=3e-4, keep_prob=0.5, image_shape=[160, 576],
                 l2_scale=1e-3, skip_scaling=False, fc_width=None, fc6_kernel=None, no_augment=False, seed=0,
                 threads=0, precision=None, init_from=None, repeat=1, checkpoint_minutes=10.0, data_dir=DEFAULT_DATA,
-                vgg_weights=None, dataset=None, fcn=8, class_weights=None, lr_schedule='constant', warmup=0.0,
+                vgg_weights=None, dataset=None, fcn=8, class_weights=None, lr_schedule='poly', warmup=0.05,
                 freeze_blocks=0)
 DEFAULTS = dict(RECORDED, vgg_dir='data', runs_dir='runs', which='best')
 # The bundled sample (6 training images): what makes `python main.py` on a fresh clone end with a usable model
 # within minutes (measured in docs/training.md, "First run on the sample"). Flags given on the command line still win.
-SAMPLE_RECIPE = dict(epochs=4, batch_size=2, repeat=4, learning_rate=3e-4)
+SAMPLE_RECIPE = dict(epochs=4, batch_size=2, repeat=4, learning_rate=3e-4, lr_schedule='constant', warmup=0.0)
 
 MODES = ('resume', 'evaluate', 'video', 'predict', 'export')
 TRAINING_FLAGS = set(RECORDED) | {'vgg_dir', 'runs_dir', 'horovod'}
@@ -41,15 +44,42 @@ ALLOWED = {  # mode -> the flags that mean something in it
 }
 
 
+def recipe_flags(recipe):
+    """The flags of a recipe (setting -> value), e.g. '--batch-size 2 --epochs 4 --learning-rate 0.0003'."""
+    return ' '.join('--{} {}'.format(k.replace('_', '-'), '{:g}'.format(v) if isinstance(v, (int, float)) else v)
+                    for k, v in sorted(recipe.items()))
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with whole flag names only (allow_abbrev=False: `--epoch 3` is no --epochs) and a usage error
+    in one line, `error: <message>` with exit status 2; the full usage is --help's."""
+
+    def __init__(self, **kwargs):
+        super().__init__(allow_abbrev=False, **kwargs)
+
+    def error(self, message):
+        self.exit(2, 'error: {}{}\n'.format(' '.join(message.split()), self._suggestion(message)))
+
+    def _suggestion(self, message):
+        """' (did you mean --epochs?)' for an unrecognized flag close to a known one, else ''."""
+        if not message.startswith('unrecognized arguments:'):
+            return ''
+        for word in message.split()[2:]:
+            if word.startswith('--'):
+                close = difflib.get_close_matches(word.split('=')[0], self._option_string_actions, n=1)
+                if close:
+                    return ' (did you mean {}?)'.format(close[0])
+        return ''
+
+
 def build_parser():
     d = DEFAULTS
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog='main.py',
         description='Train FCN-8s (VGG16 encoder) on KITTI Road and write inference images to RUNS_DIR/<timestamp>/; '
                     'or --resume, --evaluate or --export a run; or overlay a --video.',
-        epilog='Without data/data_road, training uses the bundled sample in data/sample with --epochs {epochs} '
-               '--batch-size {batch_size} --repeat {repeat} --learning-rate {learning_rate} unless given.'
-               .format(**SAMPLE_RECIPE))
+        epilog='Without data/data_road, training uses the bundled sample in data/sample with {} unless given.'
+               .format(recipe_flags(SAMPLE_RECIPE)))
     _training_flags(p.add_argument, d)
     _mode_flags(p.add_argument, d)
     return p
@@ -218,6 +248,9 @@ def training_settings(args):
     if settings['dataset'] == 'shapes':
         settings['data_dir'] = None
         return settings
+    if settings['dataset'] not in (None, 'kitti_road') and 'data_dir' not in given:
+        raise InputError('--dataset {} needs --data-dir, the folder holding it (the default {} is KITTI Road\'s; '
+                         'see docs/data.md)'.format(settings['dataset'], DEFAULT_DATA))
     data_dir = settings['data_dir']
     if os.path.isdir(data_dir):
         settings['dataset'] = settings['dataset'] or detect(data_dir)
@@ -229,8 +262,7 @@ def training_settings(args):
         raise InputError('data not found: {} is not a folder (see data/README.md)'.format(data_dir))
     recipe = {k: v for k, v in SAMPLE_RECIPE.items() if k not in given}
     print('note: {} not found; training on the bundled sample {} (see data/README.md for the full set){}'.format(
-        data_dir, SAMPLE_DIR, ', with ' + ' '.join('--{} {:g}'.format(k.replace('_', '-'), v)
-                                                   for k, v in sorted(recipe.items())) if recipe else ''))
+        data_dir, SAMPLE_DIR, ', with ' + recipe_flags(recipe) if recipe else ''))
     settings.update(recipe, data_dir=SAMPLE_DIR, dataset='kitti_road')
     return settings
 
@@ -244,7 +276,7 @@ def main(argv, model):
             return dispatch(args, model)
     except InputError as e:
         print('error: {}'.format(e), file=sys.stderr)
-        return 2
+        return 1 if isinstance(e, OutputError) else 2
     except KeyboardInterrupt:
         print('\nInterrupted; nothing incomplete was left under a final name', file=sys.stderr)
         return 130

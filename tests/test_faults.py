@@ -202,7 +202,7 @@ def test_16_corrupted_weights_file(tmp_path, capsys):
 def test_17_runs_not_writable(tmp_path, tiny_vgg_dir, capsys):
     blocker = tmp_path / 'file'
     blocker.write_text('not a folder')
-    assert run_cli(*train_args(SAMPLE, tiny_vgg_dir, blocker / 'runs')) == 2
+    assert run_cli(*train_args(SAMPLE, tiny_vgg_dir, blocker / 'runs')) == 1
     assert 'runs folder {} is not writable'.format(blocker / 'runs') in error_line(capsys)
 
 
@@ -375,7 +375,7 @@ def test_27_output_video_unwritable(tmp_path, tiny_run, capsys):
     video = make_video(tmp_path / 'in.mp4', 3, (33, 17), 5)
     blocker = tmp_path / 'file'
     blocker.write_text('x')
-    assert run_cli('--video', video, '--output', blocker / 'out.mp4', '--checkpoint', tiny_run) == 2
+    assert run_cli('--video', video, '--output', blocker / 'out.mp4', '--checkpoint', tiny_run) == 1
     assert 'output folder for the video {} is not writable'.format(blocker) in error_line(capsys)
 
 

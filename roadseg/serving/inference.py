@@ -157,7 +157,12 @@ class Segmenter:
 
     def predict(self, images, batch_size=4):
         """Probabilities and classes at the input's size: an (H, W, 3) uint8 image gives ((H, W, C), (H, W));
-        an (N, H, W, 3) array gives ((N, H, W, C), (N, H, W)); a list of images (any sizes) gives two lists."""
+        an (N, H, W, 3) array gives ((N, H, W, C), (N, H, W)); a list of images (any sizes) gives two lists.
+        InputError for anything else, naming its dtype and shape."""
+        if isinstance(images, np.ndarray) and images.ndim not in (3, 4):
+            raise InputError('expected a uint8 RGB image (H, W, 3), a batch (N, H, W, 3) or a list of images, got '
+                             '{} {}{}'.format(images.dtype, images.shape, ' (greyscale? np.stack([image] * 3, -1) '
+                                              'makes it RGB)' if images.ndim == 2 else ''))
         if isinstance(images, np.ndarray) and images.ndim == 3:
             return next(self.predict_iter([images]))
         results = list(self.predict_iter(images, batch_size))

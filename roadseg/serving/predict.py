@@ -81,9 +81,15 @@ def predict_folder(run, in_dir, out_dir, which='best', batch_size=4, precision=N
 
     Streams: images are read batch_size at a time. Unreadable or over-limit images get one `error:` line each
     on stderr and are skipped; the others are still written. Returns the exit code: 0, or 1 if any image was
-    bad. InputError for a missing or empty in_dir, out_dir being in_dir or not writable, or two inputs whose
-    outputs would share a name.
+    bad. InputError for an in_dir that is a file, missing or empty, an out_dir that is a file or in_dir, or two
+    inputs whose outputs would share a name; OutputError when out_dir is not writable.
     """
+    if os.path.isfile(in_dir):
+        raise InputError('--predict {} is a file; --predict takes a folder and predicts every image in it'
+                         .format(in_dir))
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise InputError('--output {} is a file, not a folder; --predict writes class maps and overlays into a '
+                         'folder'.format(out_dir))
     paths = image_files(in_dir)
     if not paths:
         raise InputError('no images (.png, .jpg, .jpeg) in {}'.format(in_dir))

@@ -19,19 +19,25 @@ class InputError(Exception):
     """A problem with the user's input: main.py prints it as one line and exits 2."""
 
 
+class OutputError(InputError):
+    """An output that cannot be written (a folder without write permission, a file where a folder must go):
+    main.py prints it as one line and exits 1, as for a disk that fills up while writing
+    (docs/troubleshooting.md, exit status)."""
+
+
 def first_line(exc, limit=200):
     """The first line of an exception's message (its type name if empty), for one-line errors."""
     return ((str(exc).strip().splitlines() or [type(exc).__name__])[0])[:limit]
 
 
 def check_writable_dir(path, what='output folder'):
-    """Create `path` if needed and prove it is writable; InputError otherwise."""
+    """Create `path` if needed and prove it is writable; OutputError otherwise."""
     try:
         os.makedirs(path, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path, prefix='.write-test-'):
             pass
     except OSError as e:
-        raise InputError('{} {} is not writable: {}'.format(what, path, e.strerror or e))
+        raise OutputError('{} {} is not writable: {}'.format(what, path, e.strerror or e))
 
 
 @contextlib.contextmanager

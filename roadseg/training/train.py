@@ -4,6 +4,7 @@ import collections
 import json
 import os
 import sys
+import time
 
 from .. import task as tasks
 from ..data import datasets
@@ -145,11 +146,18 @@ def start_weights(sess, graph, ckpt, run, data, workers, resume):
 
 class EpochEnd:
     """train_nn's on_epoch_end: every rank counts the epoch; the chief also validates it, keeps the best
-    weights, writes checkpoints when due, TensorBoard and history.jsonl. Ctrl-C waits until it is done."""
+    weights, writes checkpoints when due, TensorBoard and history.jsonl. Ctrl-C waits until it is done.
+
+    An entry's `seconds` is the epoch's wall time: from the end of the previous entry (or from the start of
+    training in this process) to its own end, steps, validation and checkpoints included; a run's training
+    time is the sum over its entries, whatever the number of --resume segments (the graph build before the first
+    epoch of each segment, the outputs after the last, and steps of an interrupted epoch trained before the
+    interruption are not counted)."""
 
     def __init__(self, sess, graph, workers, run, ckpt, validator, resumed):
         self.sess, self.graph, self.workers = sess, graph, workers
         self.run, self.ckpt, self.validator = run, ckpt, validator
+        self.since = time.time()
         self.writer = tf.summary.FileWriter(run.path('logs'), None if resumed else sess.graph) \
             if workers.chief else None
 
@@ -172,7 +180,9 @@ class EpochEnd:
             self.ckpt.save()
         self.writer.add_summary(tf.Summary(value=self.validator.summary(entry, result)), entry['step'])
         self.writer.flush()
+        entry['seconds'] = round(time.time() - self.since, 1)
         append_line(self.run.path('history.jsonl'), json.dumps(entry))
+        self.since = time.time()
 
 
 def train(config, model, runs_dir, vgg_dir, workers, resume=None, given=None):

@@ -1,0 +1,180 @@
+"""A finished run as one result record (docs/results/NAME.json): the command, the machine, the time, the curve
+and the kept epoch's full evaluation, all read from what the run and `--evaluate` wrote.
+
+    record = result_record('kitti', command, 'runs/reproduce/kitti/<timestamp>', {'': metrics, 'flip': metrics},
+                           log='runs/reproduce/kitti/train.log')
+
+Wall time: the sum of the epochs' `seconds` in history.jsonl (each epoch from the end of the previous one, steps,
+validation and checkpoints included; roadseg/training/train.py), so a resumed run adds up its segments. Runs
+written before that field existed get it from their TensorBoard event times (logs/, one file per segment): each
+epoch's summary minus the event before it in the same file; the first epoch of a resumed segment, whose file
+starts with that epoch's summary, takes its training seconds from the `Epoch N/M: ... (S s per epoch` line after
+the `Resumed from` line of the training log, plus its validation seconds.
+"""
+import glob
+import json
+import os
+import re
+import subprocess
+
+from ..data.datasets import SELECT
+from ..runs import read_config, run_dataset
+from ..system.cpu import cpu_class, describe
+from ..system.files import InputError
+from .report import read_history
+
+CPU_CLASSES = {'amx': 'AMX-BF16', 'avx512_bf16': 'AVX512-BF16', 'avx512': 'AVX-512 without BF16', 'avx2': 'AVX2',
+               'older': 'no AVX2', 'unknown': 'unknown instruction sets'}
+SKIPPED = ('_seconds', '_images', '_threshold', '_road_fraction')  # history keys that are not scores
+EVALUATION_NOISE = ('checkpoint', 'data_dir', 'frozen_graph')  # machine paths in metrics.json
+
+
+def scores_of(entry, prefix):
+    """{metric: value} of a history entry's scores with this prefix (val_, report_)."""
+    return {k[len(prefix):]: v for k, v in entry.items() if k.startswith(prefix) and not k.endswith(SKIPPED)}
+
+
+def _event_seconds(logs_dir):
+    """{step: seconds} from the TensorBoard files: an epoch summary's time minus the event before it in its file;
+    None for a summary that opens its file (the file of a resumed segment is created at its first write)."""
+    from ..system.tfcompat import tf  # TensorFlow only for runs that predate history's seconds
+    seconds = {}
+    for path in sorted(glob.glob(os.path.join(logs_dir, 'events.out.tfevents.*'))):
+        before, summaries = None, 0
+        for event in sorted(tf.train.summary_iterator(path), key=lambda e: e.wall_time):
+            if event.HasField('summary'):
+                opens_file = before is None or (not summaries and event.wall_time - before < 1.0)
+                seconds[event.step] = None if opens_file else round(event.wall_time - before, 1)
+                summaries += 1
+            before = event.wall_time
+    return seconds
+
+
+def _resumed_training_seconds(log):
+    """{epoch: training seconds} of each epoch that follows a `Resumed from` line in a training log."""
+    found, resumed = {}, False
+    try:
+        with open(log, errors='replace') as f:
+            for line in f:
+                if line.startswith('Resumed from '):
+                    resumed = True
+                match = re.match(r'Epoch (\d+)/\d+: loss \S+ \((\d+) s per epoch', line)
+                if match and resumed:
+                    found[int(match.group(1))] = float(match.group(2))
+                    resumed = False
+    except OSError:
+        pass
+    return found
+
+
+def epoch_seconds(run_dir, entries, log=None):
+    """(seconds per entry, source): history.jsonl's, else TensorBoard's event times (see the module docstring).
+    InputError when an epoch's time cannot be found."""
+    if all('seconds' in e for e in entries):
+        return [e['seconds'] for e in entries], 'history.jsonl'
+    events = _event_seconds(os.path.join(run_dir, 'logs'))
+    resumed = _resumed_training_seconds(log) if log else {}
+    out, from_log = [], 0
+    for e in entries:
+        value = e.get('seconds', events.get(e['step']))
+        if value is None and e['epoch'] in resumed:
+            value = resumed[e['epoch']] + e.get('val_seconds', 0) + e.get('report_seconds', 0)
+            from_log += 1
+        if value is None:
+            raise InputError('{}: no time recorded for epoch {} (history.jsonl has no seconds, logs/ no event before '
+                             'it{})'.format(run_dir, e['epoch'], ', {} no line for it'.format(log) if log else ''))
+        out.append(value)
+    return out, 'TensorBoard event times{}'.format(
+        ' (and the training log for {} first epoch(s) after a resume)'.format(from_log) if from_log else '')
+
+
+def lscpu():
+    """{'model': ..., 'flags': [...]} from `lscpu`, or None where it is missing."""
+    try:
+        text = subprocess.run(['lscpu'], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, universal_newlines=True,
+                              env=dict(os.environ, LC_ALL='C')).stdout
+    except OSError:
+        return None
+    fields = dict(line.split(':', 1) for line in text.splitlines() if ':' in line)
+    return {'model': fields.get('Model name', '').strip(), 'flags': fields.get('Flags', '').split()}
+
+
+def git_commit(repo):
+    """The checkout's commit (with '-dirty' when tracked files differ from it), or None outside git."""
+    try:
+        commit = subprocess.run(['git', '-C', repo, 'rev-parse', 'HEAD'], stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, universal_newlines=True).stdout.strip()
+        dirty = subprocess.run(['git', '-C', repo, 'status', '--porcelain', '--untracked-files=no'],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, universal_newlines=True).stdout
+    except OSError:
+        return None
+    return (commit + ('-dirty' if dirty.strip() else '')) if commit else None
+
+
+def cpu_record(info, machine=None):
+    """What trained the run (config.json's cpu) as a line and a class, with `lscpu` of the evaluating machine."""
+    return {'line': describe(info)[len('CPU: '):], 'class': CPU_CLASSES[cpu_class(info)], 'model': info['model'],
+            'cores': info['cores'], 'flags': sorted(k for k, v in (info['flags'] or {}).items() if v),
+            'lscpu': machine}
+
+
+def _evaluation(metrics):
+    return {k: v for k, v in metrics.items() if k not in EVALUATION_NOISE}
+
+
+def result_record(name, command, run_dir, evaluations, log=None, repo=None, machine=None):
+    """The JSON-ready record of a finished run. evaluations: {'': metrics.json of --evaluate, 'flip': that of
+    --evaluate --flip, ...}; log: the training log (for runs without per-epoch seconds); repo: the checkout
+    whose commit is recorded; machine: lscpu() (default: read now)."""
+    config = read_config(run_dir)
+    if not isinstance(config.get('cpu'), dict):
+        raise InputError('{}: config.json records no CPU (a run older than that record)'.format(run_dir))
+    try:
+        entries = read_history(os.path.join(run_dir, 'history.jsonl'))
+    except OSError as e:
+        raise InputError('{}: history.jsonl cannot be read ({})'.format(run_dir, e.strerror or e))
+    if not entries:
+        raise InputError('{}: history.jsonl has no epochs'.format(run_dir))
+    dataset = run_dataset(run_dir)
+    per_epoch = len(dataset.samples('train')) * config.get('repeat', 1)
+    seconds, source = epoch_seconds(run_dir, entries, log)
+    has_report = any(k.startswith('report_') for k in entries[0])
+    splits = (('selection', 'val_'), ('report', 'report_')) if has_report else (('validation', 'val_'),)
+    curve = [dict({'epoch': e['epoch'], 'images': e['epoch'] * per_epoch, 'loss': e['loss'], 'seconds': s},
+                  **{split: scores_of(e, prefix) for split, prefix in splits}) for e, s in zip(entries, seconds)]
+    kept = [e for e in entries if e.get('best')]
+    if not kept:
+        raise InputError('{}: history.jsonl marks no kept epoch'.format(run_dir))
+    segments = len(glob.glob(os.path.join(run_dir, 'logs', 'events.out.tfevents.*')))
+    return {
+        'name': name,
+        'command': command,
+        'evaluated_with': ['python main.py --evaluate RUN' + (' --' + key if key else '')
+                           for key in sorted(evaluations)],
+        'run': os.path.basename(run_dir.rstrip('/')),
+        'git_commit': git_commit(repo or os.getcwd()),
+        'cpu': cpu_record(config['cpu'], lscpu() if machine is None else machine),
+        'tensorflow': config['cpu'].get('tensorflow'),
+        'precision': 'bf16' if config.get('bf16') else 'fp32',
+        'dataset': config.get('dataset'),
+        'image_shape': config['image_shape'],
+        'epochs': entries[-1]['epoch'],
+        'images_per_epoch': per_epoch,
+        'images_trained': entries[-1]['epoch'] * per_epoch,
+        'wall_time_seconds': round(sum(seconds), 1),
+        'wall_time_source': source,
+        'segments': max(segments, 1),
+        'splits': {'chooses': 'selection' if has_report else 'validation',
+                   'choose_images': len(dataset.samples(SELECT if has_report else 'val')),
+                   'report_images': len(dataset.samples('val'))},
+        'curve': curve,
+        'kept_epoch': kept[-1]['epoch'],
+        'evaluation': {key or 'plain': _evaluation(m) for key, m in evaluations.items()},
+    }
+
+
+def write_record(path, record):
+    """The record as indented JSON (atomically)."""
+    from ..system.files import write_bytes_atomic
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    write_bytes_atomic(path, (json.dumps(record, indent=1, sort_keys=True) + '\n').encode())

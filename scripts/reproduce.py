@@ -1,0 +1,207 @@
+#!/usr/bin/env python
+"""Reproduce a published result: train the named recipe, evaluate its kept model, write docs/results/NAME.json.
+
+    python scripts/reproduce.py kitti|camvid|sample [--force]
+
+Each recipe is one fixed `python main.py` command run in runs/reproduce/NAME/ (its output also appended to
+runs/reproduce/NAME/train.log). Called again, it resumes the run left there as RUN.partial (`--resume`), or skips
+training when a finished run is there; either must have been trained with the recipe's settings. Then
+`python main.py --evaluate RUN` (and `--flip` where the recipe says so) score the kept model, reused while newer
+than it, and the record of the run (roadseg/evaluation/results.py) goes to docs/results/NAME.json, from which
+scripts/results_doc.py regenerates docs/results.md and README's headline (run at the end).
+
+Recipes:
+  kitti   the best full-budget KITTI recipe measured, poly decay from 3e-4 after a 5% warm-up, 40 epochs of batch 4
+          (8,320 images; the defaults of `python main.py`), evaluated plain and with --flip
+  camvid  README's CamVid command: 352x480, 33 epochs of batch 4 (12,111 images), Adam 1e-4 constant, no class
+          weights: median-frequency weights (--class-weights median) have not been measured against none, so the
+          unweighted loss stays
+  sample  the first run on the bundled sample (data/sample: 6 training, 3 validation images), as `python main.py`
+          runs it on a fresh clone
+Run it with nothing else computing beside it: the wall time it records is the machine's.
+"""
+import argparse
+import collections
+import glob
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [ROOT, os.path.dirname(os.path.abspath(__file__))]
+from roadseg import cli  # noqa: E402
+from roadseg.evaluation.report import read_history  # noqa: E402
+from roadseg.evaluation.results import result_record, write_record  # noqa: E402
+from roadseg.runs import read_config  # noqa: E402
+from roadseg.system.files import InputError  # noqa: E402
+
+Recipe = collections.namedtuple('Recipe', 'flags flip data_dir')
+RECIPES = {
+    'kitti': Recipe('--epochs 40 --batch-size 4 --learning-rate 3e-4 --lr-schedule poly --warmup 0.05', True,
+                    cli.DEFAULT_DATA),
+    'camvid': Recipe('--dataset camvid --data-dir data/CamVid --image-shape 352 480 --epochs 33 --batch-size 4 '
+                     '--learning-rate 1e-4 --lr-schedule constant --warmup 0', False, 'data/CamVid'),
+    'sample': Recipe('--data-dir data/sample --epochs 4 --batch-size 2 --repeat 4 --learning-rate 3e-4 '
+                     '--lr-schedule constant --warmup 0', False, 'data/sample'),
+}
+RESULTS_DIR = os.path.join('docs', 'results')
+QUIET_MINUTES = 30.0  # a .partial run whose history changed more recently may still be training (unless --force)
+
+
+def runs_dir(name):
+    return os.path.join('runs', 'reproduce', name)
+
+
+def command(name):
+    """The recipe's training command, as a user types it from the repository's root."""
+    return 'python main.py {} --runs-dir {}'.format(RECIPES[name].flags, runs_dir(name))
+
+
+def evaluate_commands(name, run):
+    """The --evaluate commands of the recipe for a run folder: {key in the record: argv after main.py}."""
+    plain = ['--evaluate', run]
+    return dict([('', plain)] + ([('flip', plain + ['--flip'])] if RECIPES[name].flip else []))
+
+
+def check_settings(name, run):
+    """InputError when the run in the recipe's folder was trained with other settings than the recipe's."""
+    args = cli.build_parser().parse_args(shlex.split(RECIPES[name].flags))
+    config = read_config(run)
+    for key, value in sorted(vars(args).items()):
+        if key in cli.RECORDED and value is not None and config.get(key) != value:
+            raise InputError('{} was trained with {} {}, not the {} recipe\'s {}; move it out of {}'.format(
+                run, '--' + key.replace('_', '-'), config.get(key), name, value, runs_dir(name)))
+
+
+def find_run(name):
+    """(finished run or None, newest .partial run or None) in the recipe's folder."""
+    folders = sorted(p for p in glob.glob(os.path.join(runs_dir(name), '*')) if os.path.isfile(
+        os.path.join(p, 'config.json')))
+    finished = [p for p in folders if not p.endswith('.partial')]
+    partial = [p for p in folders if p.endswith('.partial')]
+    return (finished[-1] if finished else None), (partial[-1] if partial else None)
+
+
+def check_quiet(partial):
+    """InputError when a .partial run's history changed within QUIET_MINUTES (or 1.5 epochs): it may be training."""
+    history = os.path.join(partial, 'history.jsonl')
+    if not os.path.exists(history):
+        return
+    epochs = [e['seconds'] for e in read_history(history) if 'seconds' in e]
+    quiet = 1.5 * max(epochs) if epochs else 60 * QUIET_MINUTES
+    age = time.time() - os.path.getmtime(history)
+    if age < quiet:
+        raise InputError('{} recorded an epoch {:.0f} min ago: it may be training now; wait for it to end (or stop '
+                         'it), or pass --force'.format(partial, age / 60))
+
+
+def main_py(argv, log):
+    """Run `python main.py argv` here (main() moves to the repository's root), its output echoed and appended to
+    log; returns its exit code."""
+    with open(log, 'a') as out:
+        out.write('$ python main.py {}\n'.format(' '.join(shlex.quote(a) for a in argv)))
+        out.flush()
+        proc = subprocess.Popen([sys.executable, '-u', os.path.join(ROOT, 'main.py')] + argv,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+        while True:
+            try:
+                for line in proc.stdout:
+                    sys.stdout.write(line)
+                    sys.stdout.flush()
+                    out.write(line)
+                    out.flush()
+                return proc.wait()
+            except KeyboardInterrupt:  # main.py got it too: let it save its checkpoint and say so
+                continue
+
+
+def train(name, force):
+    """The recipe's finished run, trained or resumed here if needed; InputError when training stops."""
+    finished, partial = find_run(name)
+    log = os.path.join(runs_dir(name), 'train.log')
+    if finished:
+        check_settings(name, finished)
+        print('{}: finished run {}; training skipped'.format(name, finished), flush=True)
+        return finished
+    os.makedirs(runs_dir(name), exist_ok=True)
+    if partial:
+        check_settings(name, partial)
+        if not force:
+            check_quiet(partial)
+        print('{}: resuming {} (log: {})'.format(name, partial, log), flush=True)
+        argv = ['--resume', partial]
+    else:
+        data_dir = RECIPES[name].data_dir
+        if not os.path.isdir(data_dir):
+            raise InputError('{} not found: the {} recipe trains on it (see data/README.md)'.format(data_dir, name))
+        print('{}: training: {} (log: {})'.format(name, command(name), log), flush=True)
+        argv = shlex.split(command(name))[2:]
+    code = main_py(argv, log)
+    if code:
+        raise InputError('training stopped (exit code {}); `python scripts/reproduce.py {}` resumes it'.format(
+            code, name))
+    finished, _ = find_run(name)
+    if finished is None:
+        raise InputError('training ended but left no finished run in {}'.format(runs_dir(name)))
+    return finished
+
+
+def evaluate(name, run):
+    """{key: metrics} of the recipe's evaluations of run's kept model, each run unless a newer one is there."""
+    log = os.path.join(runs_dir(name), 'train.log')
+    kept = os.path.getmtime(os.path.join(run, 'best', 'checkpoint'))
+    results = {}
+    for key, argv in evaluate_commands(name, run).items():
+        path = os.path.join(run, 'evaluation_best' + ('_' + key if key else ''), 'metrics.json')
+        if not (os.path.exists(path) and os.path.getmtime(path) > kept):
+            print('{}: python main.py {}'.format(name, ' '.join(argv)), flush=True)
+            code = main_py(argv, log)
+            if code:
+                raise InputError('python main.py {} failed (exit code {})'.format(' '.join(argv), code))
+        else:
+            print('{}: {} is newer than the kept model; reused'.format(name, path), flush=True)
+        with open(path) as f:
+            results[key] = json.load(f)
+    return results
+
+
+def reproduce(name, force=False, docs=True):
+    """Train (or resume, or skip), evaluate, write docs/results/NAME.json and, with docs, regenerate the docs."""
+    run = train(name, force)
+    evaluations = evaluate(name, run)
+    record = result_record(name, command(name), run, evaluations, log=os.path.join(runs_dir(name), 'train.log'),
+                           repo=ROOT)
+    path = os.path.join(RESULTS_DIR, name + '.json')
+    write_record(path, record)
+    print('Wrote {} ({} images in {:.0f} min; kept epoch {} of {})'.format(
+        path, record['images_trained'], record['wall_time_seconds'] / 60, record['kept_epoch'], record['epochs']))
+    if not docs:
+        return 0
+    import results_doc
+    return results_doc.main([])
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('name', choices=sorted(RECIPES))
+    p.add_argument('--force', action='store_true', help='resume a .partial run even if it recorded an epoch lately')
+    args = p.parse_args(argv)
+    os.chdir(ROOT)  # the recipes' paths are relative to the repository's root, as their commands are typed
+    try:
+        return reproduce(args.name, args.force)
+    except InputError as e:
+        print('error: {}'.format(e), file=sys.stderr)
+        return 1
+    except OSError as e:  # docs/results/ or the run's folders not writable, disk full
+        print('error: cannot write {}: {}'.format(e.filename or 'output', e.strerror or e), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print('\nInterrupted; `python scripts/reproduce.py {}` continues'.format(args.name), file=sys.stderr)
+        return 130
+
+
+if __name__ == '__main__':
+    sys.exit(main())
