@@ -14,9 +14,7 @@ into ReverseSequence, an op OpenCV's importer lacks. plain_graph() returns the s
   kernels (VGG's BGR flip, mean subtraction, conv1_1) is folded into those constants: the permutation is
   applied to the mean and to the kernels' input channels, which is exact; any other channel reverse becomes
   a Gather of the reversed channel indices.
-
-The batch is pinned only to give every shape a value: write_onnx (roadseg/serving/export.py) marks the ONNX
-model's batch symbolic again and keeps it only where ONNX's shape inference carries that batch to every output.
+The batch is pinned only to give shapes a value; roadseg/serving/onnx_export.py frees it again in the ONNX model.
 """
 import numpy as np
 
