@@ -5,9 +5,9 @@ from roadseg import task
 from roadseg.data.batches import EpochBatches, TrainingSet
 from roadseg.data.datasets.kitti_road import list_test_images, list_training_pairs, load_pair
 from roadseg.data.images import image_files, read_image
+from roadseg.evaluation.overlays import session_overlays, write_images
 from roadseg.model.heads import inference_outputs
 from roadseg.model.vgg import maybe_build_vgg
-from roadseg.serving.predict import session_overlays, write_images
 from roadseg.serving.video import overlay_video  # noqa: F401  (re-exported: the Udacity-style entry point)
 from roadseg.system.files import finish_run_dir, new_run_dir
 

@@ -10,9 +10,12 @@ import sys
 import time
 
 import numpy as np
-from roadseg.system.tfcompat import tf
-from roadseg.model import heads, vgg as vgg_model
-from roadseg.system import progress
+if __name__ == '__main__':  # the command line: this CPU's settings for its mode, before TensorFlow is loaded
+    from roadseg.system import cpu
+    cpu.choose_settings(cpu.startup_mode(sys.argv))
+from roadseg.system.tfcompat import tf  # noqa: E402
+from roadseg.model import heads, vgg as vgg_model  # noqa: E402
+from roadseg.system import progress  # noqa: E402
 
 
 class TrainingDiverged(RuntimeError):

@@ -42,7 +42,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from roadseg.system import cpu  # noqa: E402  (before TensorFlow: it describes the build TensorFlow will load)
 from roadseg.system.tfcompat import session_config, tf  # noqa: E402
 from roadseg import runs  # noqa: E402
-from roadseg.model import graph as model_graph, heads, vgg  # noqa: E402
+from roadseg.model import freeze, graph as model_graph, heads, vgg  # noqa: E402
 from roadseg.serving import export, inference, onnx_backend, quantize  # noqa: E402
 from roadseg.system.files import write_bytes_atomic  # noqa: E402
 import main  # noqa: E402
@@ -110,7 +110,7 @@ class TFModel:
         os.makedirs(os.path.join(folder, 'best'))
         with self.graph.as_default():
             tf.train.Saver().save(self.sess, os.path.join(folder, 'best', 'model'))
-            export.write_frozen(self.sess, os.path.join(folder, 'best', export.FROZEN), image_shape)
+            freeze.write_frozen(self.sess, os.path.join(folder, 'best', runs.FROZEN), image_shape)
         runs.write_config(folder, {'image_shape': list(image_shape)})
 
 
@@ -136,9 +136,8 @@ class Frozen:
 class OrtBackend:
     """The product's ONNX Runtime backend (onnx_backend.OnnxRuntime) on the folder's export of precision."""
 
-    def __init__(self, folder, image_shape, threads, precision='fp32'):
-        prefix = runs.find_checkpoint(folder)
-        self.model = onnx_backend.OnnxRuntime(prefix, image_shape, threads, precision)
+    def __init__(self, folder, threads, precision='fp32'):
+        self.model = onnx_backend.OnnxRuntime(runs.TrainedRun(folder), threads, precision)
 
     def forward(self, images):
         start = time.perf_counter()
@@ -197,7 +196,7 @@ def run_benchmark(args):
         for part in parts:
             chosen = {k: v for k, v in envs[part].items() if os.environ.get(k) != v and k != cpu.CHOSEN_ENV}
             print('\n=== {} part, in a process with {}'.format(part, chosen))
-            # given as the user's own: the child's start-up (roadseg/system/tfcompat.py) would choose for training
+            # as the user's own (no CHOSEN_ENV): nothing in the child chooses over them (cpu.choose_settings)
             env = {k: v for k, v in envs[part].items() if k != cpu.CHOSEN_ENV}
             with tempfile.TemporaryDirectory() as tmp:
                 out = os.path.join(tmp, 'part.json')
@@ -275,12 +274,12 @@ def build_models(args, info, parts, tmp, h, w, widths, fc_width, fc6_kernel, use
     if 'infer' not in parts or not peers.installed('onnxruntime'):
         return m
     # the product's ONNX export and its int8 copy, where the product's backend finds them
-    prefix = runs.find_checkpoint(run)
-    export.export_run(run, ('onnx',))
-    quantize.quantize_model(onnx_backend.export_path(prefix), onnx_backend.export_path(prefix, 'int8'),
+    trained = runs.TrainedRun(run)
+    export.export_run(trained, ('onnx',))
+    quantize.quantize_model(onnx_backend.export_path(trained), onnx_backend.export_path(trained, 'int8'),
                             calibration, reduce_range=reduce_range, desc='Calibrating the project export')
-    m['ort'] = {('fp32', 'project export'): OrtBackend(run, (h, w), args.threads),
-                ('int8', 'project export'): OrtBackend(run, (h, w), args.threads, 'int8')}
+    m['ort'] = {('fp32', 'project export'): OrtBackend(run, args.threads),
+                ('int8', 'project export'): OrtBackend(run, args.threads, 'int8')}
     if 'torch' in m:
         torch_onnx = os.path.join(tmp, 'fcn8.onnx')
         m['torch']['NCHW'].export_onnx(torch_onnx, h, w)

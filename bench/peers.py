@@ -16,7 +16,7 @@ def installed(module):
 
 
 def torch_fcn8(widths, fc_width, fc6_kernel, num_classes=2):
-    """FCN-8s with the VGG16 layout of roadseg.vgg (3x3 convs, 2x2 pools, fc6/fc7 convs) in PyTorch."""
+    """FCN-8s with the VGG16 layout of roadseg.model.vgg (3x3 convs, 2x2 pools, fc6/fc7 convs) in PyTorch."""
     import torch
     from torch import nn
 

@@ -2,15 +2,16 @@
 
     cli.py       the command line: flags, which fit which mode, dispatch
     task.py      what a run predicts (road or classes), decided once
-    runs.py      a run folder: config.json, best/ last/ export/ paths, split checksums
+    runs.py      a run folder: config.json, best/ last/ export/ paths, split checksums; a trained run parsed once
     data/        dataset formats, image reading, splits, training batches
-    model/       the VGG16 encoder, output heads and tensor names, the training graph
+    model/       the VGG16 encoder, output heads and tensor names, the training graph, freezing, batched prediction
     training/    the run as steps, validation, checkpoints, learning-rate schedules, Horovod ranks
     serving/     Segmenter (the Python API), ONNX Runtime, export (int8 too), --predict, --video
-    evaluation/  metrics, reports and plots, --evaluate, colours
+    evaluation/  metrics, reports and plots, --evaluate, the int8 accuracy check, overlays, colours
     system/      CPU settings, the TensorFlow import, graphs both stacks load, files, signals, progress
 
-`from roadseg import Segmenter` loads TensorFlow only then (PEP 562): `import roadseg` stays cheap.
+`import roadseg` and `from roadseg import Segmenter` load no TensorFlow and change no environment: a Segmenter
+chooses this CPU's inference settings when it is created, then loads TensorFlow.
 """
 __all__ = ['Segmenter']
 

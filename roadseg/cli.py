@@ -6,7 +6,7 @@ import os
 import sys
 
 from .data.datasets import DATASETS as DATASET_NAMES, detect
-from .serving.export import DEFAULT_FORMATS, FORMATS, export_run
+from .serving.layout import DEFAULT_FORMATS, FORMATS
 from .serving.onnx_backend import BACKENDS
 from .serving.quantize import CALIBRATION_IMAGES
 from .system import bundled
@@ -302,9 +302,16 @@ def dispatch(args, model):
         return predict_folder(args.checkpoint, args.predict, args.output, which=which, precision=args.precision,
                               flip=bool(args.flip), backend=args.backend or 'auto')
     if mode == 'export':
-        for path in export_run(args.export, tuple(args.format or DEFAULT_FORMATS), which=which, data_dir=args.data_dir,
-                               calibration_images=args.calibration_images).values():
+        from .runs import TrainedRun
+        from .serving.export import export_run
+        run = TrainedRun(args.export, which)
+        written = export_run(run, tuple(args.format or DEFAULT_FORMATS), data_dir=args.data_dir,
+                             calibration_images=args.calibration_images)
+        for path in written.values():
             print('Wrote {}'.format(path))
+        if 'onnx-int8' in written:
+            from .evaluation.int8 import record_accuracy
+            record_accuracy(run, args.data_dir)
         return 0
     if mode == 'evaluate':
         from .evaluation.evaluate import evaluate_run

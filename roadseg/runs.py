@@ -6,15 +6,20 @@ best/ and last/ checkpoints, export/ paths, the split checksums a continued run 
     RUN/last/        everything, Adam slots included, for --resume
     RUN/export/      --export of best/ (export_last/ of last/)
 
-A run being trained is RUN.partial until it is complete. Importing this module loads no TensorFlow.
+A run being trained is RUN.partial until it is complete (Run); a trained one is parsed once into a TrainedRun,
+which serving and evaluation receive. Importing this module loads no TensorFlow.
 """
 import json
 import os
 
+from . import task as tasks
 from .data import datasets, splits
 from .system.files import InputError, finish_run_dir, first_line, new_run_dir, write_bytes_atomic
 
 CONFIG = 'config.json'
+FROZEN = 'frozen_inference.pb'  # the kept model frozen for inference, in best/ (and export/)
+CHECKPOINTS = ('best', 'last')  # the checkpoint folders of a run
+EXPORT_DIRS = {'best': 'export', 'last': 'export_last'}  # checkpoint folder -> where --export writes its files
 RESUMABLE_CHANGES = ('epochs', 'threads', 'checkpoint_minutes', 'precision')  # what --resume may set anew
 
 
@@ -108,38 +113,87 @@ def find_checkpoint(path, which='best'):
                      .format(path))
 
 
-def run_folder(prefix):
-    """The run folder of a checkpoint prefix: the parent of its best/ or last/ folder, else its own folder."""
-    folder = os.path.dirname(os.path.abspath(prefix))
-    return os.path.dirname(folder) if os.path.basename(folder) in ('best', 'last') else folder
+class TrainedRun:
+    """A trained run folder, parsed once: what serving and evaluation receive instead of a path.
 
+    path names the run folder, its best/ or last/ folder (which checkpoint: that one, whatever which says), or
+    a checkpoint prefix. Attributes: path (the run folder), which ('best' or 'last', as asked), and, read on
+    first use: config (config.json as a dict), config_path, image_shape (h, w) the network runs at,
+    num_classes (None where the run did not record it), dataset_name, checkpoint (the prefix; last/ with a note
+    when best/ is missing), export_dir (RUN/export/ of best/, RUN/export_last/ of last/). InputError naming
+    the file when config.json is missing or broken, or there is no checkpoint.
+    """
 
-def export_dir(prefix):
-    """Where --export writes checkpoint prefix's exports: RUN/export/, or RUN/export_last/ for a last/ one."""
-    from_last = os.path.basename(os.path.dirname(os.path.abspath(prefix))) == 'last'
-    return os.path.join(run_folder(prefix), 'export_last' if from_last else 'export')
+    def __init__(self, path, which='best'):
+        if path is None:
+            raise InputError('no checkpoint given: pass --checkpoint runs/<timestamp>')
+        path = os.path.normpath(str(path))
+        self._prefix = self._config = self._image_shape = None
+        folder = os.path.dirname(path) or '.'
+        if os.path.exists(path + '.index') and os.path.exists(path + '.meta'):  # a checkpoint prefix
+            self._prefix = path
+            if os.path.basename(folder) in CHECKPOINTS:  # RUN/best/ or RUN/last/
+                path, which = os.path.dirname(folder) or '.', os.path.basename(folder)
+            else:
+                path = folder
+        elif os.path.basename(path) in CHECKPOINTS and not os.path.isfile(os.path.join(path, CONFIG)):
+            path, which = folder, os.path.basename(path)
+        self.path, self.which = path, which
+        self.config_path = os.path.join(path, CONFIG)
 
+    @classmethod
+    def of(cls, run, which='best'):
+        """run itself when it is a TrainedRun, else the TrainedRun at the path run (with which)."""
+        return run if isinstance(run, cls) else cls(run, which)
 
-def read_image_shape(run_dir):
-    """(height, width) the run was trained at, from its config.json; InputError if it is missing or broken."""
-    path = os.path.join(run_dir, CONFIG)
-    config = read_config(run_dir, '{} not found: the run\'s config.json gives the image size the model was '
-                                  'trained at'.format(path))
-    try:
-        height, width = config['image_shape']
-        return int(height), int(width)
-    except (KeyError, TypeError, ValueError) as e:
-        raise InputError('{}: no readable image_shape ({})'.format(path, first_line(e)))
+    @property
+    def config(self):
+        if self._config is None:
+            self._config = read_config(self.path, '{} not found: {} has no config.json to give the image size the '
+                                                  'model was trained at and the data it was trained on'
+                                       .format(self.config_path, self.path))
+        return self._config
 
+    @property
+    def image_shape(self):
+        if self._image_shape is None:
+            try:
+                height, width = self.config['image_shape']
+                self._image_shape = int(height), int(width)
+            except (KeyError, TypeError, ValueError) as e:
+                raise InputError('{}: no readable image_shape ({})'.format(self.config_path, first_line(e)))
+        return self._image_shape
 
-def run_dataset(run, data_dir=None):
-    """The dataset a run was trained on (from its config.json), reading data_dir when given."""
-    config = read_config(run, '{} has no config.json to say which data it was trained on'.format(run))
-    name = config.get('dataset', 'kitti_road')
-    data_dir = data_dir or config.get('data_dir')
-    if name != 'shapes' and (not data_dir or not os.path.isdir(data_dir)):
-        raise InputError('data for evaluation not found: {} (pass --data-dir)'.format(data_dir))
-    return datasets.get_dataset(name, data_dir, **config.get('dataset_options', {}))
+    @property
+    def num_classes(self):
+        return self.config.get('num_classes')
+
+    @property
+    def dataset_name(self):
+        return self.config.get('dataset', 'kitti_road')
+
+    @property
+    def checkpoint(self):
+        if self._prefix is None:
+            self._prefix = find_checkpoint(self.path, self.which)
+        return self._prefix
+
+    @property
+    def export_dir(self):
+        folder = os.path.basename(os.path.dirname(os.path.abspath(self.checkpoint)))
+        return os.path.join(self.path, EXPORT_DIRS['last' if folder == 'last' else 'best'])
+
+    def task(self, num_classes):
+        """What the run predicts (roadseg/task.py) for its model of num_classes outputs; InputError naming
+        config.json when they do not fit."""
+        return tasks.for_run(self.config, num_classes, self.config_path)
+
+    def dataset(self, data_dir=None):
+        """The dataset the run was trained on, read from data_dir when given, else from where config.json says."""
+        data_dir = data_dir or self.config.get('data_dir')
+        if self.dataset_name != 'shapes' and (not data_dir or not os.path.isdir(data_dir)):
+            raise InputError('data for evaluation not found: {} (pass --data-dir)'.format(data_dir))
+        return datasets.get_dataset(self.dataset_name, data_dir, **self.config.get('dataset_options', {}))
 
 
 def check_splits(config, dataset, resume):
@@ -149,8 +203,7 @@ def check_splits(config, dataset, resume):
     if resume:
         splits.check_unchanged(config.get('splits'), current, os.path.join(resume.rstrip('/\\'), CONFIG), '--resume')
     elif config['init_from']:
-        source_dir = run_folder(find_checkpoint(config['init_from'], 'best'))
-        source = read_config(source_dir)
-        if source.get('dataset', 'kitti_road') == dataset.name:
-            splits.check_unchanged(source.get('splits'), current, os.path.join(source_dir, CONFIG), '--init-from')
+        source = TrainedRun(find_checkpoint(config['init_from'], 'best'))
+        if source.dataset_name == dataset.name:
+            splits.check_unchanged(source.config.get('splits'), current, source.config_path, '--init-from')
     config['splits'] = current

@@ -11,7 +11,8 @@ import pytest
 import project_tests
 from conftest import ROOT, TINY_SHAPE
 from roadseg.model.heads import add_inference_outputs
-from roadseg.serving.inference import Segmenter, predict_probabilities
+from roadseg.model.prediction import predict_probabilities
+from roadseg.serving.inference import Segmenter
 from roadseg.system.files import InputError
 from roadseg.system.tfcompat import tf
 
@@ -30,10 +31,46 @@ def run_python(code):
 
 
 def test_import_is_cheap():
-    """`import roadseg` loads no TensorFlow; Segmenter is resolved on first use."""
+    """`import roadseg` loads no TensorFlow, nor does resolving Segmenter; creating one does."""
     out = run_python('import roadseg\nprint("tensorflow" in sys.modules)\nroadseg.Segmenter\n'
                      'print("tensorflow" in sys.modules)\n')
-    assert out.split()[-2:] == ['False', 'True']
+    assert out.split()[-2:] == ['False', 'False']
+
+
+# Imported in a fresh process whose command line names an inference mode (the start-up choice used to read it)
+NO_TENSORFLOW = ('roadseg', 'roadseg.serving.inference', 'roadseg.serving.predict', 'roadseg.serving.video',
+                 'roadseg.serving.quantize', 'roadseg.evaluation.evaluate', 'roadseg.evaluation.int8', 'roadseg.runs',
+                 'roadseg.task', 'roadseg.cli', 'roadseg.system.cpu')
+WITH_TENSORFLOW = ('roadseg.system.tfcompat', 'roadseg.serving.export', 'roadseg.training.train', 'main')
+ENVIRONMENT = """import importlib, json, os, sys
+sys.argv[1:] = ['--evaluate', 'runs/x']
+before = dict(os.environ)
+for name in {names!r}:
+    importlib.import_module(name)
+print(json.dumps(sorted(k for k in set(before) | set(os.environ) if before.get(k) != os.environ.get(k))))
+print('tensorflow' in sys.modules)
+"""
+
+
+def changed_by_import(names):
+    """([names of environment variables that importing names changed], TensorFlow loaded) in a fresh process."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(('TF_', 'ROADSEG_'))}
+    proc = subprocess.run([sys.executable, '-c', ENVIRONMENT.format(names=names)], cwd=ROOT, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    changed, loaded = proc.stdout.split('\n')[:2]
+    return json.loads(changed), loaded == 'True'
+
+
+def test_import_changes_no_environment():
+    """Importing roadseg modules sets no CPU settings (TF_ENABLE_ONEDNN_OPTS, ROADSEG_CHOSEN_ENV), whatever the
+    host's command line: the modules of the Python API change nothing and load no TensorFlow; those that load
+    it change what TensorFlow's own import changes, and its log level (system/tfcompat.py keeps its start-up
+    chatter off)."""
+    assert changed_by_import(NO_TENSORFLOW) == ([], False)
+    tensorflow, loaded = changed_by_import(('tensorflow.compat.v1',))
+    assert loaded
+    assert changed_by_import(WITH_TENSORFLOW) == (sorted(set(tensorflow) | {'TF_CPP_MIN_LOG_LEVEL'}), True)
 
 
 @pytest.mark.skipif(not TF2, reason='eager execution is the default of TF 2.x only')

@@ -12,7 +12,7 @@ from conftest import SAMPLE, TINY_SHAPE, error_line, run_cli
 from roadseg.data.datasets import kitti_road as kitti
 from roadseg.data.images import read_image
 from roadseg.evaluation.evaluate import evaluate_run
-from roadseg.runs import find_checkpoint
+from roadseg.runs import TrainedRun
 from roadseg.serving import onnx_backend
 from roadseg.serving.export import export_run
 from roadseg.serving.inference import Segmenter
@@ -125,21 +125,21 @@ def test_missing_or_stale_export(tiny_run, tmp_path, capsys, monkeypatch):
     with pytest.raises(InputError, match='model.onnx is older than the checkpoint .*: export it again with ' + command):
         Segmenter(run, backend='onnxruntime')
     monkeypatch.setitem(onnx_backend.AUTO, 'avx2', 'onnxruntime')
-    assert onnx_backend.choose('auto', find_checkpoint(run), info=AVX2) == 'tensorflow'
+    assert onnx_backend.choose('auto', TrainedRun(run), info=AVX2) == 'tensorflow'
 
 
 def test_auto_choice(onnx_run, monkeypatch):
     """auto takes AUTO's backend for the CPU class where it can run; bf16 and other classes take TensorFlow."""
-    prefix = find_checkpoint(onnx_run)
-    assert onnx_backend.choose('auto', prefix, info=AVX2) == 'tensorflow', 'measured: a tie on AVX2'
+    trained = TrainedRun(onnx_run)
+    assert onnx_backend.choose('auto', trained, info=AVX2) == 'tensorflow', 'measured: a tie on AVX2'
     monkeypatch.setitem(onnx_backend.AUTO, 'avx2', 'onnxruntime')
-    assert onnx_backend.choose('auto', prefix, info=AVX2) == 'onnxruntime'
-    assert onnx_backend.choose('auto', prefix, bf16=True, info=AVX2) == 'tensorflow'
-    assert onnx_backend.choose('auto', prefix, info=dict(AVX2, flags=None)) == 'tensorflow'
+    assert onnx_backend.choose('auto', trained, info=AVX2) == 'onnxruntime'
+    assert onnx_backend.choose('auto', trained, bf16=True, info=AVX2) == 'tensorflow'
+    assert onnx_backend.choose('auto', trained, info=dict(AVX2, flags=None)) == 'tensorflow'
     monkeypatch.setitem(sys.modules, 'onnxruntime', None)  # as if not installed
-    assert onnx_backend.choose('auto', prefix, info=AVX2) == 'tensorflow'
+    assert onnx_backend.choose('auto', trained, info=AVX2) == 'tensorflow'
     with pytest.raises(InputError, match='needs the onnxruntime package .*pip install onnxruntime'):
-        onnx_backend.choose('onnxruntime', prefix)
+        onnx_backend.choose('onnxruntime', trained)
 
 
 def test_flag_errors(onnx_run, capsys):

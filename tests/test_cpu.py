@@ -184,9 +184,16 @@ def test_this_machine():
     assert cpu.describe(info).startswith('CPU: ')
 
 
-# What a fresh process chooses when it imports roadseg.system.tfcompat, and what its CPU line then says.
-STARTUP = """import os, roadseg.system.tfcompat
+# What a fresh process chooses: main.py's command line before it imports TensorFlow, or a Python program's
+# Segmenter when it is created; and what its CPU line then says.
+STARTUP = """import os, sys
 from roadseg.system import cpu
+if sys.argv[1] == '--segmenter':
+    from roadseg import Segmenter
+    Segmenter(sys.argv[2]).close()
+else:
+    cpu.choose_settings(cpu.startup_mode(sys.argv))  # as main.py does when run
+    import roadseg.system.tfcompat
 print(os.environ.get('TF_ENABLE_ONEDNN_OPTS'))
 print(cpu.describe(cpu.cpu_info()))
 try:
@@ -198,15 +205,19 @@ except ImportError:
 
 
 @pytest.mark.parametrize('argv, environ, value, reason', [
-    ([], {}, '0', 'TF_ENABLE_ONEDNN_OPTS=0, chosen for this CPU'),                       # training
+    (['--epochs', '1'], {}, '0', 'TF_ENABLE_ONEDNN_OPTS=0, chosen for this CPU'),        # training
     (['--evaluate', 'runs/x'], {}, '1', 'TF_ENABLE_ONEDNN_OPTS=1, chosen for this CPU'),  # inference
     (['--predict', 'in'], {'TF_ENABLE_ONEDNN_OPTS': '0'}, '0', 'TF_ENABLE_ONEDNN_OPTS=0'),  # the user's own
     (['--video', 'a.mp4'], {'TF_ENABLE_ONEDNN_OPTS': '0', cpu.CHOSEN_ENV: 'TF_ENABLE_ONEDNN_OPTS'}, '1',
-     'TF_ENABLE_ONEDNN_OPTS=1, chosen for this CPU')])                                  # a training parent's choice
-def test_chosen_before_tensorflow_is_imported(tmp_path, argv, environ, value, reason):
-    """On an AVX2 CPU (faked through ROADSEG_CPUINFO), importing roadseg.system.tfcompat sets TF_ENABLE_ONEDNN_OPTS
-    for the command line's mode before TensorFlow reads it, keeps the user's own, and the CPU line and
-    TensorFlow agree on what is in effect. TF 1.15 has no oneDNN: nothing is chosen there."""
+     'TF_ENABLE_ONEDNN_OPTS=1, chosen for this CPU'),                                   # a training parent's choice
+    (['--segmenter', 'RUN'], {}, '1', 'TF_ENABLE_ONEDNN_OPTS=1, chosen for this CPU')])  # the Python API
+def test_chosen_before_tensorflow_is_imported(tmp_path, request, argv, environ, value, reason):
+    """On an AVX2 CPU (faked through ROADSEG_CPUINFO), main.py's start-up sets TF_ENABLE_ONEDNN_OPTS for the
+    command line's mode before TensorFlow reads it, and so does a new Segmenter for inference in a program that
+    only imported roadseg; the user's own value is kept, and the CPU line and TensorFlow agree on what is in
+    effect. TF 1.15 has no oneDNN: nothing is chosen there."""
+    if argv[-1] == 'RUN':
+        argv = argv[:-1] + [request.getfixturevalue('tiny_run')]
     path = tmp_path / 'cpuinfo'
     path.write_text(EPYC_AVX2)
     env = {k: v for k, v in os.environ.items() if k not in ('TF_ENABLE_ONEDNN_OPTS', cpu.CHOSEN_ENV)}

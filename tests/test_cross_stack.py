@@ -17,6 +17,7 @@ from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 import project_tests
 from conftest import ROOT, SAMPLE, TINY_SHAPE, error_line, run_cli
 from roadseg import runs
+from roadseg.model.freeze import read_frozen
 from roadseg.serving import export
 from roadseg.system.tfcompat import tf
 
@@ -104,7 +105,7 @@ def test_this_stack_writes_what_the_other_loads(other, tiny_vgg_dir, tiny_run, t
 
     other(MAIN, '--export', run, '--format', 'frozen', 'saved_model')
     expected = probabilities(export.freeze_checkpoint(runs.find_checkpoint(run), None), images())
-    frozen = export.read_frozen(os.path.join(run, 'export', export.FROZEN))
+    frozen = read_frozen(os.path.join(run, 'export', runs.FROZEN))
     np.testing.assert_allclose(probabilities(frozen, images()), expected, atol=1e-5)
     served = serve(os.path.join(run, 'export', 'saved_model'), images().astype(np.uint8))
     np.testing.assert_allclose(served, probabilities(frozen, images().astype(np.uint8).astype(np.float32)),
@@ -123,8 +124,8 @@ def test_the_other_stack_writes_what_this_one_loads(other, tmp_path):
     assert run_cli('--evaluate', run) == 0
     assert 0 < overall(run)['average_precision'] <= 1
     assert run_cli('--export', run, '--format', 'frozen', 'saved_model') == 0
-    theirs = probabilities(export.read_frozen(os.path.join(run, 'best', export.FROZEN)), images())
-    ours = probabilities(export.read_frozen(os.path.join(run, 'export', export.FROZEN)), images())
+    theirs = probabilities(read_frozen(os.path.join(run, 'best', runs.FROZEN)), images())
+    ours = probabilities(read_frozen(os.path.join(run, 'export', runs.FROZEN)), images())
     assert theirs[..., 1].std() > 1e-3, 'outputs that tell weights apart'
     np.testing.assert_allclose(ours, theirs, atol=1e-5)
 
@@ -144,7 +145,7 @@ def test_graphs_are_written_for_both_stacks(tiny_vgg_dir, tiny_run):
     for meta in metas:
         ops = {node.op for node in meta.graph_def.node}
         assert meta.meta_info_def.stripped_default_attrs and 'VariableV2' in ops and 'VarHandleOp' not in ops
-    frozen = export.read_frozen(os.path.join(tiny_run, 'best', export.FROZEN))
+    frozen = read_frozen(os.path.join(tiny_run, 'best', runs.FROZEN))
     convolutions = [n for n in frozen.node if n.op in ('Conv2D', 'MaxPool')]
     assert len(convolutions) == 23 and not any('data_format' in n.attr for n in convolutions), 'NHWC is the default'
 
@@ -199,7 +200,7 @@ def test_a_checkpoint_with_what_this_tensorflow_lacks_is_one_error_line(tiny_run
 def test_a_frozen_graph_with_what_this_tensorflow_lacks_is_one_error_line(tiny_run, tmp_path, capsys):
     run = str(tmp_path / 'run')
     shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns('export*'))
-    frozen = os.path.join(run, 'best', export.FROZEN)
+    frozen = os.path.join(run, 'best', runs.FROZEN)
 
     def add_future_op(graph_def):
         graph_def.versions.producer = 9999

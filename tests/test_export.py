@@ -14,9 +14,10 @@ from roadseg.data.batches import resize_rgb
 from roadseg.data.images import read_image
 from roadseg.model import heads
 from roadseg.model.heads import add_inference_outputs
-from roadseg.runs import find_checkpoint
-from roadseg.serving import export
-from roadseg.serving.export import export_run, freeze
+from roadseg.model.freeze import TRAINING_OPS, freeze, read_frozen
+from roadseg.runs import FROZEN, find_checkpoint
+from roadseg.serving.layout import DEFAULT_FORMATS
+from roadseg.serving.export import export_run
 from roadseg.serving.inference import Segmenter
 from roadseg.system.files import InputError
 from roadseg.system.tfcompat import tf
@@ -112,7 +113,7 @@ def run_frozen(graph_def, images):
 
 def assert_inference_only(graph_def):
     ops = {node.op for node in graph_def.node}
-    assert not ops & (export.TRAINING_OPS | {'PlaceholderWithDefault', 'ApplyAdam'}), ops
+    assert not ops & (TRAINING_OPS | {'PlaceholderWithDefault', 'ApplyAdam'}), ops
     assert [n.name for n in graph_def.node if n.op == 'Placeholder'] == ['image_input']
 
 
@@ -149,9 +150,9 @@ def test_foreign_encoder_run_trains_and_exports(tmp_path, foreign_vgg_dir):
     assert run_cli('--data-dir', SAMPLE, '--vgg-dir', foreign_vgg_dir, '--runs-dir', runs, '--epochs', 1,
                    '--batch-size', 3, *TINY_SHAPE) == 0
     (run,) = [str(p) for p in runs.iterdir()]
-    assert os.path.exists(os.path.join(run, 'best', export.FROZEN)), 'training ends with write_frozen'
+    assert os.path.exists(os.path.join(run, 'best', FROZEN)), 'training ends with write_frozen'
     paths = export_run(run)
-    assert sorted(paths) == sorted(export.DEFAULT_FORMATS)
+    assert sorted(paths) == sorted(DEFAULT_FORMATS)
     with Segmenter(run) as seg:
         assert seg.frozen
         probs, classes = seg.predict(sample_images((50, 70), 1)[0])
@@ -166,7 +167,7 @@ def test_frozen_export_matches_live_checkpoint(varied_run, exported):
         tf.train.import_meta_graph(prefix + '.meta').restore(sess, prefix)
         probabilities, _ = heads.inference_outputs(graph, prefix)
         want = sess.run(probabilities, {'image_input:0': images.astype(np.float32), 'keep_prob:0': 1.0})
-    graph_def = export.read_frozen(exported['frozen'])
+    graph_def = read_frozen(exported['frozen'])
     assert_inference_only(graph_def)
     got, classes = run_frozen(graph_def, images)
     assert got.shape == images.shape[:3] + (2,) and classes.dtype == np.uint8
@@ -193,7 +194,7 @@ def test_saved_model_in_eager_tf2(tmp_path, exported):
                           universal_newlines=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:]
     out = np.load(str(tmp_path / 'out.npz'))
-    want, _ = run_frozen(export.read_frozen(exported['frozen']), same)
+    want, _ = run_frozen(read_frozen(exported['frozen']), same)
     diff = np.abs(out['probabilities_same'] - want).max()
     print('SavedModel vs frozen graph at the training size: max abs difference {:.2e}'.format(diff))
     assert diff < 1e-4
@@ -213,7 +214,7 @@ def test_saved_model_signature_in_graph_mode(exported):
         meta_graph = tf.saved_model.loader.load(sess, [tf.saved_model.tag_constants.SERVING], exported['saved_model'])
         signature = meta_graph.signature_def['serving_default']
         out = sess.run({k: v.name for k, v in signature.outputs.items()}, {signature.inputs['images'].name: images})
-    want, want_classes = run_frozen(export.read_frozen(exported['frozen']), images)
+    want, want_classes = run_frozen(read_frozen(exported['frozen']), images)
     assert np.abs(out['probabilities'] - want).max() < 1e-5
     assert out['classes'].dtype == np.uint8 and np.array_equal(out['classes'], want_classes)
 
@@ -227,7 +228,7 @@ def test_onnx_matches_frozen_graph(exported):
     session = onnxruntime.InferenceSession(exported['onnx'], providers=['CPUExecutionProvider'])
     assert [i.name for i in session.get_inputs()] == ['image_input']
     probs, classes = session.run(['probabilities', 'classes'], {'image_input': images.astype(np.float32)})
-    want, want_classes = run_frozen(export.read_frozen(exported['frozen']), images)
+    want, want_classes = run_frozen(read_frozen(exported['frozen']), images)
     diff = np.abs(probs - want).max()
     print('ONNX Runtime vs frozen graph: max abs difference {:.2e}'.format(diff))
     assert diff < 1e-4

@@ -7,8 +7,9 @@ import numpy as np
 from conftest import SAMPLE
 from roadseg.data.images import read_image
 from roadseg.evaluation.palette import road_overlay as overlay
-from roadseg.runs import read_image_shape
-from roadseg.serving.export import FROZEN, TRAINING_OPS, freeze_checkpoint
+from roadseg.model.freeze import TRAINING_OPS
+from roadseg.runs import FROZEN, TrainedRun
+from roadseg.serving.export import freeze_checkpoint
 from roadseg.serving.inference import Segmenter
 from roadseg.system.tfcompat import tf
 
@@ -39,7 +40,7 @@ def test_older_frozen_graph_is_passed_over(tmp_path, tiny_run, capsys):
     """A frozen graph of an earlier version (road_prob only) gives way to the checkpoint, with a note."""
     run = str(tmp_path / 'run')
     shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns('test_images', 'logs', 'export*'))
-    graph_def = freeze_checkpoint(tf.train.latest_checkpoint(os.path.join(run, 'best')), read_image_shape(run))
+    graph_def = freeze_checkpoint(tf.train.latest_checkpoint(os.path.join(run, 'best')), TrainedRun(run).image_shape)
     for node in graph_def.node:
         if node.name == 'probabilities':
             node.name = 'road_prob'

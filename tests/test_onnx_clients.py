@@ -10,6 +10,7 @@ import pytest
 
 import project_tests
 from roadseg.model import graph as model_graph, heads
+from roadseg.model.freeze import freeze
 from roadseg.serving import export, onnx_graph
 from roadseg.system.tfcompat import tf
 import main
@@ -49,7 +50,7 @@ def learned():
             if accuracy >= 0.9:
                 break
         assert accuracy >= 0.9, 'the colour rule is learned'
-        return {size: export.freeze(sess, size) for size in SIZES}
+        return {size: freeze(sess, size) for size in SIZES}
 
 
 def run_tf(graph_def, images):
@@ -171,7 +172,7 @@ def test_batch_computing_graph_keeps_its_batch(tmp_path):
             images, labels = colour_images(rng, 2)
             sess.run(train_op, {image_input: images, label: np.eye(2, dtype=np.float32)[labels]})
         assert heads.PROBABILITIES not in {n.name for n in graph.as_graph_def().node}
-        graph_def = export.freeze(sess, TRAIN_SIZE, source='old run')  # probabilities from logits:0
+        graph_def = freeze(sess, TRAIN_SIZE, source='old run')  # probabilities from logits:0
     path = export.write_onnx(graph_def, str(tmp_path / 'old.onnx'))
     session = onnxruntime.InferenceSession(path, providers=['CPUExecutionProvider'])
     images, _ = colour_images(rng, 3)

@@ -1,4 +1,4 @@
-"""The int8 export (--format onnx-int8, roadseg/serving/quantize.py) and running it (--precision int8 on onnxruntime),
+"""The int8 export (--format onnx-int8, roadseg/serving/quantize.py; its accuracy: roadseg/evaluation/int8.py) and running it (--precision int8 on onnxruntime),
 on the tiny model, on both stacks where ONNX Runtime installs."""
 import json
 import os
@@ -11,9 +11,9 @@ import pytest
 
 from conftest import SAMPLE, error_line, kitti_tree, run_cli
 from roadseg.data.images import read_image
+from roadseg.evaluation import int8 as int8_accuracy
 from roadseg.evaluation.evaluate import evaluate_run
-from roadseg.runs import find_checkpoint
-from roadseg.serving import quantize
+from roadseg.runs import TrainedRun, find_checkpoint
 from roadseg.serving.export import export_run
 from roadseg.serving.inference import Segmenter
 from roadseg.system.files import InputError
@@ -47,6 +47,7 @@ def int8_run(tiny_run, tmp_path_factory):
         saver.save(sess, prefix, write_meta_graph=False, write_state=False)  # keep the relative checkpoint file
     written = export_run(run, ('onnx-int8',), calibration_images=3)
     assert sorted(written) == ['onnx', 'onnx-int8']
+    int8_accuracy.record_accuracy(TrainedRun(run))
     return run
 
 
@@ -94,12 +95,12 @@ def test_summary_matches_evaluate(int8_run):
 
 def test_accuracy_limits():
     """Losses beyond 0.5 MaxF1 or 1.0 mean IoU points are named; smaller ones and gains are not."""
-    change, warnings = quantize.accuracy_change({'max_f1': 92.0, 'iou': 85.0}, {'max_f1': 91.4, 'iou': 80.0})
+    change, warnings = int8_accuracy.accuracy_change({'max_f1': 92.0, 'iou': 85.0}, {'max_f1': 91.4, 'iou': 80.0})
     assert change['max_f1'] == pytest.approx(-0.6) and warnings == ['int8 costs 0.60 max f1 points (more than 0.5)']
-    assert quantize.accuracy_change({'max_f1': 92.0, 'iou': 85.0}, {'max_f1': 91.6, 'iou': 80.0})[1] == []
-    assert quantize.accuracy_change({'mean_iou': 60.0}, {'mean_iou': 58.9})[1] == [
+    assert int8_accuracy.accuracy_change({'max_f1': 92.0, 'iou': 85.0}, {'max_f1': 91.6, 'iou': 80.0})[1] == []
+    assert int8_accuracy.accuracy_change({'mean_iou': 60.0}, {'mean_iou': 58.9})[1] == [
         'int8 costs 1.10 mean iou points (more than 1)']
-    assert quantize.accuracy_change({'mean_iou': None}, {'mean_iou': 58.9})[1] == []
+    assert int8_accuracy.accuracy_change({'mean_iou': None}, {'mean_iou': 58.9})[1] == []
 
 
 def test_command_prints_the_calibration_count(int8_run, capsys):
@@ -114,7 +115,7 @@ def test_command_prints_the_calibration_count(int8_run, capsys):
 def test_a_loss_beyond_the_limit_is_said(int8_run, capsys, monkeypatch):
     """With a limit the measured change exceeds (a gain of 1000 points demanded), the export says so on a
     warning line and in the summary."""
-    monkeypatch.setitem(quantize.LIMITS, 'max_f1', -1000.0)
+    monkeypatch.setitem(int8_accuracy.LIMITS, 'max_f1', -1000.0)
     assert run_cli('--export', int8_run, '--format', 'onnx-int8', '--calibration-images', 2) == 0
     assert re.search(r'^warning: int8 costs -?[\d.]+ max f1 points \(more than -1000\); the fp32 model.onnx keeps '
                      r'the accuracy$', capsys.readouterr().out, re.M)

@@ -2,7 +2,6 @@
 says (roadseg/task.py)."""
 import os
 
-from ..runs import run_dataset
 from ..serving import onnx_backend
 from ..serving.inference import Segmenter
 from ..system.files import InputError, check_writable_dir
@@ -15,21 +14,22 @@ def evaluate_run(run, data_dir=None, out_dir=None, which='best', batch_size=4, b
     """Evaluate a training run's checkpoint on the validation split of its data (or data_dir); writes
     RUN/evaluation_<which>/ (RUN/evaluation_<which>_<precision>/ when precision is given, or bf16) and returns the
     metrics, with _onnxruntime appended when ONNX Runtime runs the fp32 model and _flip for flip (test-time
-    augmentation): each engine and setting keeps its own report. run may name an export's ONNX model
-    (RUN/export/model-int8.onnx). backend, precision, flip: see inference.Segmenter."""
-    run, which, precision, backend = onnx_backend.resolve(run, which, 'bf16' if bf16 else precision, backend)
-    if not os.path.isdir(run):
-        raise InputError('run folder {} {}'.format(run, 'is a file, not a folder' if os.path.exists(run) else
-                                                   'does not exist'))
-    dataset = run_dataset(run, data_dir)
+    augmentation): each engine and setting keeps its own report. run: a runs.TrainedRun or a path to one (the run
+    folder, RUN/best, RUN/last), or to an export's ONNX model (RUN/export/model-int8.onnx). backend, precision,
+    flip: see inference.Segmenter."""
+    run, precision, backend = onnx_backend.resolve(run, which, 'bf16' if bf16 else precision, backend)
+    if not os.path.isdir(run.path):
+        raise InputError('run folder {} {}'.format(run.path, 'is a file, not a folder' if os.path.exists(run.path)
+                                                   else 'does not exist'))
+    dataset = run.dataset(data_dir)
     samples = dataset.samples('val')
     if not samples:
         raise InputError('no validation images in {}'.format(dataset.data_dir))
-    model = Segmenter(run, which, threads=threads, backend=backend, precision=precision, flip=flip)
+    model = Segmenter(run, threads=threads, backend=backend, precision=precision, flip=flip)
     # the TensorFlow report is evaluation_<which>/; another engine's goes beside it (int8 runs on ONNX Runtime only)
     engine = '_' + model.backend if model.backend != 'tensorflow' and model.precision != 'int8' else ''
-    out_dir = out_dir or os.path.join(run, 'evaluation_{}{}{}{}'.format(
-        which, '_' + precision if precision else '', engine, '_flip' if flip else ''))
+    out_dir = out_dir or os.path.join(run.path, 'evaluation_{}{}{}{}'.format(
+        run.which, '_' + precision if precision else '', engine, '_flip' if flip else ''))
     check_writable_dir(out_dir, 'evaluation folder')
     print('Evaluating {} ({}, {}: {}) on {} validation images of {}'.format(
         model.prefix, model.backend, model.precision, model.precision_reason, len(samples), dataset.data_dir))

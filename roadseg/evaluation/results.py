@@ -18,7 +18,7 @@ import re
 import subprocess
 
 from ..data.datasets import SELECT
-from ..runs import read_config, run_dataset
+from ..runs import TrainedRun
 from ..system.cpu import cpu_class, describe
 from ..system.files import InputError
 from .report import read_history
@@ -126,7 +126,8 @@ def result_record(name, command, run_dir, evaluations, log=None, repo=None, mach
     """The JSON-ready record of a finished run. evaluations: {'': metrics.json of --evaluate, 'flip': that of
     --evaluate --flip, ...}; log: the training log (for runs without per-epoch seconds); repo: the checkout
     whose commit is recorded; machine: lscpu() (default: read now)."""
-    config = read_config(run_dir)
+    run = TrainedRun(run_dir)
+    config = run.config
     if not isinstance(config.get('cpu'), dict):
         raise InputError('{}: config.json records no CPU (a run older than that record)'.format(run_dir))
     try:
@@ -135,7 +136,7 @@ def result_record(name, command, run_dir, evaluations, log=None, repo=None, mach
         raise InputError('{}: history.jsonl cannot be read ({})'.format(run_dir, e.strerror or e))
     if not entries:
         raise InputError('{}: history.jsonl has no epochs'.format(run_dir))
-    dataset = run_dataset(run_dir)
+    dataset = run.dataset()
     per_epoch = len(dataset.samples('train')) * config.get('repeat', 1)
     seconds, source = epoch_seconds(run_dir, entries, log)
     has_report = any(k.startswith('report_') for k in entries[0])

@@ -1,2 +1,3 @@
-"""The network: the VGG16 encoder (vgg.py, vgg_weights.py), its output heads and tensor names (heads.py),
-the training and inference graph (graph.py)."""
+"""The network: the VGG16 encoder (vgg.py, vgg_weights.py), its tensor names (names.py) and output heads
+(heads.py), the training and inference graph (graph.py), the graph frozen for inference (freeze.py), batched
+prediction at any frame size (prediction.py)."""

@@ -1,22 +1,11 @@
-"""The model's output heads and the one list of its tensor names.
+"""The model's output heads: `probabilities` (softmax) and `classes` (argmax) of the decoder's logits.
 
-The encoder SavedModel takes `image_input` (float32 (N, H, W, 3) RGB 0..255) and `keep_prob` and gives
-`layer3_out`, `layer4_out`, `layer7_out`; the decoder's output is `fcn_output` (N, H, W, C) logits, the loss
-reshapes it to `logits` (pixels, C); the heads added here are `probabilities` (softmax) and `classes`
-(argmax). Frozen graphs, the SavedModel and the ONNX model keep these names.
+The tensor names are model/names.py's; they are importable from here too (heads.VGG_TENSORS, heads.LOGITS, ...).
 """
 from ..system.files import InputError
 from ..system.tfcompat import tf
-
-IMAGE_INPUT = 'image_input'
-KEEP_PROB = 'keep_prob'
-ENCODER_OUTPUTS = ('layer3_out', 'layer4_out', 'layer7_out')
-VGG_TENSORS = tuple(name + ':0' for name in (IMAGE_INPUT, KEEP_PROB) + ENCODER_OUTPUTS)  # load_vgg's five, in order
-VGG_SOURCE = 'vgg_source'  # string constant naming the encoder's weights
-DECODER_OUTPUT = 'fcn_output'
-LOGITS = 'logits'  # (pixels, C): the only output of runs from before `probabilities` existed
-PROBABILITIES = 'probabilities'
-CLASSES = 'classes'
+from .names import (CLASSES, DECODER_OUTPUT, ENCODER_OUTPUTS, IMAGE_INPUT, KEEP_PROB, LOGITS,  # noqa: F401
+                    PROBABILITIES, VGG_SOURCE, VGG_TENSORS)
 
 
 def tensor(graph, name):

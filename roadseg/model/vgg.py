@@ -18,7 +18,7 @@ from ..system.tfcompat import tf
 
 from ..system.crossstack import meta_graph_writer, missing_in_this_tensorflow, not_loadable
 from ..system.files import InputError, first_line
-from .heads import ENCODER_OUTPUTS, IMAGE_INPUT, KEEP_PROB, VGG_SOURCE, VGG_TENSORS
+from .names import ENCODER_OUTPUTS, IMAGE_INPUT, KEEP_PROB, VGG_SOURCE, VGG_TENSORS
 from .vgg_weights import (CONVS_PER_BLOCK, KERAS_FILE, keras_vgg16_file, load_keras_vgg16, load_weights_file,
                           verified)
 
@@ -150,7 +150,7 @@ def build_vgg_savedmodel(export_dir, weights=None, widths=VGG16_WIDTHS, fc_width
     or None for all random (tests). The graph has image_input (float RGB 0..255), keep_prob (default 1.0),
     layer3_out = pool3, layer4_out = pool4, layer7_out = fc7 output, all variables trainable, and
     vgg_source, a string constant: `source`, one line naming the weights. Both stacks write the same graph,
-    which both load: reference variables and no attrs at their defaults (roadseg/crossstack.py).
+    which both load: reference variables and no attrs at their defaults (roadseg/system/crossstack.py).
     """
     export_dir = os.path.abspath(export_dir)
     parent = os.path.dirname(export_dir)
@@ -214,7 +214,7 @@ def load_vgg_tensors(sess, vgg_path):
     """tf.saved_model.loader.load + the five tensors, with InputError naming what is wrong.
 
     The variables sess.graph gets afterwards (decoder, optimizer, counters) are reference variables like the
-    encoder's, on both stacks, so the graph's checkpoints load in either (roadseg/crossstack.py).
+    encoder's, on both stacks, so the graph's checkpoints load in either (roadseg/system/crossstack.py).
     """
     try:
         tf.saved_model.loader.load(sess, [TAG], vgg_path)

@@ -1,64 +1,24 @@
-"""Inference: the Python API (Segmenter), batched prediction at any frame size.
+"""Inference: the Python API (Segmenter) over TensorFlow or ONNX Runtime.
 
     from roadseg import Segmenter
-    seg = Segmenter('runs/<timestamp>')           # its best/ checkpoint; backend='onnxruntime' for its ONNX export
+    seg = Segmenter('runs/<timestamp>')           # its best/ checkpoint (or 'runs/<timestamp>/last', ...);
+                                                  # backend='onnxruntime' for its ONNX export
     probs, classes = seg.predict(image)           # uint8 (H, W, 3) -> (H, W, C) float32, (H, W) uint8
 
-With TensorFlow the model runs in its own tf.Graph and Session: a TF 2.x host program stays in eager mode.
+Importing this module loads no TensorFlow: a Segmenter chooses this CPU's inference settings (system/cpu.py)
+when it is created, before TensorFlow is loaded. With TensorFlow the model runs in its own tf.Graph and Session:
+a TF 2.x host program stays in eager mode.
 """
 import os
 
 import numpy as np
 
-from .. import task
-from ..data.batches import resize_prob, resize_rgb
-from ..model.heads import IMAGE_INPUT, PROBABILITIES
-from ..runs import CONFIG, find_checkpoint, read_config, read_image_shape, run_folder
+from ..model.names import IMAGE_INPUT, PROBABILITIES
+from ..model.prediction import predict_resized
+from ..runs import FROZEN
 from ..system import cpu
 from ..system.files import InputError
-from ..system.tfcompat import session_config, tf
 from . import onnx_backend
-from .export import FROZEN, freeze_checkpoint, read_frozen
-
-
-def _predict(run_batch, images, image_shape, batch_size):
-    """Yield float32 (H_i, W_i, C) probabilities per uint8 (H_i, W_i, 3) image of an iterable, in order.
-
-    Images are resized to image_shape (h, w) for run_batch(float32 (n, h, w, 3)) -> (n, h, w, C), and each
-    probability map back to its image's size; at most batch_size images are held at a time.
-    """
-    batch = []
-
-    def flush():
-        net_in = np.stack([im if im.shape[:2] == tuple(image_shape) else resize_rgb(im, image_shape)
-                           for im in batch]).astype(np.float32)
-        for image, probs in zip(batch, run_batch(net_in)):
-            if image.shape[:2] != probs.shape[:2]:
-                probs = np.stack([resize_prob(probs[..., c], image.shape[:2]) for c in range(probs.shape[-1])], -1)
-            yield probs
-
-    for image in images:
-        batch.append(image)
-        if len(batch) == batch_size:
-            yield from flush()
-            batch = []
-    if batch:
-        yield from flush()
-
-
-def predict_probabilities(sess, probabilities, image_pl, images, image_shape, batch_size=4, feed=None):
-    """Probabilities from a live session (the training loop's validation) for frames of any size.
-
-    probabilities: (N, h, w, C) tensor of sess.graph fed by image_pl at image_shape (h, w); feed: extra
-    feeds (e.g. {keep_prob: 1.0}). Yields float32 (H_i, W_i, C) per uint8 (H_i, W_i, 3) image, in order.
-    """
-    def run(batch):
-        with sess.graph.as_default():  # TF 2.x: tensors hash as feed keys only inside their graph
-            feeds = dict(feed or {})
-            feeds[image_pl] = batch
-            return sess.run(probabilities, feeds)
-
-    return _predict(run, images, image_shape, batch_size)
 
 
 def _checked(image, index):
@@ -70,11 +30,15 @@ def _checked(image, index):
 
 
 class TFGraph:
-    """The TensorFlow backend of Segmenter: prefix's frozen_inference.pb when it is newer than the checkpoint,
-    else the checkpoint's own .meta graph frozen in memory, in its own tf.Graph and Session. Attributes:
-    graph, sess, frozen (True when the frozen file was used), num_classes."""
+    """The TensorFlow backend of Segmenter: run's (a runs.TrainedRun) frozen_inference.pb beside its checkpoint
+    when it is newer, else the checkpoint's own .meta graph frozen in memory, in its own tf.Graph and Session.
+    Attributes: graph, sess, frozen (True when the frozen file was used), num_classes."""
 
-    def __init__(self, prefix, image_shape, threads=0, bf16=False):
+    def __init__(self, run, threads=0, bf16=False):
+        from ..model.freeze import read_frozen  # TensorFlow, loaded once Segmenter chose the settings
+        from ..system.tfcompat import session_config, tf
+        from .export import freeze_checkpoint
+        prefix, image_shape = run.checkpoint, run.image_shape
         path = os.path.join(os.path.dirname(prefix), FROZEN)
         self.frozen = os.path.exists(path) and os.path.getmtime(path) >= os.path.getmtime(prefix + '.index')
         graph_def = read_frozen(path) if self.frozen else None
@@ -106,8 +70,11 @@ class Segmenter:
     """A trained run loaded for inference over a backend: 'tensorflow' (TFGraph: the frozen graph or the
     checkpoint, in its own tf.Graph and Session), 'onnxruntime' (the run's ONNX export, onnx_backend), or
     'auto': the one measured faster on this CPU class where it can run (onnx_backend.AUTO). A run without
-    best/ uses last/ with a note; run may also name an export's ONNX model (RUN/export/model-int8.onnx: that
-    run, checkpoint and precision on onnxruntime; onnx_backend.resolve). Attributes: image_shape (h, w) the
+    best/ uses last/ with a note. run: a runs.TrainedRun, or a path to one (the run folder, RUN/best, RUN/last,
+    a checkpoint prefix; which says the checkpoint of a run folder), or to an export's ONNX model
+    (RUN/export/model-int8.onnx: that run, checkpoint and precision on onnxruntime; onnx_backend.resolve).
+    Creating one applies this CPU's inference settings where TensorFlow is not loaded yet
+    (cpu.choose_settings). Attributes: run (the TrainedRun), image_shape (h, w) the
     network runs at (from the run's config.json), num_classes, class_names, task (what the run predicts:
     roadseg/task.py), prefix (the checkpoint), backend ('tensorflow' or 'onnxruntime'), precision ('fp32' or
     'bf16': cpu.choose_precision of precision, default auto; bf16=True is precision='bf16'; 'int8': the run's
@@ -119,33 +86,32 @@ class Segmenter:
     """
 
     def __init__(self, run, which='best', threads=0, bf16=False, backend='auto', precision=None, flip=False):
-        run, which, precision, backend = onnx_backend.resolve(run, which, 'bf16' if bf16 else precision, backend)
-        self.prefix = find_checkpoint(run, which)
-        self.image_shape = read_image_shape(run_folder(self.prefix))
+        cpu.choose_settings('infer')  # before TensorFlow is loaded (a no-op once it is)
+        run, precision, backend = onnx_backend.resolve(run, which, 'bf16' if bf16 else precision, backend)
+        self.run, self.prefix, self.image_shape = run, run.checkpoint, run.image_shape
         requested, info = precision or cpu.default_precision(), cpu.cpu_info()
         self.precision, self.precision_reason = cpu.choose_precision(requested, info)
         # bf16 is TensorFlow's rewrite: asked for, it rules out onnxruntime; chosen by auto, it prefers TensorFlow
-        self.backend = onnx_backend.choose(backend, self.prefix, requested == 'bf16' or (
+        self.backend = onnx_backend.choose(backend, run, requested == 'bf16' or (
             self.precision == 'bf16' and backend == 'auto'), info=info, int8=self.precision == 'int8')
         if self.backend == 'onnxruntime':
             if self.precision != 'int8':
                 self.precision, self.precision_reason = 'fp32', 'ONNX Runtime backend'
-            self.model = onnx_backend.OnnxRuntime(self.prefix, self.image_shape, threads, self.precision)
+            self.model = onnx_backend.OnnxRuntime(run, threads, self.precision)
         else:
-            self.model = TFGraph(self.prefix, self.image_shape, threads, self.precision == 'bf16')
+            self.model = TFGraph(run, threads, self.precision == 'bf16')
         self.flip = flip
         self.frozen = getattr(self.model, 'frozen', False)
         self.graph = getattr(self.model, 'graph', None)
         self.num_classes = self.model.num_classes
-        root = run_folder(self.prefix)
-        self.task = task.for_run(read_config(root), self.num_classes, os.path.join(root, CONFIG))
+        self.task = run.task(self.num_classes)
         self.class_names = list(self.task.class_names)
 
     def predict_iter(self, images, batch_size=4):
         """Yield (probabilities float32 (H, W, C), classes uint8 (H, W)) for each uint8 RGB (H, W, 3) image
         of an iterable (a stream: at most batch_size images are held), at each image's own size."""
         checked = (_checked(image, i) for i, image in enumerate(images))
-        for probs in _predict(self._run, checked, self.image_shape, batch_size):
+        for probs in predict_resized(self._run, checked, self.image_shape, batch_size):
             yield probs, np.argmax(probs, axis=-1).astype(np.uint8)
 
     def _run(self, batch):

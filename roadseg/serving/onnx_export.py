@@ -9,7 +9,7 @@ converted as it is, with the batch left dynamic in the graph and only the channe
 """
 import numpy as np
 
-from ..model.heads import CLASSES, IMAGE_INPUT, PROBABILITIES
+from ..model.names import CLASSES, IMAGE_INPUT, PROBABILITIES
 from . import onnx_graph
 
 BATCH = 'N'

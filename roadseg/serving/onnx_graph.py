@@ -1,7 +1,7 @@
 """The frozen inference graph made plain for ONNX clients (ONNX Runtime, OpenCV's DNN module and the like).
 
 A frozen graph still computes at run time what the training size fixes: tensor shapes for the transposed
-convolutions and the crop, and keep_prob's dropout (a zero draw that keeps everything, roadseg/serving/export.py).
+convolutions and the crop, and keep_prob's dropout (a zero draw that keeps everything, roadseg/model/freeze.py).
 tf2onnx turns that into Shape/Slice/Pad/Where chains, and the BGR channel flip of the VGG input (tf.reverse)
 into ReverseSequence, an op OpenCV's importer lacks. plain_graph() returns the same function without them:
 

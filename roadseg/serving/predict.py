@@ -1,5 +1,5 @@
 """Prediction over many images: --predict's class maps, overlays and KITTI submission files for every image of a
-folder, and the overlays of a live training session (test_images/, helper.py).
+folder.
 
     python main.py --predict IN_DIR --checkpoint RUN --output OUT_DIR [--which best|last]
 
@@ -17,28 +17,7 @@ from PIL import Image
 from ..data.images import image_files, read_image
 from ..system.files import InputError, check_writable_dir, save_image_atomic
 from ..system.progress import bar
-from .inference import Segmenter, predict_probabilities
-
-
-def session_overlays(sess, probabilities, image_input, keep_prob, items, load, image_shape, task, batch_size=4):
-    """Yield (item, the task's overlay at the image's own size) for each item, load(item) -> uint8 RGB image,
-    predicted by a live session's probabilities (keep_prob fed 1.0)."""
-    for start in range(0, len(items), batch_size):
-        chunk = items[start:start + batch_size]
-        images = [load(item) for item in chunk]
-        for item, image, probs in zip(chunk, images, predict_probabilities(
-                sess, probabilities, image_input, images, image_shape, batch_size, {keep_prob: 1.0})):
-            yield item, task.paint(image, probs, probs.argmax(axis=-1).astype('uint8'))
-
-
-def write_images(out_dir, named_images, total, desc, legend=None):
-    """Write (file name, uint8 RGB image) pairs into out_dir (each atomically, with a progress bar), and
-    legend.png when a legend image is given."""
-    os.makedirs(out_dir, exist_ok=True)
-    if legend is not None:
-        save_image_atomic(os.path.join(out_dir, 'legend.png'), legend)
-    for name, image in bar(named_images, total=total, desc=desc, unit='image'):
-        save_image_atomic(os.path.join(out_dir, name), Image.fromarray(image))
+from .inference import Segmenter
 
 
 def _check_collisions(paths, task):

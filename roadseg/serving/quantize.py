@@ -5,9 +5,8 @@ missing or older than the checkpoint), calibrates the activation ranges (MinMax)
 run's own dataset and writes model-int8.onnx beside it in QDQ format: int8 weights per output channel, uint8
 activations (ONNX Runtime's u8s8 kernels, the fast ones on AVX512-VNNI, AVX-VNNI and AMX-INT8), for the
 encoder's convolutions, ReLUs and pools. The decoder (1x1 scores, transposed convolutions, a few percent of
-the work) and the softmax stay float32. Then it scores both models on the same validation images (the split
---evaluate reports on) and writes model-int8.json: the settings, the calibration images, fp32 and int8
-metrics and their difference, and whether int8 costs more than LIMITS.
+the work) and the softmax stay float32. It writes model-int8.json beside it: the settings and the calibration
+images; the command line then adds the accuracy change, measured by roadseg/evaluation/int8.py.
 """
 import contextlib
 import json
@@ -20,18 +19,16 @@ import numpy as np
 
 from ..data.batches import resize_rgb
 from ..data.images import read_image
-from ..model.heads import IMAGE_INPUT
+from ..model.names import IMAGE_INPUT
 from ..system import cpu
 from ..system.files import InputError, atomic_path, file_digest, first_line, write_bytes_atomic
 from ..system.progress import bar
-from .export import FILE_NAMES
+from .layout import FILE_NAMES, INT8_SUMMARY
+from .onnx_backend import current_export
 
 CALIBRATION_IMAGES = 32
-SUMMARY = 'model-int8.json'
 QUANTIZED_OPS = ('Conv', 'Relu', 'MaxPool')
 FLOAT_SCOPES = ('decoder/',)  # main.layers' scope: kept float32
-# metric -> the largest loss in points (100 x the fraction) that int8 may cost without a warning
-LIMITS = {'max_f1': 0.5, 'mean_iou': 1.0}
 VNNI_FEATURES = ('avx512_vnni', 'avx_vnni', 'amx_int8')
 
 
@@ -130,85 +127,39 @@ def calibration_batches(samples, image_shape):
     return batches
 
 
-def accuracy_change(fp32, int8):
-    """(change {metric: int8 - fp32 points}, [the warnings for losses beyond LIMITS])."""
-    change = {k: None if fp32[k] is None or int8[k] is None else int8[k] - fp32[k] for k in fp32}
-    warnings = ['int8 costs {:.2f} {} points (more than {:g})'.format(-change[k], k.replace('_', ' '), LIMITS[k])
-                for k in LIMITS if change.get(k) is not None and -change[k] > LIMITS[k]]
-    return change, warnings
-
-
-def measure(run, which, dataset, threads=0, batch_size=4):
-    """{'fp32': headline, 'int8': headline, 'images': n} of the run's two ONNX models on the validation split,
-    scored as --evaluate scores (the metrics LIMITS judge: the run's task's key_metrics)."""
-    from ..evaluation.report import score
-    from .inference import Segmenter
-    samples = dataset.samples('val')
-    if not samples:
-        raise InputError('no validation images in {} to measure int8 against fp32 on'.format(dataset.data_dir))
-    out = {'images': len(samples)}
-    for precision in ('fp32', 'int8'):
-        with Segmenter(run, which, threads=threads, backend='onnxruntime', precision=precision) as model:
-            scores = model.task.scores()
-            score(samples, dataset, lambda images: (p for p, _ in model.predict_iter(images, batch_size)), scores,
-                  worst=0, desc='Scoring ' + precision)
-            out[precision] = model.task.key_metrics(scores.results())
-    return out
-
-
-def describe(measured):
-    """One line: 'int8 vs fp32 on 57 validation images: max f1 92.73 -> 92.61 (-0.12), iou ...'."""
-    parts = ['{} {} -> {} ({})'.format(k.replace('_', ' '), _points(measured['fp32'][k]), _points(measured['int8'][k]),
-                                       _points(measured['change'][k], '{:+.2f}')) for k in measured['fp32']]
-    return 'int8 vs fp32 on {} validation images: {}'.format(measured['images'], ', '.join(parts))
-
-
-def _points(value, form='{:.2f}'):
-    return '-' if value is None else form.format(value)
-
-
-def export_int8(run, which, prefix, target, data_dir=None, images=None, threads=0):
+def export_int8(run, target, data_dir=None, images=None):
     """Write target (RUN/export*/model-int8.onnx) from the current model.onnx beside it, calibrated on `images`
     training images (None: CALIBRATION_IMAGES) of the run's dataset (data_dir, else the one in its
-    config.json), and the summary model-int8.json. prefix: the `which` checkpoint of run. Prints what it does;
-    returns the summary."""
-    from ..runs import read_image_shape, run_dataset
-    from .onnx_backend import current_export
+    config.json), and the summary model-int8.json (settings and calibration; evaluation/int8.py adds the
+    accuracy). run: a runs.TrainedRun. Prints what it does; returns the summary."""
     tools()
     images = CALIBRATION_IMAGES if images is None else images
     if images < 1:
         raise InputError('--calibration-images must be at least 1, got {}'.format(images))
-    source = current_export(prefix)
-    summary_path = os.path.join(os.path.dirname(target), SUMMARY)
+    source = current_export(run)
+    summary_path = os.path.join(os.path.dirname(target), INT8_SUMMARY)
     if data_dir is not None and not os.path.isdir(data_dir):
         raise InputError('calibration data not found: {} (pass the folder of the run\'s dataset)'.format(data_dir))
-    dataset = run_dataset(run, data_dir)
+    dataset = run.dataset(data_dir)
     samples = calibration_samples(dataset, images)
     info = cpu.cpu_info()
     reduce_range = has_vnni(info) is False
     print('Calibrating int8 on {} training images of {}{}'.format(
         len(samples), dataset.data_dir, ' (7-bit weights: this CPU has no VNNI)' if reduce_range else ''))
-    batches = calibration_batches(samples, read_image_shape(run))
+    batches = calibration_batches(samples, run.image_shape)
     if os.path.exists(summary_path):  # describes the model about to be replaced
         os.remove(summary_path)
     kept = quantize_model(source, target, batches, reduce_range=reduce_range)
-    measured = measure(run, which, dataset, threads)
-    measured['change'], warnings = accuracy_change(measured['fp32'], measured['int8'])
     import onnxruntime
     summary = {
         'model': os.path.basename(target), 'sha256': file_digest(target), 'source': FILE_NAMES['onnx'],
-        'source_sha256': file_digest(source), 'checkpoint': prefix, 'onnxruntime': onnxruntime.__version__,
+        'source_sha256': file_digest(source), 'checkpoint': run.checkpoint, 'onnxruntime': onnxruntime.__version__,
         'cpu': cpu.describe(info),
         'quantization': {'format': 'QDQ', 'weights': 'int8, per output channel', 'activations': 'uint8',
                          'calibration': 'MinMax', 'reduce_range': reduce_range, 'ops': list(QUANTIZED_OPS),
                          'float32_convolutions': kept},
         'calibration': {'split': 'train', 'data_dir': dataset.data_dir, 'images': len(samples),
                         'files': [os.path.basename(s.image) for s in samples]},
-        'accuracy': dict(measured, split='val', limits_points=LIMITS, within_limits=not warnings),
-        'warnings': warnings,
     }
     write_bytes_atomic(summary_path, json.dumps(summary, indent=2).encode())
-    print('{} (in {})'.format(describe(measured), summary_path))
-    for line in warnings:
-        print('warning: ' + line + '; the fp32 model.onnx keeps the accuracy')
     return summary

@@ -1,7 +1,7 @@
 """The CPU and TensorFlow build a run uses: instruction sets, oneDNN, and the settings chosen from them.
 
 Importable before TensorFlow (nothing here imports it), so that environment variables it recommends can be
-set before TensorFlow reads them.
+set before TensorFlow reads them; importing it sets nothing (choose_settings does, when called).
 """
 import os
 import platform
@@ -198,13 +198,14 @@ def apply_environment(settings, environ=None):
     return applied
 
 
-def choose_at_startup(argv):
-    """Apply the recommended settings for this CPU and argv's mode (startup_mode) to os.environ, unless
-    TensorFlow is already imported (it has read them then). roadseg/tfcompat.py calls it before it imports
-    TensorFlow; the user's own variables are kept. Returns {name: value} it set."""
+def choose_settings(mode):
+    """Apply the recommended settings for this CPU and mode ('train' or 'infer') to os.environ, unless
+    TensorFlow is already imported (it has read them then); the user's own variables are kept. Called by
+    main.py's command line (startup_mode of its argv) and by a new Segmenter ('infer'), never on import.
+    Returns {name: value} it set."""
     if 'tensorflow' in sys.modules:
         return {}
-    return apply_environment(recommended_settings(cpu_info(), startup_mode(argv)))
+    return apply_environment(recommended_settings(cpu_info(), mode))
 
 
 PRECISIONS = ('auto', 'fp32', 'bf16')

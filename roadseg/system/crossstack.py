@@ -4,7 +4,7 @@ TensorFlow's own means for a newer writer and an older reader is to leave out ev
 value (strip_default_attrs): attrs added to an op since come with defaults, so the older reader meets none it
 does not know. Stripping cannot help with an op the reader lacks or a new attr set to another value, such as
 the debug_name every TF 2.x resource variable carries (VarHandleOp); graphs written here therefore hold
-reference variables on both stacks (roadseg/vgg.py). docs/cross-stack.md says what crosses.
+reference variables on both stacks (roadseg/model/vgg.py). docs/cross-stack.md says what crosses.
 """
 import re
 

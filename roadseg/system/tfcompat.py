@@ -5,14 +5,12 @@ Graph-mode code therefore builds in an explicit `with tf.Graph().as_default():` 
 summaries need one); there, `tf.get_variable` makes resource variables on TF 2.x (reference variables on
 1.15), with the same checkpoint names, and static shapes hold ints on 2.x (Dimensions on 1.15).
 
-Before the import, the settings measured best for this CPU and the command line's mode (training or
-inference) are put in the environment, where TensorFlow reads them (roadseg/cpu.py; yours win).
+The settings measured best for this CPU (system/cpu.py) are chosen before this import by whoever owns the
+process: main.py's command line for its mode, a new Segmenter for inference; importing this module chooses none.
 """
 import os
 import sys
 import tempfile
-
-from . import cpu
 
 
 def _import_quietly():
@@ -43,7 +41,6 @@ def _import_quietly():
     return tf
 
 
-cpu.choose_at_startup(sys.argv)
 tf = _import_quietly()
 tf.logging.set_verbosity(tf.logging.ERROR)
 

@@ -10,11 +10,11 @@ from .. import task as tasks
 from ..data import datasets
 from ..data.batches import EpochBatches, TrainingSet
 from ..evaluation import report
+from ..evaluation.overlays import session_overlays, write_images
 from ..model import graph as model_graph
+from ..model.freeze import write_frozen
 from ..model.vgg import maybe_build_vgg
-from ..runs import Run, check_splits, find_checkpoint
-from ..serving.export import FROZEN, write_frozen
-from ..serving.predict import session_overlays, write_images
+from ..runs import FROZEN, Run, check_splits, find_checkpoint
 from ..system import cpu
 from ..system.files import InputError, append_line
 from ..system.signals import deferred_stop

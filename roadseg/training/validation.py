@@ -8,7 +8,7 @@ multi-class data), the validation split does both and there are no report_* keys
 import time
 
 from ..evaluation import report
-from ..serving.inference import predict_probabilities
+from ..model.prediction import predict_probabilities
 from ..system.tfcompat import tf
 
 
