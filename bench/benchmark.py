@@ -217,6 +217,8 @@ def run_benchmark(args):
         print_decoder_table(result['rows'])
     result['ratios'] = ratios(result['rows'])
     print_ratios(result['ratios'])
+    result['export_ratios'] = export_ratios(result['rows'])
+    print_export_ratios(result['export_ratios'])
     if args.json:
         write_bytes_atomic(args.json, json.dumps(result, indent=2).encode())
     return result['rows']
@@ -450,6 +452,30 @@ def print_ratios(found):
         print('batch {:2d} {:5s} {:4s}: {} {:.4f} s/image vs {} {:.4f}: {:.2f}x (rounds {:.2f}-{:.2f}x)'.format(
             r['batch'], r['part'], r['precision'], r['tf'], r['tf_s_per_image'], r['peer'], r['peer_s_per_image'],
             r['speed'], r['rounds_min'], r['rounds_max']))
+
+
+def export_ratios(rows):
+    """Per batch and precision: ONNX Runtime on the project's export against ONNX Runtime on the PyTorch peer's
+    export of the same network (same rounds, interleaved)."""
+    out = []
+    for batch in sorted({r['batch'] for r in rows}):
+        for precision in ('fp32', 'int8'):
+            found = {r['what']: r for r in rows if r['batch'] == batch}
+            ours = found.get('ONNX Runtime infer {} (project export)'.format(precision))
+            theirs = found.get('ONNX Runtime infer {} (PyTorch export)'.format(precision))
+            if ours and theirs:
+                out.append(_ratio(batch, 'infer', precision, ours, theirs))
+    return out
+
+
+def print_export_ratios(found):
+    if found:
+        print('\nONNX Runtime on the project\'s export against the PyTorch peer\'s export (speed > 1: the project\'s '
+              'faster)')
+    for r in found:
+        print('batch {:2d} {}: {:.4f} s/image vs {:.4f}: {:.2f}x (rounds {:.2f}-{:.2f}x)'.format(
+            r['batch'], r['precision'], r['tf_s_per_image'], r['peer_s_per_image'], r['speed'], r['rounds_min'],
+            r['rounds_max']))
 
 
 def parse_args(argv=None):

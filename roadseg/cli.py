@@ -10,13 +10,13 @@ from .model.decoders import DECODERS, SKIP_SCALING
 from .serving.layout import DEFAULT_FORMATS, FORMATS
 from .serving.onnx_backend import BACKENDS
 from .serving.quantize import CALIBRATION_IMAGES
+from .system import bundled
 from .system.cpu import PRECISION_ENV, PRECISIONS
 from .system.files import InputError, OutputError, check_writable_dir
 from .system.signals import raise_on_stop
 from .training.schedule import SCHEDULES
 
-HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SAMPLE_DIR = os.path.join(HERE, 'data', 'sample')
+SAMPLE_DIR = bundled.path('data', 'sample')
 DEFAULT_DATA = os.path.join('data', 'data_road')
 
 # The training settings a run records in its config.json, with their defaults; the parser's own defaults are

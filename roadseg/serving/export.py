@@ -129,14 +129,12 @@ def _onnx_modules():
 
 
 def write_onnx(graph_def, path, opset=ONNX_OPSET):
-    """ONNX model at path, converted by tf2onnx from a frozen graph and checked by onnx.checker.
-    Input `image_input` float32 (N, H, W, 3) RGB 0..255 at the training size; outputs `probabilities`
-    (N, H, W, C) float32 and `classes` (N, H, W) uint8."""
+    """ONNX model at path (roadseg/serving/onnx_export.py), checked by onnx.checker. Input `image_input`
+    float32 (N, H, W, 3) RGB 0..255 at the training size; outputs `probabilities` (N, H, W, C) float32 and
+    `classes` (N, H, W) uint8. InputError naming the op when tf2onnx leaves one unconverted."""
+    from .onnx_export import to_onnx
     tf2onnx, onnx = _onnx_modules()
-    names = {IMAGE_INPUT + ':0': IMAGE_INPUT, PROBABILITIES + ':0': PROBABILITIES, CLASSES + ':0': CLASSES}
-    model, _ = tf2onnx.convert.from_graph_def(graph_def, name='roadseg', input_names=[IMAGE_INPUT + ':0'],
-                                              output_names=[PROBABILITIES + ':0', CLASSES + ':0'],
-                                              opset=opset, tensors_to_rename=names)
+    model = to_onnx(graph_def, opset)
     unconverted = sorted({n.op_type for n in model.graph.node if n.domain in ('', 'ai.onnx') and
                           not onnx.defs.has(n.op_type)})
     if unconverted:
