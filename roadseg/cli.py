@@ -6,7 +6,7 @@ import os
 import sys
 
 from .data.datasets import DATASETS as DATASET_NAMES, detect
-from .model.decoders import DECODERS, SKIP_SCALING
+from .model.names import DECODER_NAMES, SKIP_SCALING
 from .serving.layout import DEFAULT_FORMATS, FORMATS
 from .serving.onnx_backend import BACKENDS
 from .serving.quantize import CALIBRATION_IMAGES
@@ -109,7 +109,7 @@ def _training_flags(add, d):
         help='data format: {} (default detected from --data-dir\'s layout)'.format(', '.join(DATASET_NAMES)))
     add('--data-dir', help='the data folder (default {}, KITTI Road; if that is missing, the bundled sample '
                            'data/sample; none for --dataset shapes)'.format(d['data_dir']))
-    add('--decoder', choices=tuple(DECODERS),
+    add('--decoder', choices=DECODER_NAMES,
         help='decoder on the VGG16 encoder: FCN-8s/16s/32s, SegNet, U-Net, LinkNet or PSPNet\'s pyramid pooling '
              '(docs/decoders.md; default {})'.format(d['decoder']))
     add('--fcn', type=int, choices=(8, 16, 32), help='the same as --decoder fcn8, fcn16 or fcn32')

@@ -11,6 +11,7 @@ whole without it. Every variable lives under decoder/ (kept float32 by int8 expo
 bilinear and class scores start at zero, as in FCN. Widths (ladder_width) scale with the encoder's.
 """
 from ..system.tfcompat import tf
+from .names import DECODER_NAMES
 from .blocks import (adaptive_avg_pool, conv, dropout, finish, max_pool_with_argmax, resize_bins, score, unpool,
                      upsample)
 
@@ -136,7 +137,7 @@ def psp(end_points, num_classes, keep_prob=None, l2_scale=1e-3, crop_to=None, sk
 
 
 DECODERS = {f.__name__: f for f in (fcn8, fcn16, fcn32, segnet, unet, linknet, psp)}
+assert tuple(DECODERS) == DECODER_NAMES
 FCN = ('fcn8', 'fcn16', 'fcn32')  # main.layers' variants: built through the model module's layers()
 NEEDS = dict.fromkeys(DECODERS, ())  # stages by name each decoder needs beyond load_vgg's pool3, pool4, fc7
 NEEDS.update(segnet=CONV_STAGES, unet=CONV_STAGES, linknet=CONV_STAGES)
-SKIP_SCALING = FCN + ('psp',)  # the decoders --skip-scaling applies to

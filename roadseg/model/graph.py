@@ -7,6 +7,7 @@ from ..system.files import InputError
 from ..system.tfcompat import tf
 from . import decoders
 from .heads import add_inference_outputs
+from .names import SKIP_SCALING
 from .vgg import encoder_stages
 
 TrainingGraph = collections.namedtuple('TrainingGraph', [
@@ -39,7 +40,7 @@ def build(model, sess, vgg_path, decoder, num_classes, class_weights=None, wrap_
     else:
         end_points = dict(encoder_stages(sess.graph, vgg_path, decoders.NEEDS[name]), pool3=layer3, pool4=layer4,
                           fc7=layer7)
-        options = {'skip_scaling': decoder['skip_scaling']} if name in decoders.SKIP_SCALING else {}
+        options = {'skip_scaling': decoder['skip_scaling']} if name in SKIP_SCALING else {}
         output, _ = decoders.DECODERS[name](end_points, num_classes, keep_prob=keep_prob,
                                             l2_scale=decoder['l2_scale'], crop_to=image_input, **options)
     options = {k: v for k, v in (('class_weights', class_weights), ('wrap_optimizer', wrap_optimizer))

@@ -21,3 +21,8 @@ CLASSES = 'classes'
 def stage_output(stage):
     """The encoder SavedModel's tensor name of a stage in STAGES: its ReLU output (convs) or pool, (N, h, w, C)."""
     return stage + '_out'
+
+# The decoders of --decoder (roadseg/model/decoders.py builds each), and those --skip-scaling applies to; here so
+# that the command line lists them without loading TensorFlow.
+DECODER_NAMES = ('fcn8', 'fcn16', 'fcn32', 'segnet', 'unet', 'linknet', 'psp')
+SKIP_SCALING = ('fcn8', 'fcn16', 'fcn32', 'psp')
