@@ -14,7 +14,7 @@ if __name__ == '__main__':  # the command line: this CPU's settings for its mode
     from roadseg.system import cpu
     cpu.choose_settings(cpu.startup_mode(sys.argv))
 from roadseg.system.tfcompat import tf  # noqa: E402
-from roadseg.model import heads, vgg as vgg_model  # noqa: E402
+from roadseg.model import decoders, heads, vgg as vgg_model  # noqa: E402
 from roadseg.system import progress  # noqa: E402
 
 
@@ -30,50 +30,11 @@ def load_vgg(sess, vgg_path):
     return vgg_model.load_vgg_tensors(sess, vgg_path)
 
 
-def _bilinear_kernel(size, channels):
-    """(size, size, channels, channels) kernel upsampling each channel bilinearly, as in FCN."""
-    factor = (size + 1) // 2
-    center = factor - 1 if size % 2 == 1 else factor - 0.5
-    og = np.ogrid[:size, :size]
-    filt = (1 - abs(og[0] - center) / factor) * (1 - abs(og[1] - center) / factor)
-    kernel = np.zeros((size, size, channels, channels), np.float32)
-    for c in range(channels):
-        kernel[:, :, c, c] = filt
-    return kernel
-
-
-def _regularized(name, shape, initializer, l2_scale):
-    """A kernel variable whose l2_scale * l2_loss is added to REGULARIZATION_LOSSES (the one place it is)."""
-    w = tf.get_variable(name, shape, initializer=initializer)
-    tf.add_to_collection(tf.GraphKeys.REGULARIZATION_LOSSES, tf.multiply(l2_scale, tf.nn.l2_loss(w),
-                                                                         name=name + '_l2'))
-    return w
-
-
-def _score(net, num_classes, name, l2_scale):
-    """1x1 convolution to class scores; zero-initialised as in FCN."""
-    with tf.variable_scope(name):
-        w = _regularized('kernel', [1, 1, net.shape[-1], num_classes], tf.zeros_initializer(), l2_scale)
-        b = tf.get_variable('bias', [num_classes], initializer=tf.zeros_initializer())
-        return tf.nn.bias_add(tf.nn.conv2d(net, w, [1, 1, 1, 1], 'SAME'), b)
-
-
-def _upsample(net, like_hw, factor, num_classes, name, l2_scale):
-    """Transposed conv (kernel 2*factor, stride factor, bilinear init) to spatial size like_hw."""
-    size = 2 * factor
-    with tf.variable_scope(name):
-        w = _regularized('kernel', [size, size, num_classes, num_classes],
-                         tf.constant_initializer(_bilinear_kernel(size, num_classes)), l2_scale)
-        out_shape = tf.stack([tf.shape(net)[0], like_hw[0], like_hw[1], num_classes])
-        out = tf.nn.conv2d_transpose(net, w, out_shape, [1, factor, factor, 1], 'SAME')
-        out.set_shape([None, None, None, num_classes])
-        return out
-
-
 def layers(vgg_layer3_out, vgg_layer4_out, vgg_layer7_out, num_classes,
            l2_scale=1e-3, skip_scaling=False, crop_to=None, variant=8):
     """
-    FCN-8s decoder: 1x1 scores on layers 3, 4, 7; x2, x2, x8 transposed convs with skip additions.
+    FCN-8s decoder: 1x1 scores on layers 3, 4, 7; x2, x2, x8 transposed convs with skip additions
+    (roadseg/model/decoders.py fcn8, fcn16, fcn32; the other decoders sit beside them there).
     :param variant: 8 (FCN-8s, the default), 16 (FCN-16s: the pool3 skip left out, x2 then x16) or
         32 (FCN-32s: fc7's scores upsampled x32, no skips), as in the FCN paper
     :param l2_scale: L2 weight on every new kernel (scale * sum(w**2) / 2)
@@ -84,31 +45,11 @@ def layers(vgg_layer3_out, vgg_layer4_out, vgg_layer7_out, num_classes,
     :return: (N, 8*ceil(H/8), 8*ceil(W/8), num_classes) logits; exactly (N, H, W, num_classes) when
         H and W are multiples of 32 (the pools are SAME, so other sizes round up) or crop_to is given
     """
-    layer3, layer4 = vgg_layer3_out, vgg_layer4_out
-    if skip_scaling:
-        layer3, layer4 = layer3 * 0.0001, layer4 * 0.01
     if variant not in (8, 16, 32):
         raise ValueError('variant must be 8, 16 or 32, got {}'.format(variant))
-    with tf.variable_scope('decoder'):
-        out = _score(vgg_layer7_out, num_classes, 'score7', l2_scale)
-        if variant == 32:
-            return _finish(_upsample(out, 32 * tf.shape(vgg_layer7_out)[1:3], 32, num_classes, 'up7x32', l2_scale),
-                           crop_to)
-        out = _upsample(out, tf.shape(layer4)[1:3], 2, num_classes, 'up7', l2_scale) + \
-            _score(layer4, num_classes, 'score4', l2_scale)
-        if variant == 16:
-            return _finish(_upsample(out, 16 * tf.shape(layer4)[1:3], 16, num_classes, 'up4x16', l2_scale),
-                           crop_to)
-        out = _upsample(out, tf.shape(layer3)[1:3], 2, num_classes, 'up4', l2_scale) + \
-            _score(layer3, num_classes, 'score3', l2_scale)
-        return _finish(_upsample(out, 8 * tf.shape(layer3)[1:3], 8, num_classes, 'up3', l2_scale), crop_to)
-
-
-def _finish(out, crop_to):
-    """The decoder's named output, cropped to crop_to's height and width when given."""
-    if crop_to is not None:
-        out = out[:, :tf.shape(crop_to)[1], :tf.shape(crop_to)[2], :]
-    return tf.identity(out, name=heads.DECODER_OUTPUT)
+    decoder = decoders.DECODERS['fcn{}'.format(variant)]
+    end_points = {'pool3': vgg_layer3_out, 'pool4': vgg_layer4_out, 'fc7': vgg_layer7_out}
+    return decoder(end_points, num_classes, l2_scale=l2_scale, crop_to=crop_to, skip_scaling=skip_scaling)[0]
 
 
 def optimize(nn_last_layer, correct_label, learning_rate, num_classes, class_weights=None, wrap_optimizer=None):

@@ -3,6 +3,8 @@
 
     python bench/benchmark.py --batches 4   # the README/docs tables: batch 4, 160x576
     python bench/benchmark.py --short       # tiny shapes, seconds (CI)
+    python bench/benchmark.py --decoders fcn8 segnet unet linknet psp --shape 352 480 --batches 4
+                                            # TensorFlow rows per decoder (docs/decoders.md)
 
 The first line names the CPU, its instruction sets and TensorFlow's oneDNN setting (roadseg/system/cpu.py). Rows,
 per precision: TensorFlow (the project's graph: training step, live and frozen inference graph; bf16 = its
@@ -22,7 +24,9 @@ the CPU line, /proc/cpuinfo's model and flags, the versions and the settings. Ra
 not depend on them). A NumPy sgemm calibration runs before and after, since a shared machine's speed drifts.
 FLOPs are counted analytically (2 per multiply-add): convs 2*H*W*k*k*Cin*Cout at their output size,
 transposed convs at their input size; a training step is forward + 2x forward (gradients for inputs and
-weights) minus the input gradient of conv1_1, which is never computed.
+weights) minus the input gradient of conv1_1, which is never computed. With --decoders, the TensorFlow rows
+(training step, frozen inference) of each decoder (roadseg/model/decoders.py) are interleaved instead, with
+each one's parameters and forward GFLOP per image counted on its frozen graph (bench/graph_cost.py).
 """
 import argparse
 import json
@@ -43,9 +47,10 @@ from roadseg.system import cpu  # noqa: E402  (before TensorFlow: it describes t
 from roadseg.system.tfcompat import session_config, tf  # noqa: E402
 from roadseg import runs  # noqa: E402
 from roadseg import task  # noqa: E402
-from roadseg.model import freeze, graph as model_graph, heads, vgg  # noqa: E402
+from roadseg.model import decoders, freeze, graph as model_graph, heads, vgg  # noqa: E402
 from roadseg.serving import export, inference, onnx_backend, quantize  # noqa: E402
 from roadseg.system.files import write_bytes_atomic  # noqa: E402
+import graph_cost  # noqa: E402
 import main  # noqa: E402
 import peers  # noqa: E402
 
@@ -82,12 +87,12 @@ DECODER = {'l2_scale': 1e-3, 'skip_scaling': False}  # the training defaults (FC
 class TFModel:
     """The project's training graph (model/graph.py) on a random VGG SavedModel, in its own tf.Graph."""
 
-    def __init__(self, vgg_path, threads, inter, bf16=False):
+    def __init__(self, vgg_path, threads, inter, bf16=False, decoder='fcn8'):
         self.graph = tf.Graph()
         with self.graph.as_default():
             self.sess = tf.Session(graph=self.graph, config=session_config(threads, inter, bf16))
             tf.set_random_seed(0)
-            net = model_graph.build(main, self.sess, vgg_path, DECODER, task.kitti())
+            net = model_graph.build(main, self.sess, vgg_path, dict(DECODER, decoder=decoder), task.kitti())
             self.image, self.keep_prob, self.label, self.lr = net.image_input, net.keep_prob, net.correct_label, \
                 net.learning_rate
             self.train_op, self.loss, self.prob = net.train_op, net.loss, net.probabilities
@@ -209,8 +214,12 @@ def run_benchmark(args):
             result['parts'][part] = dict(child['parts'][part], cpu=child['cpu'])
         print('\n=== {} parts'.format(' and '.join(parts)))
     print_table(result['rows'])
+    if args.decoders:
+        print_decoder_table(result['rows'])
     result['ratios'] = ratios(result['rows'])
     print_ratios(result['ratios'])
+    result['export_ratios'] = export_ratios(result['rows'])
+    print_export_ratios(result['export_ratios'])
     if args.json:
         write_bytes_atomic(args.json, json.dumps(result, indent=2).encode())
     return result['rows']
@@ -296,6 +305,55 @@ def cpu_bf16(info):
     return any((info['flags'] or {}).get(name) for name in cpu.BF16_FEATURES)
 
 
+def decoder_models(args, parts, tmp, h, w, widths, fc_width, fc6_kernel, use_bf16):
+    """{decoder: {'tf', 'tf_bf16', 'frozen', 'frozen_bf16': models, 'cost': (parameters, forward FLOPs)}}."""
+    vgg_path = vgg.build_vgg_savedmodel(os.path.join(tmp, 'vgg'), None, widths, fc_width, fc6_kernel)
+    out = {}
+    for name in args.decoders:
+        m = out[name] = {'tf': TFModel(vgg_path, args.threads, args.inter, decoder=name)}
+        if use_bf16 and 'train' in parts:
+            m['tf_bf16'] = TFModel(vgg_path, args.threads, args.inter, bf16=True, decoder=name)
+        run = os.path.join(tmp, 'run-' + name)
+        m['tf'].export(run, (h, w))
+        frozen = freeze.read_frozen(os.path.join(run, 'best', runs.FROZEN))
+        m['cost'] = graph_cost.parameters(frozen), graph_cost.forward_flops(frozen, h, w)
+        print('{}: {:.2f} M parameters, forward {:.2f} GFLOP/image'.format(name, m['cost'][0] / 1e6,
+                                                                            m['cost'][1] / 1e9))
+        if 'infer' in parts:
+            m['frozen'] = Frozen(run, args.threads, args.inter)
+            if use_bf16:
+                m['frozen_bf16'] = Frozen(run, args.threads, args.inter, bf16=True)
+    return out
+
+
+def decoder_contenders(kind, batch, models, rng, h, w):
+    """contenders_for's TensorFlow rows of every decoder, named '<row> (<decoder>)', and {row name: decoder}."""
+    rows, of = {}, {}
+    for name, m in models.items():
+        for row, contender in contenders_for(kind, batch, m, rng, h, w).items():
+            if row != 'TF infer (live graph)':
+                rows['{} ({})'.format(row, name)], of['{} ({})'.format(row, name)] = contender, name
+    return rows, of
+
+
+def print_decoder_table(rows):
+    """Per decoder, batch and precision: training and inference s/image, against FCN-8s where it was measured."""
+    print('\n| decoder | batch | precision | train s/image | x fcn8 | infer s/image | x fcn8 | parameters (M) | '
+          'forward GFLOP/image |')
+    print('|---|---:|---|---:|---:|---:|---:|---:|---:|')
+    keys = sorted({(r['decoder'], r['batch'], r['precision']) for r in rows}, key=lambda k: (k[1], k[2]))
+    for decoder, batch, precision in keys:
+        cells = []
+        for part in PARTS:
+            found = {r['decoder']: r for r in rows if (r['part'], r['batch'], r['precision']) == (part, batch, precision)}
+            mine, base = found.get(decoder), found.get('fcn8')
+            cells += ['{:.4f}'.format(mine['s_per_image']) if mine else '-',
+                      '{:.2f}'.format(mine['s_per_image'] / base['s_per_image']) if mine and base else '-']
+        any_row = next(r for r in rows if r['decoder'] == decoder)
+        print('| {} | {} | {} | {} | {:.2f} | {:.2f} |'.format(decoder, batch, precision, ' | '.join(cells),
+                                                              any_row['parameters'] / 1e6, any_row['gflop_per_image']))
+
+
 def measure(args, info, parts):
     """Time the given parts in this process; returns {'rows': [...], 'parts': {part: settings}}."""
     h, w = args.shape
@@ -309,17 +367,25 @@ def measure(args, info, parts):
     use_bf16 = has_bf16 and not args.no_bf16
     if use_bf16 and cpu.bf16_warning(info):
         print(cpu.bf16_warning(info))
+    if args.decoders:
+        print('decoders {}: TensorFlow {}, {}x{}'.format(' '.join(args.decoders), tf.__version__, h, w))
     calib = [sgemm_gflops(1024 if args.short else 2048)]
     print('{}: TensorFlow {}, intra-op {} inter-op {} threads (0: TensorFlow\'s choice), {}x{}, forward {:.2f} '
           'GFLOP/image, train step {:.2f} GFLOP/image'.format(' and '.join(parts), tf.__version__, args.threads,
                                                              args.inter, h, w, fwd_flops / 1e9, flops['train'] / 1e9))
     print('sgemm before: {:.0f} GFLOP/s'.format(calib[0]))
-    rows = []
+    rows, of = [], {}
     with tempfile.TemporaryDirectory() as tmp:
-        models = build_models(args, info, parts, tmp, h, w, widths, fc_width, fc6_kernel, use_bf16, rng)
+        if args.decoders:
+            models = decoder_models(args, parts, tmp, h, w, widths, fc_width, fc6_kernel, use_bf16)
+        else:
+            models = build_models(args, info, parts, tmp, h, w, widths, fc_width, fc6_kernel, use_bf16, rng)
         for batch in args.batches:
             for kind in parts:
-                contenders = contenders_for(kind, batch, models, rng, h, w)
+                if args.decoders:
+                    contenders, of = decoder_contenders(kind, batch, models, rng, h, w)
+                else:
+                    contenders = contenders_for(kind, batch, models, rng, h, w)
                 print('batch {}, {}: {} rows interleaved over {} rounds'.format(batch, kind, len(contenders),
                                                                                  args.repeats))
                 for name, rounds in interleaved(contenders, args.repeats, args.runs).items():
@@ -328,6 +394,11 @@ def measure(args, info, parts):
                     rows.append({'what': name, 'part': kind, 'engine': engine, 'precision': precision, 'batch': batch,
                                  's_per_image': seconds / batch, 'rounds_s_per_image': [t / batch for t in rounds],
                                  'gflops': flops[kind] * batch / seconds / 1e9})
+                    if name in of:  # a decoder's row: its own cost
+                        params, forward = models[of[name]]['cost']
+                        work = forward if kind == 'infer' else 3 * forward - conv1_input_grad
+                        rows[-1].update(decoder=of[name], parameters=params, gflop_per_image=forward / 1e9,
+                                        gflops=work * batch / seconds / 1e9)
     calib.append(sgemm_gflops(1024 if args.short else 2048))
     print('sgemm after: {:.0f} GFLOP/s'.format(calib[1]))
     for r in rows:
@@ -384,6 +455,30 @@ def print_ratios(found):
             r['speed'], r['rounds_min'], r['rounds_max']))
 
 
+def export_ratios(rows):
+    """Per batch and precision: ONNX Runtime on the project's export against ONNX Runtime on the PyTorch peer's
+    export of the same network (same rounds, interleaved)."""
+    out = []
+    for batch in sorted({r['batch'] for r in rows}):
+        for precision in ('fp32', 'int8'):
+            found = {r['what']: r for r in rows if r['batch'] == batch}
+            ours = found.get('ONNX Runtime infer {} (project export)'.format(precision))
+            theirs = found.get('ONNX Runtime infer {} (PyTorch export)'.format(precision))
+            if ours and theirs:
+                out.append(_ratio(batch, 'infer', precision, ours, theirs))
+    return out
+
+
+def print_export_ratios(found):
+    if found:
+        print('\nONNX Runtime on the project\'s export against the PyTorch peer\'s export (speed > 1: the project\'s '
+              'faster)')
+    for r in found:
+        print('batch {:2d} {}: {:.4f} s/image vs {:.4f}: {:.2f}x (rounds {:.2f}-{:.2f}x)'.format(
+            r['batch'], r['precision'], r['tf_s_per_image'], r['peer_s_per_image'], r['speed'], r['rounds_min'],
+            r['rounds_max']))
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--short', action='store_true', help='tiny network and shapes, for CI')
@@ -402,6 +497,9 @@ def parse_args(argv=None):
                    help='random images that calibrate the int8 models (default 4; speed does not depend on them)')
     p.add_argument('--no-bf16', action='store_true', help='skip the bf16 rows')
     p.add_argument('--no-peers', action='store_true', help='skip PyTorch and ONNX Runtime')
+    p.add_argument('--decoders', nargs='+', choices=tuple(decoders.DECODERS), metavar='DECODER',
+                   help='instead of the peers, TensorFlow rows of these decoders, with their parameters and GFLOP per '
+                        'image: {}'.format(', '.join(decoders.DECODERS)))
     p.add_argument('--part', choices=PARTS, help='only the training or the inference rows (default both)')
     p.add_argument('--json', help='also write the results here')
     p.add_argument('--child', action='store_true', help=argparse.SUPPRESS)  # a part's process: measure here

@@ -6,16 +6,17 @@ import os
 import sys
 
 from .data.datasets import DATASETS as DATASET_NAMES, detect
+from .model.names import DECODER_NAMES, SKIP_SCALING
 from .serving.layout import DEFAULT_FORMATS, FORMATS
 from .serving.onnx_backend import BACKENDS
 from .serving.quantize import CALIBRATION_IMAGES
+from .system import bundled
 from .system.cpu import PRECISION_ENV, PRECISIONS
 from .system.files import InputError, OutputError, check_writable_dir
 from .system.signals import raise_on_stop
 from .training.schedule import SCHEDULES
 
-HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SAMPLE_DIR = os.path.join(HERE, 'data', 'sample')
+SAMPLE_DIR = bundled.path('data', 'sample')
 DEFAULT_DATA = os.path.join('data', 'data_road')
 
 # The training settings a run records in its config.json, with their defaults; the parser's own defaults are
@@ -25,7 +26,7 @@ DEFAULT_DATA = os.path.join('data', 'data_road')
 RECORDED = dict(epochs=40, batch_size=4, learning_rate=3e-4, keep_prob=0.5, image_shape=[160, 576],
                 l2_scale=1e-3, skip_scaling=False, fc_width=None, fc6_kernel=None, no_augment=False, seed=0,
                 threads=0, precision=None, init_from=None, repeat=1, checkpoint_minutes=10.0, data_dir=DEFAULT_DATA,
-                vgg_weights=None, dataset=None, fcn=8, class_weights=None, lr_schedule='poly', warmup=0.05,
+                vgg_weights=None, dataset=None, decoder='fcn8', class_weights=None, lr_schedule='poly', warmup=0.05,
                 freeze_blocks=0)
 DEFAULTS = dict(RECORDED, vgg_dir='data', runs_dir='runs', which='best')
 # The bundled sample (6 training images): what makes `python main.py` on a fresh clone end with a usable model
@@ -40,7 +41,7 @@ SHAPES_IMAGES = (384, 32, 8)
 
 MODES = ('resume', 'evaluate', 'video', 'predict', 'export')
 DATASET_FLAGS = ('multi_label', 'grayscale')  # recorded as the run's dataset_options
-TRAINING_FLAGS = set(RECORDED) | {'vgg_dir', 'runs_dir', 'horovod'} | set(DATASET_FLAGS)
+TRAINING_FLAGS = set(RECORDED) | {'vgg_dir', 'runs_dir', 'horovod', 'fcn'} | set(DATASET_FLAGS)
 ALLOWED = {  # mode -> the flags that mean something in it
     'train': TRAINING_FLAGS,
     'resume': TRAINING_FLAGS - {'init_from'} | {'resume'},
@@ -115,8 +116,10 @@ def _training_flags(add, d):
         help='data format: {} (default detected from --data-dir\'s layout)'.format(', '.join(DATASET_NAMES)))
     add('--data-dir', help='the data folder (default {}, KITTI Road; if that is missing, the bundled sample '
                            'data/sample; none for --dataset shapes)'.format(d['data_dir']))
-    add('--fcn', type=int, choices=(8, 16, 32),
-        help='decoder: FCN-8s, FCN-16s or FCN-32s (default {})'.format(d['fcn']))
+    add('--decoder', choices=DECODER_NAMES,
+        help='decoder on the VGG16 encoder: FCN-8s/16s/32s, SegNet, U-Net, LinkNet or PSPNet\'s pyramid pooling '
+             '(docs/decoders.md; default {})'.format(d['decoder']))
+    add('--fcn', type=int, choices=(8, 16, 32), help='the same as --decoder fcn8, fcn16 or fcn32')
     add('--class-weights', choices=('median', 'balanced'),
         help='median: weight the softmax loss by median frequency balancing, as SegNet does; balanced: weight '
              'each label\'s positive pixels of a multi-label run by its negatives / positives (default unweighted)')
@@ -129,7 +132,8 @@ def _training_flags(add, d):
     add('--runs-dir', help='where run folders are written (default {})'.format(d['runs_dir']))
     add('--l2-scale', type=float, help='L2 weight of the decoder kernels (default {:g})'.format(d['l2_scale']))
     add('--skip-scaling', action='store_true', default=None,
-        help='scale pool4 by 0.01 and pool3 by 0.0001 (the at-once FCN-8s)')
+        help='scale pool4 by 0.01 and pool3 by 0.0001 (the at-once FCN-8s; --decoder {})'.format(
+            ', '.join(SKIP_SCALING)))
     add('--fc-width', type=int, help='fc6/fc7 channels when building vgg/ (1024 if not given; VGG16: 4096); '
                                       'must match an existing vgg/')
     add('--fc6-kernel', type=int, help='fc6 kernel size when building vgg/ (3 if not given; VGG16: 7); must '
@@ -194,6 +198,14 @@ def merge_bf16(args):
         args.precision = 'bf16'
 
 
+def merge_fcn(args):
+    """--fcn N is --decoder fcnN: fold it in (InputError when --decoder says otherwise)."""
+    if args.fcn is not None:
+        if args.decoder not in (None, 'fcn{}'.format(args.fcn)):
+            raise InputError('--fcn {} conflicts with --decoder {}'.format(args.fcn, args.decoder))
+        args.decoder, args.fcn = 'fcn{}'.format(args.fcn), None
+
+
 def mode_of(args):
     """The mode the flags ask for: one of MODES, or 'train'; InputError for two modes at once."""
     modes = [m for m in MODES if getattr(args, m) is not None]
@@ -212,6 +224,8 @@ def check_flags(args, mode):
         raise InputError('{} does not apply to {}; it is for {}'.format(
             flag, 'training' if mode == 'train' else '--' + mode,
             ', '.join('training' if m == 'train' else '--' + m for m in fits)))
+    if args.skip_scaling and args.decoder not in (None,) + SKIP_SCALING:
+        raise InputError('--skip-scaling applies to --decoder {}, not {}'.format(', '.join(SKIP_SCALING), args.decoder))
     if args.precision == 'int8' and mode in ('train', 'resume'):
         raise InputError('--precision int8 is for --evaluate, --video and --predict with --backend onnxruntime; '
                          'training runs in fp32 or bf16')
@@ -310,6 +324,7 @@ def dispatch(args, model):
     mode = mode_of(args)
     merge_bf16(args)
     check_flags(args, mode)
+    merge_fcn(args)
     which = args.which or DEFAULTS['which']
     if mode == 'video':
         from .serving.video import overlay_video

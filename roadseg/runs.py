@@ -63,6 +63,7 @@ class Run:
             raise InputError('run {} is complete (its folder has no .partial suffix), nothing to resume; to train '
                              'further start a new run with --init-from {}'.format(path, path))
         config.setdefault('precision', 'bf16' if config.get('bf16') else 'fp32')  # runs from before --precision
+        config.setdefault('decoder', decoder_of(config))  # runs from before --decoder
         for key, value in sorted(given.items()):
             if key not in RESUMABLE_CHANGES and value != config.get(key):
                 raise InputError('--{} {} conflicts with the run\'s {} ({}); --resume continues a run with its '
@@ -83,6 +84,12 @@ class Run:
 
     def path(self, *parts):
         return os.path.join(self.partial, *parts)
+
+
+def decoder_of(config):
+    """The decoder a run's settings name (roadseg/model/decoders.py): `decoder`, else for runs from before
+    --decoder fcn<N> from their `fcn` (8, 16 or 32), fcn8 when neither is recorded."""
+    return config.get('decoder') or 'fcn{}'.format(config.get('fcn', 8))
 
 
 def _flag_value(value):
@@ -194,6 +201,17 @@ class TrainedRun:
         if self.dataset_name != 'shapes' and (not data_dir or not os.path.isdir(data_dir)):
             raise InputError('data for evaluation not found: {} (pass --data-dir)'.format(data_dir))
         return datasets.get_dataset(self.dataset_name, data_dir, **self.config.get('dataset_options', {}))
+
+
+def check_init_from(config):
+    """InputError when --init-from's run was trained with another decoder than config's (its weights would not
+    fit); a checkpoint without a run folder's config.json is checked when restored."""
+    source = TrainedRun(find_checkpoint(config['init_from'], 'best'))
+    if os.path.isfile(source.config_path):
+        theirs, ours = decoder_of(source.config), decoder_of(config)
+        if theirs != ours:
+            raise InputError('--init-from {} was trained with --decoder {}, this run has --decoder {}: its weights '
+                             'start the same decoder only'.format(config['init_from'], theirs, ours))
 
 
 def check_splits(config, dataset, resume):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import project_tests
-from conftest import ROOT, TINY_SHAPE
+from conftest import ROOT, TINY_SHAPE, iou, road_test_images, run_process
 from roadseg.model.heads import add_inference_outputs
 from roadseg import task
 from roadseg.model.prediction import predict_probabilities
@@ -25,8 +25,8 @@ IMAGES = [RNG.randint(0, 256, shape, np.uint8) for shape in ((50, 70, 3), TRAINI
 
 def run_python(code):
     """Run code in a fresh interpreter of this stack; returns its output, asserting it succeeded."""
-    proc = subprocess.run([sys.executable, '-c', 'import sys; sys.path.insert(0, {!r})\n'.format(ROOT) + code],
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=300)
+    proc = run_process([sys.executable, '-c', 'import sys; sys.path.insert(0, {!r})\n'.format(ROOT) + code],
+                       stderr=subprocess.STDOUT)
     assert proc.returncode == 0, proc.stdout[-3000:]
     return proc.stdout
 
@@ -92,15 +92,29 @@ def test_tf2_host_stays_eager(tiny_run):
 
 
 @pytest.fixture(scope='module')
-def seg(tiny_run):
-    with Segmenter(tiny_run) as model:
+def seg(learned_run):
+    with Segmenter(learned_run) as model:
         yield model
 
 
-def test_properties(seg, tiny_run):
+def test_properties(seg, learned_run):
     assert seg.image_shape == TRAINING_SIZE and seg.num_classes == 2
     assert seg.frozen, 'the frozen graph training wrote is newer than the checkpoint'
-    assert os.path.dirname(seg.prefix) == os.path.join(tiny_run, 'best')
+    assert os.path.dirname(seg.prefix) == os.path.join(learned_run, 'best')
+
+
+def test_predict_finds_the_road(seg, road_data):
+    """Scenes at the training size, twice it and one cropped: road where the scene has it, in every image."""
+    scenes = road_test_images(road_data)
+    images = [image for _, image, _ in scenes]
+    truths = [truth for _, _, truth in scenes]
+    images[1] = np.repeat(np.repeat(images[1], 2, axis=0), 2, axis=1)
+    truths[1] = np.repeat(np.repeat(truths[1], 2, axis=0), 2, axis=1)
+    images[2], truths[2] = images[2][5:, 7:150], truths[2][5:, 7:150]
+    probs, classes = seg.predict(images, batch_size=4)
+    for (name, _, _), image, truth, p, c in zip(scenes, images, truths, probs, classes):
+        assert c.shape == image.shape[:2] and np.array_equal(c == 1, p[..., 1] > 0.5)
+        assert 0.05 < np.mean(c == 1) < 0.95 and iou(c == 1, truth) > 0.75, (name, iou(c == 1, truth))
 
 
 def test_predict_forms(seg):

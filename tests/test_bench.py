@@ -53,6 +53,21 @@ def test_ratios_take_the_fastest_peer_per_precision():
     assert found[('train', 'fp32')]['speed'] == pytest.approx(0.674 / 0.631)
 
 
+def test_export_ratios_pair_the_two_exports_per_precision():
+    """ONNX Runtime on the project's export over the PyTorch peer's, per precision and per round."""
+    rows = [row('ONNX Runtime infer fp32 (project export)', 'ONNX Runtime', 'fp32', 0.070, rounds=[0.069, 0.071]),
+            row('ONNX Runtime infer fp32 (PyTorch export)', 'ONNX Runtime', 'fp32', 0.077, rounds=[0.078, 0.076]),
+            row('ONNX Runtime infer int8 (project export)', 'ONNX Runtime', 'int8', 0.040),
+            row('ONNX Runtime infer int8 (PyTorch export)', 'ONNX Runtime', 'int8', 0.036),
+            row('TF infer (frozen)', 'TensorFlow', 'fp32', 0.060)]
+    found = {r['precision']: r for r in benchmark.export_ratios(rows)}
+    assert sorted(found) == ['fp32', 'int8']
+    assert found['fp32']['speed'] == pytest.approx(0.077 / 0.070)
+    assert (found['fp32']['rounds_min'], found['fp32']['rounds_max']) == pytest.approx((0.076 / 0.071, 0.078 / 0.069))
+    assert found['int8']['speed'] == pytest.approx(0.036 / 0.040)
+    assert benchmark.export_ratios(rows[:1]) == []
+
+
 def test_short_run_json(tmp_path):
     """One round at tiny shapes: every row in the JSON with its engine and precision, the CPU line, the
     settings; the peers that are installed are there, int8 included."""

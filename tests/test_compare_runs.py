@@ -28,7 +28,7 @@ def test_table_and_png(tmp_path):
                                                                   'val_max_f1': 0.7, 'report_max_f1': 0.75}])
     out = str(tmp_path / 'c.png')
     proc = subprocess.run([sys.executable, SCRIPT, a, b, '--label', 'A', '--label', 'B', '--out', out],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert '     208 images: report_iou 80.00, report_max_f1 91.00, val_max_f1 90.00' in proc.stdout
     assert '      80 images: report_max_f1 75.00, val_max_f1 70.00' in proc.stdout
@@ -37,5 +37,5 @@ def test_table_and_png(tmp_path):
 
 def test_missing_run_is_one_error(tmp_path):
     proc = subprocess.run([sys.executable, SCRIPT, str(tmp_path / 'nope')], stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, universal_newlines=True)
+                          stderr=subprocess.PIPE, universal_newlines=True, timeout=300)
     assert proc.returncode == 2 and proc.stderr.startswith('error: ') and len(proc.stderr.splitlines()) == 1

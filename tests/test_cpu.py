@@ -223,7 +223,7 @@ def test_chosen_before_tensorflow_is_imported(tmp_path, request, argv, environ, 
     env = {k: v for k, v in os.environ.items() if k not in ('TF_ENABLE_ONEDNN_OPTS', cpu.CHOSEN_ENV)}
     env.update(environ, **{cpu.CPUINFO_ENV: str(path)})
     out = subprocess.run([sys.executable, '-c', STARTUP] + argv, env=env, cwd=ROOT, stdout=subprocess.PIPE,
-                         universal_newlines=True, check=True).stdout.splitlines()
+                         universal_newlines=True, check=True, timeout=300).stdout.splitlines()
     if cpu.tensorflow_version().startswith('1.'):  # the user's own value stays, a parent's choice goes
         assert out[0] == ('None' if cpu.CHOSEN_ENV in environ else environ.get('TF_ENABLE_ONEDNN_OPTS', 'None'))
         assert 'oneDNN off (TF 1.15' in out[1] and 'AMD EPYC' in out[1]

@@ -70,25 +70,10 @@ def foreign_vgg_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope='module')
-def varied_run(tiny_run, tmp_path_factory):
-    """A copy of the tiny run with random score kernels, the road bias set so the median pixel is a tie: one
-    epoch leaves the probabilities within a few hundredths of 0.5, too flat to show differences."""
+def varied_run(learned_run, tmp_path_factory):
+    """A copy of the learned run (road probabilities near 0 and 1, both classes in every scene), to export."""
     run = str(tmp_path_factory.mktemp('varied') / 'run')
-    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns('export*'))
-    prefix = find_checkpoint(run)
-    rng = np.random.RandomState(0)
-    with tf.Graph().as_default() as graph, tf.Session(graph=graph) as sess:
-        saver = tf.train.import_meta_graph(prefix + '.meta')
-        saver.restore(sess, prefix)
-        variables = {v.op.name: v for v in tf.trainable_variables()}
-        for name in ('decoder/score3/kernel', 'decoder/score4/kernel', 'decoder/score7/kernel'):
-            variables[name].load(rng.normal(0, 0.02, variables[name].shape.as_list()).astype(np.float32), sess)
-        probabilities, _ = heads.inference_outputs(graph, prefix, task.kitti())
-        probs = sess.run(probabilities, {'image_input:0': sample_images().astype(np.float32), 'keep_prob:0': 1.0})
-        tie = np.median(np.log(probs[..., 1] + 1e-30) - np.log(probs[..., 0] + 1e-30))
-        bias = variables['decoder/score3/bias']
-        bias.load(sess.run(bias) + np.float32([tie / 2, -tie / 2]), sess)
-        saver.save(sess, prefix, write_meta_graph=False)
+    shutil.copytree(learned_run, run, ignore=shutil.ignore_patterns('export*'))
     return run
 
 
@@ -98,9 +83,10 @@ def exported(varied_run):
     return export_run(varied_run)
 
 
-def sample_images(shape=TRAINING_SIZE, n=2):
-    names = sorted(os.listdir(os.path.join(SAMPLE, 'testing', 'image_2')))[:n]
-    return np.stack([resize_rgb(read_image(os.path.join(SAMPLE, 'testing', 'image_2', name)), shape)
+def sample_images(shape=TRAINING_SIZE, n=2, data=SAMPLE):
+    """n testing images of data (the bundled KITTI sample, or a road_tree) resized to shape, as a batch."""
+    names = sorted(os.listdir(os.path.join(data, 'testing', 'image_2')))[:n]
+    return np.stack([resize_rgb(read_image(os.path.join(data, 'testing', 'image_2', name)), shape)
                      for name in names])
 
 
@@ -160,9 +146,9 @@ def test_foreign_encoder_run_trains_and_exports(tmp_path, foreign_vgg_dir):
     assert probs.shape == (50, 70, 2) and classes.shape == (50, 70)
 
 
-def test_frozen_export_matches_live_checkpoint(varied_run, exported):
+def test_frozen_export_matches_live_checkpoint(varied_run, exported, road_data):
     """The exported frozen graph against the checkpoint's own graph restored and run with keep_prob 1."""
-    images = sample_images()
+    images = sample_images(data=road_data)
     prefix = find_checkpoint(varied_run)
     with tf.Graph().as_default() as graph, tf.Session(graph=graph) as sess:
         tf.train.import_meta_graph(prefix + '.meta').restore(sess, prefix)
@@ -172,16 +158,17 @@ def test_frozen_export_matches_live_checkpoint(varied_run, exported):
     assert_inference_only(graph_def)
     got, classes = run_frozen(graph_def, images)
     assert got.shape == images.shape[:3] + (2,) and classes.dtype == np.uint8
-    assert want[..., 1].std() > 0.1 and 0 < classes.mean() < 1, 'probabilities far from flat, both classes'
+    road = np.mean(classes == 1, axis=(1, 2))
+    assert want[..., 1].std() > 0.3 and np.all((0.05 < road) & (road < 0.95)), 'confident, road in every image'
     assert np.abs(got - want).max() < 1e-5
     assert np.array_equal(classes, np.argmax(got, -1))
 
 
 @pytest.mark.skipif(not TF2, reason='tf.saved_model.load in eager mode is TF 2.x; TF 1.15 has no eager loader')
-def test_saved_model_in_eager_tf2(tmp_path, exported):
+def test_saved_model_in_eager_tf2(tmp_path, exported, road_data):
     """The SavedModel in a plain eager TF2 process: serving_default on uint8 images of any size."""
-    same = sample_images()
-    other = sample_images((50, 70), 1)
+    same = sample_images(data=road_data)
+    other = sample_images((50, 70), 1, road_data)
     np.savez(str(tmp_path / 'in.npz'), same=same, other=other)
     script = '\n'.join([
         'import numpy as np, tensorflow as tf',
@@ -208,9 +195,9 @@ def test_saved_model_in_eager_tf2(tmp_path, exported):
     assert np.mean(out['classes_other'] == np.argmax(pil_resized, -1)) > 0.99
 
 
-def test_saved_model_signature_in_graph_mode(exported):
+def test_saved_model_signature_in_graph_mode(exported, road_data):
     """The serving signature through the TF1 loader (both stacks): uint8 in, the frozen graph's numbers out."""
-    images = sample_images()
+    images = sample_images(data=road_data)
     with tf.Graph().as_default() as graph, tf.Session(graph=graph) as sess:
         meta_graph = tf.saved_model.loader.load(sess, [tf.saved_model.tag_constants.SERVING], exported['saved_model'])
         signature = meta_graph.signature_def['serving_default']
@@ -220,12 +207,13 @@ def test_saved_model_signature_in_graph_mode(exported):
     assert out['classes'].dtype == np.uint8 and np.array_equal(out['classes'], want_classes)
 
 
-def test_onnx_matches_frozen_graph(exported):
-    """model.onnx passes onnx.checker and runs in ONNX Runtime like the frozen graph."""
+def test_onnx_matches_frozen_graph(exported, road_data):
+    """model.onnx passes onnx.checker and runs in ONNX Runtime like the frozen graph: probabilities within 1e-4,
+    classes on at least 99.9% of the pixels, road in each image and not everywhere."""
     import onnx
     import onnxruntime
     onnx.checker.check_model(onnx.load(exported['onnx']))
-    images = sample_images(n=3)
+    images = sample_images(n=3, data=road_data)
     session = onnxruntime.InferenceSession(exported['onnx'], providers=['CPUExecutionProvider'])
     assert [i.name for i in session.get_inputs()] == ['image_input']
     probs, classes = session.run(['probabilities', 'classes'], {'image_input': images.astype(np.float32)})
@@ -233,8 +221,9 @@ def test_onnx_matches_frozen_graph(exported):
     diff = np.abs(probs - want).max()
     print('ONNX Runtime vs frozen graph: max abs difference {:.2e}'.format(diff))
     assert diff < 1e-4
-    decided = np.abs(want[..., 1] - want[..., 0]) > 1e-4
-    assert classes.dtype == np.uint8 and np.array_equal(classes[decided], want_classes[decided])
+    assert classes.dtype == np.uint8 and np.mean(classes == want_classes) >= 0.999
+    road = np.mean(want_classes == 1, axis=(1, 2))
+    assert np.all((0.05 < road) & (road < 0.95)), road
 
 
 def test_export_folders_and_formats(varied_run, exported, monkeypatch):

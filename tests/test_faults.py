@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT, SAMPLE, TINY_SHAPE, error_line, kitti_tree, run_cli, run_main
+from conftest import (LEARNED_RECIPE, ROOT, SAMPLE, TINY_SHAPE, error_line, kitti_tree, run_cli, run_main,
+                      run_process)
 from roadseg import cli
 from roadseg import task
 from roadseg.data import batches
@@ -233,12 +234,17 @@ def test_18_disk_full_while_writing(tmp_path, tiny_vgg_dir, capsys, monkeypatch)
 
 
 def _wait_for(proc, pattern, timeout=240):
-    """Read proc.stdout until a line contains pattern; returns the lines read."""
-    lines, deadline = [], time.time() + timeout
-    for line in proc.stdout:
-        lines.append(line)
-        if pattern in line or time.time() > deadline:
-            break
+    """Read proc.stdout until a line contains pattern; returns the lines read. A process still silent at the
+    deadline is killed (and the test fails on what follows)."""
+    lines, timer = [], threading.Timer(timeout, proc.kill)
+    timer.start()
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if pattern in line:
+                break
+    finally:
+        timer.cancel()
     return lines
 
 
@@ -276,40 +282,65 @@ def test_19_ctrl_c_saves_and_resume_continues(tmp_path, tiny_vgg_dir, stop):
 
 
 KILL_SCRIPT = textwrap.dedent('''
-    import sys
+    # A training killed (SIGKILL) in the project's checkpoint save (training/checkpoints.py): after best/ is
+    # written with the weights of a new best epoch (2 or later) and before last/ is.
+    import os, signal, sys
     sys.path.insert(0, {root!r})
+    from roadseg import cli
     from roadseg.system.tfcompat import tf
-    graph = tf.Graph()
-    with graph.as_default():
-        v = tf.Variable(tf.zeros([2000, 2000]))
-        step = tf.train.get_or_create_global_step()
-        inc = tf.assign_add(step, 1)
-        saver = tf.train.Saver(max_to_keep=1)
-        with tf.Session() as sess:
-            sess.run(tf.global_variables_initializer())
-            while True:
-                sess.run(inc)
-                saver.save(sess, {prefix!r}, global_step=step)
-                print('saved', flush=True)
+    from roadseg.training.checkpoints import Checkpoints
+    import main
+    real_save, real_mark, state = tf.train.Saver.save, Checkpoints.mark_best, dict(marked=None, written=None)
+
+    def mark_best(self, result, extra):
+        state['marked'] = extra['epoch']
+        return real_mark(self, result, extra)
+
+    def save(self, sess, path, *args, **kwargs):
+        folder = os.path.basename(os.path.dirname(path))
+        if folder == 'last' and (state['written'] or 0) >= 2:
+            print('killed between best/ and last/ at epoch', state['written'], flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+        state['written'] = state['marked'] if folder == 'best' else None
+        state['marked'] = None
+        return real_save(self, sess, path, *args, **kwargs)
+
+    Checkpoints.mark_best, tf.train.Saver.save = mark_best, save
+    sys.exit(cli.main(sys.argv[1:], main))
 ''')
 
 
-@pytest.mark.parametrize('delay', [0.05, 0.3, 0.7])
-def test_20_kill_9_during_checkpoint_write(tmp_path, delay):
-    prefix = str(tmp_path / 'ckpt' / 'model')
-    script = tmp_path / 'saver.py'
-    script.write_text(KILL_SCRIPT.format(root=ROOT, prefix=prefix))
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, universal_newlines=True)
-    _wait_for(proc, 'saved', timeout=120)
-    time.sleep(delay)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    latest = tf.train.latest_checkpoint(str(tmp_path / 'ckpt'))
-    with tf.Graph().as_default(), tf.Session() as sess:
-        v = tf.Variable(tf.ones([2000, 2000]))
-        step = tf.train.get_or_create_global_step()
-        tf.train.Saver().restore(sess, latest)
-        assert sess.run(step) >= 1 and sess.run(tf.reduce_max(tf.abs(v))) == 0
+def test_20_kill_9_between_best_and_last_then_resume(tmp_path, tiny_vgg_dir, road_data):
+    """kill -9 in the project's save after best/ (a new best epoch E) and before last/: --resume continues from
+    last/ (epoch E - 1) and the finished run's best/ is the kept epoch of its history, with its validation IoU."""
+    script = tmp_path / 'killed.py'
+    script.write_text(KILL_SCRIPT.format(root=ROOT))
+    runs = tmp_path / 'runs'
+    flags = ['--data-dir', road_data, '--vgg-dir', tiny_vgg_dir, '--runs-dir', runs, '--checkpoint-minutes', 0]
+    recipe = list(LEARNED_RECIPE)
+    recipe[recipe.index('--epochs') + 1] = epochs = 6
+    killed = run_process([sys.executable, '-u', script] + flags + recipe)
+    assert killed.returncode == -signal.SIGKILL and 'killed between best/ and last/' in killed.stdout, killed.stderr
+    epoch = int(killed.stdout.split('killed between best/ and last/ at epoch ')[1].split()[0])
+    (partial,) = [str(p) for p in runs.iterdir()]
+    assert partial.endswith('.partial')
+    steps = 3  # per epoch: 15 training images in batches of 5
+    assert tf.train.latest_checkpoint(os.path.join(partial, 'best')).endswith('-{}'.format(steps * epoch))
+    assert tf.train.latest_checkpoint(os.path.join(partial, 'last')).endswith('-{}'.format(steps * (epoch - 1)))
+    resumed = run_main('--resume', partial, '--vgg-dir', tiny_vgg_dir, '--runs-dir', runs, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert 'Resumed from {}: epoch {}'.format(os.path.join(partial, 'last', 'model-{}'.format(steps * (epoch - 1))),
+                                              epoch - 1) in resumed.stdout
+    final = partial[:-len('.partial')]
+    history = [json.loads(line) for line in open(os.path.join(final, 'history.jsonl'))]
+    assert [e['epoch'] for e in history] == list(range(1, epochs + 1))
+    kept = [e for e in history if e.get('best')][-1]
+    best = tf.train.latest_checkpoint(os.path.join(final, 'best'))
+    assert tf.train.load_variable(best, 'epochs_done') == kept['epoch']
+    assert tf.train.load_variable(best, 'best_val_iou') == pytest.approx(kept['val_iou'], abs=1e-6)
+    with open(os.path.join(final, 'best', 'evaluation', 'metrics.json')) as f:
+        assert json.load(f)['overall']['iou'] == pytest.approx(kept['val_iou'], abs=1e-6)
+    assert tf.train.latest_checkpoint(os.path.join(final, 'last')).endswith('-{}'.format(history[-1]['step']))
 
 
 def test_21_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, tiny_vgg_dir, capsys):
@@ -362,7 +393,7 @@ def test_26_zero_frame_video(tmp_path, tiny_run, capsys):
     import imageio_ffmpeg
     path = str(tmp_path / 'empty.mp4')
     subprocess.check_call([imageio_ffmpeg.get_ffmpeg_exe(), '-loglevel', 'error', '-f', 'lavfi', '-i',
-                           'color=c=black:s=32x32:r=10', '-frames:v', '0', '-c:v', 'libx264', path])
+                           'color=c=black:s=32x32:r=10', '-frames:v', '0', '-c:v', 'libx264', path], timeout=60)
     out = tmp_path / 'o.mp4'
     out.write_bytes(b'previous output')
     assert run_cli('--video', path, '--output', out, '--checkpoint', tiny_run) == 2

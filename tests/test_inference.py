@@ -4,8 +4,7 @@ import shutil
 
 import numpy as np
 
-from conftest import SAMPLE
-from roadseg.data.images import read_image
+from conftest import road_test_images
 from roadseg import task
 from roadseg.evaluation.palette import road_overlay as overlay
 from roadseg.model.freeze import TRAINING_OPS
@@ -15,11 +14,12 @@ from roadseg.serving.inference import Segmenter
 from roadseg.system.tfcompat import tf
 
 
-def test_frozen_graph_matches_checkpoint(tiny_run):
-    frozen = os.path.join(tiny_run, 'best', FROZEN)
+def test_frozen_graph_matches_checkpoint(learned_run, road_data):
+    frozen = os.path.join(learned_run, 'best', FROZEN)
     assert os.path.exists(frozen), 'training exports the frozen graph of its best checkpoint'
-    images = [read_image(os.path.join(SAMPLE, 'testing', 'image_2', n)) for n in ('um_000000.png', 'uu_000001.png')]
-    with Segmenter(tiny_run) as fast:
+    images = [image for _, image, _ in road_test_images(road_data)[:2]]
+    images[1] = images[1][3:50, 20:177]  # another size
+    with Segmenter(learned_run) as fast:
         assert fast.frozen
         ops = {op.type for op in fast.graph.get_operations()}
         got = fast.predict(images)[0]
@@ -27,7 +27,7 @@ def test_frozen_graph_matches_checkpoint(tiny_run):
     stamp = os.path.getmtime(frozen)
     try:
         os.utime(frozen, (0, 0))  # older than the checkpoint: the checkpoint graph is used instead
-        with Segmenter(tiny_run) as slow:
+        with Segmenter(learned_run) as slow:
             assert not slow.frozen
             want = slow.predict(images)[0]
     finally:
@@ -35,6 +35,7 @@ def test_frozen_graph_matches_checkpoint(tiny_run):
     for g, w, im in zip(got, want, images):
         assert g.shape == im.shape[:2] + (2,)
         assert np.abs(g - w).max() < 1e-5
+        assert 0.05 < np.mean(w[..., 1] > 0.5) < 0.95, 'road in the image, not everywhere'
 
 
 def test_older_frozen_graph_is_passed_over(tmp_path, tiny_run, capsys):

@@ -31,16 +31,31 @@ def test_fcn_variants_keep_the_input_size(variant, size):
 
 
 def test_class_weights_weight_each_pixel_by_its_true_class():
+    """The weighted loss, computed here by hand: sum_i w[y_i] * -log softmax(z_i)[y_i] / sum_i w[y_i] over the
+    labelled pixels, on logits that differ per pixel and class (so the weights change the value)."""
+    z = np.array([[2.0, 0.0, -1.0], [0.0, 1.0, 3.0], [1.0, -2.0, 0.5], [-1.0, 0.0, 2.0], [5.0, -5.0, 0.0]],
+                 np.float32)
+    y = [0, 1, 2, 1, None]  # the last pixel is don't care (an all-zero label)
+    weights = np.array([1.0, 3.0, 0.5])
+    one_hot = np.zeros_like(z)
+    for i, c in enumerate(y):
+        if c is not None:
+            one_hot[i, c] = 1
     with tf.Graph().as_default():
-        logits = tf.Variable(tf.zeros([1, 1, 2, 3]))
+        logits = tf.Variable(z.reshape(1, 1, 5, 3))
         labels = tf.placeholder(tf.float32, [None, None, None, 3])
-        _, _, loss = main.optimize(logits, labels, 0.1, 3, class_weights=[1.0, 3.0, 0.0])
+        _, _, loss = main.optimize(logits, labels, 0.1, 3, class_weights=list(weights))
         with tf.Session() as sess:
             sess.run(tf.global_variables_initializer())
-            one_hot = np.zeros((1, 1, 2, 3), np.float32)
-            one_hot[0, 0, 0, 0] = one_hot[0, 0, 1, 1] = 1
-            value = sess.run(loss, {labels: one_hot})
-    assert abs(value - np.log(3)) < 1e-6, 'a weighted mean of equal losses is that loss'
+            value = sess.run(loss, {labels: one_hot.reshape(1, 1, 5, 3)})
+    labelled = [i for i, c in enumerate(y) if c is not None]
+    true = np.array([y[i] for i in labelled])
+    zl = z[labelled].astype(np.float64)
+    nll = np.log(np.exp(zl).sum(axis=1)) - zl[np.arange(len(true)), true]
+    want = np.sum(weights[true] * nll) / np.sum(weights[true])
+    by_predicted = weights[np.argmax(zl, axis=1)]
+    assert abs(np.mean(nll) - want) > 0.1 and abs(np.sum(by_predicted * nll) / by_predicted.sum() - want) > 0.1
+    assert abs(value - want) < 1e-5, (value, want)
 
 
 def _check_run(run, tmp_path, num_classes):

@@ -62,13 +62,16 @@ def _train(tiny_vgg_dir, runs, *flags):
 
 
 def test_training_records_and_prints_the_choice(tiny_vgg_dir, tmp_path, capsys, monkeypatch):
-    """auto on this machine's CPU and TensorFlow: the CPU line says which and why; config.json records both."""
+    """auto on an AVX2 CPU (a faked cpuinfo): the CPU line says fp32 and why; config.json records both."""
     monkeypatch.setenv('ROADSEG_PRECISION', 'auto')
-    run, config = _train(tiny_vgg_dir, tmp_path)
-    expected, why = cpu.choose_precision('auto', cpu.cpu_info())
-    out = capsys.readouterr().out
-    assert 'precision {} ({})'.format(expected, why) in out.splitlines()[0]
-    assert config['precision'] == 'auto' and config['bf16'] == (expected == 'bf16')
+    cpuinfo = tmp_path / 'cpuinfo'
+    cpuinfo.write_text(EPYC_AVX2)
+    monkeypatch.setenv(cpu.CPUINFO_ENV, str(cpuinfo))
+    run, config = _train(tiny_vgg_dir, tmp_path / 'runs')
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith('CPU: AMD EPYC, ') and first.endswith(
+        'precision fp32 (auto: this CPU has no AVX512-BF16 or AMX-BF16)'), first
+    assert config['precision'] == 'auto' and config['bf16'] is False
 
 
 @pytest.mark.skipif(not HAS_BF16_REWRITE, reason='TensorFlow without the oneDNN bf16 rewrite (TF 1.15)')
@@ -81,16 +84,26 @@ def test_bf16_synonym_trains_and_evaluates_in_bf16(tiny_vgg_dir, tmp_path):
 
 
 def test_segmenter_follows_the_rule(tiny_run, monkeypatch, tmp_path):
-    """Segmenter's default is auto; bf16=True stays the old spelling of precision='bf16'."""
+    """Segmenter's default is auto (fp32 on an AVX2 CPU; bf16 on Zen 4 where TensorFlow has the rewrite); bf16=True
+    stays the old spelling of precision='bf16'."""
     monkeypatch.setenv('ROADSEG_PRECISION', 'auto')
+    for name, text in (('avx2', EPYC_AVX2), ('zen4', ZEN4)):
+        (tmp_path / name).write_text(text)
+    monkeypatch.setenv(cpu.CPUINFO_ENV, str(tmp_path / 'avx2'))
     with Segmenter(tiny_run, backend='tensorflow') as model:
-        assert model.precision == cpu.choose_precision('auto', cpu.cpu_info())[0]
+        assert (model.precision, model.precision_reason) == ('fp32', 'auto: this CPU has no AVX512-BF16 or AMX-BF16')
+    monkeypatch.setenv(cpu.CPUINFO_ENV, str(tmp_path / 'zen4'))
+    with Segmenter(tiny_run, backend='tensorflow') as model:
+        assert (model.precision, model.precision_reason) == (
+            ('bf16', 'auto: this CPU has avx512_bf16 and TensorFlow {} has oneDNN'.format(tf.__version__))
+            if HAS_BF16_REWRITE else
+            ('fp32', 'auto: TensorFlow {} has no oneDNN bf16 rewrite (2.9+)'.format(tf.__version__)))
     with Segmenter(tiny_run, backend='tensorflow', precision='fp32') as model:
         assert (model.precision, model.precision_reason) == ('fp32', 'asked for')
     if HAS_BF16_REWRITE:
         with Segmenter(tiny_run, backend='tensorflow', bf16=True) as model:
             assert model.precision == 'bf16'
-    monkeypatch.setenv('ROADSEG_CPUINFO', str(tmp_path / 'none'))  # unreadable: instruction sets unknown
+    monkeypatch.setenv(cpu.CPUINFO_ENV, str(tmp_path / 'none'))  # unreadable: instruction sets unknown
     with Segmenter(tiny_run, backend='tensorflow') as model:
         assert (model.precision, model.precision_reason) == ('fp32', 'auto: CPU instruction sets unknown')
 

@@ -9,55 +9,48 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import SAMPLE, error_line, kitti_tree, run_cli
+from conftest import SAMPLE, error_line, iou, kitti_tree, road_test_images, run_cli
 from roadseg.data.images import read_image
 from roadseg.evaluation import int8 as int8_accuracy
 from roadseg.evaluation.evaluate import evaluate_run
-from roadseg.runs import TrainedRun, find_checkpoint
+from roadseg.runs import TrainedRun
 from roadseg.serving.export import export_run
 from roadseg.serving.inference import Segmenter
 from roadseg.system.files import InputError
-from roadseg.system.tfcompat import tf
 
-pytest.importorskip('onnxruntime')
-TEST_IMAGES = os.path.join(SAMPLE, 'testing', 'image_2')
-# The varied model's road probabilities span about 0.05-0.95 on the sample's test images. int8 moved them by
-# 0.009 on average (max 0.06) with ONNX Runtime 1.32 and 0.020 (max 0.21) with 1.10, whose quantizer is
-# coarser; classes agreed on 100% and 99.91% of the pixels fp32 decides by more than MARGIN. A 4-16
-# channel model averages out less rounding than VGG16's 64-512.
+onnxruntime = pytest.importorskip('onnxruntime')  # tests/allowed_skips.txt allows this skip on no stack
+ORT_VERSION = tuple(int(p) for p in onnxruntime.__version__.split('.')[:2])
+# int8 against fp32 on the learned model's 6 testing scenes: the probabilities move by MEAN_TOLERANCE at most on
+# average, and the classes agree on more than AGREEMENT of the pixels fp32 decides by more than MARGIN.
 MEAN_TOLERANCE = 0.03
 MARGIN = 0.1  # |p(road) - p(background)|
 AGREEMENT = 0.99
 
 
 @pytest.fixture(scope='module')
-def int8_run(tiny_run, tmp_path_factory):
-    """A copy of the tiny run with random score kernels (one epoch leaves the probabilities too flat to show
-    differences) and its int8 export, made with 3 calibration images (model.onnx written first)."""
+def int8_run(learned_run, tmp_path_factory):
+    """A copy of the learned run and its int8 export, made with 3 calibration images (model.onnx written first)."""
     run = str(tmp_path_factory.mktemp('int8') / 'run')
-    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns('test_images', 'logs', 'export*', 'evaluation*'))
-    prefix = find_checkpoint(run)
-    rng = np.random.RandomState(0)
-    with tf.Graph().as_default() as graph, tf.Session(graph=graph) as sess:
-        saver = tf.train.import_meta_graph(prefix + '.meta')
-        saver.restore(sess, prefix)
-        for v in tf.trainable_variables():
-            if v.op.name in ('decoder/score3/kernel', 'decoder/score4/kernel', 'decoder/score7/kernel'):
-                v.load(rng.normal(0, 0.02, v.shape.as_list()).astype(np.float32), sess)
-        saver.save(sess, prefix, write_meta_graph=False, write_state=False)  # keep the relative checkpoint file
+    shutil.copytree(learned_run, run, ignore=shutil.ignore_patterns('test_images', 'logs', 'export*', 'evaluation*'))
     written = export_run(run, ('onnx-int8',), calibration_images=3)
     assert sorted(written) == ['onnx', 'onnx-int8']
     int8_accuracy.record_accuracy(TrainedRun(run))
     return run
 
 
-def test_int8_close_to_fp32(int8_run):
-    """The int8 model is quantized (QDQ), its probabilities within MEAN_TOLERANCE of fp32's on average and
-    its classes fp32's on more than AGREEMENT of the pixels fp32 decides by more than MARGIN."""
+# Measured on the TF 1.15 stack (ONNX Runtime 1.10, its QDQ quantizer): int8 moves the learned model's probabilities
+# by 0.10 on average, classes agree on 90% of the pixels, validation IoU 93.9 -> 72.0; ONNX Runtime 1.32 on the same
+# export path: 0.001, 99.9%, 94.4 -> 94.5. strict: the day it passes there, this mark must go.
+@pytest.mark.xfail(ORT_VERSION < (1, 11), strict=True,
+                   reason='known defect: int8 with ONNX Runtime < 1.11 loses about 20 IoU points on the learned model')
+def test_int8_close_to_fp32(int8_run, road_data):
+    """The int8 model is quantized (QDQ), its probabilities within MEAN_TOLERANCE of fp32's on average, its
+    classes fp32's on more than AGREEMENT of the pixels fp32 decides by more than MARGIN, and they find the road."""
     import onnx
     ops = {n.op_type for n in onnx.load(os.path.join(int8_run, 'export', 'model-int8.onnx')).graph.node}
     assert {'QuantizeLinear', 'DequantizeLinear'} <= ops
-    images = [read_image(os.path.join(TEST_IMAGES, n)) for n in sorted(os.listdir(TEST_IMAGES))]
+    scenes = road_test_images(road_data)
+    images = [image for _, image, _ in scenes]
     with Segmenter(int8_run, backend='onnxruntime', precision='fp32') as fp32:
         want, want_classes = fp32.predict(images)
     with Segmenter(int8_run, backend='onnxruntime', precision='int8', threads=1) as int8:
@@ -72,13 +65,32 @@ def test_int8_close_to_fp32(int8_run):
                                                       decided.mean(), MARGIN))
     assert 0 < diff.mean() < MEAN_TOLERANCE
     assert decided.mean() > 0.5 and same[decided].mean() > AGREEMENT
+    for (name, _, truth), classes in zip(scenes, got_classes):
+        assert 0.05 < np.mean(classes == 1) < 0.95 and iou(classes == 1, truth) > 0.7, name
 
 
-def test_summary_matches_evaluate(int8_run):
+def validation_iou(run, data, precision):
+    """Road IoU at p(road) > 0.5 over the road_tree's 3 validation pairs, counted here from the masks' colours."""
+    names = ['{}_000004.png'.format(c) for c in ('um', 'umm', 'uu')]
+    images = [read_image(os.path.join(data, 'training', 'image_2', n)) for n in names]
+    truths = [np.all(read_image(os.path.join(data, 'training', 'gt_image_2', n.replace('_', '_road_'))) ==
+                     (255, 0, 255), axis=-1) for n in names]
+    with Segmenter(run, backend='onnxruntime', precision=precision) as model:
+        probs, _ = model.predict(images)
+    return iou([p[..., 1] > 0.5 for p in probs], truths)
+
+
+def test_summary_matches_evaluate(int8_run, road_data):
     """model-int8.json records the settings, the calibration images and fp32/int8 metrics that --evaluate
-    reproduces on the same validation images."""
+    reproduces on the same validation images, and IoUs counted here from the masks."""
     with open(os.path.join(int8_run, 'export', 'model-int8.json')) as f:
         summary = json.load(f)
+    for precision in ('fp32', 'int8'):
+        by_hand = validation_iou(int8_run, road_data, precision)
+        print('{}: IoU {:.4f} counted by hand, {:.4f} in model-int8.json'.format(
+            precision, by_hand, summary['accuracy'][precision]['iou'] / 100))
+        assert summary['accuracy'][precision]['iou'] == pytest.approx(100 * by_hand, abs=0.01)
+        assert by_hand > 0.85 or precision == 'int8', 'the learned model finds the road'  # int8: the test above
     assert summary['calibration']['images'] == len(summary['calibration']['files']) == 3
     assert summary['quantization']['format'] == 'QDQ' and 'decoder/up3/conv2d_transpose' in \
         summary['quantization']['float32_convolutions']
@@ -106,7 +118,8 @@ def test_accuracy_limits():
 def test_command_prints_the_calibration_count(int8_run, capsys):
     assert run_cli('--export', int8_run, '--format', 'onnx-int8', '--calibration-images', 2) == 0
     out = capsys.readouterr().out
-    assert 'Calibrating int8 on 2 training images of {}'.format(SAMPLE) in out
+    assert 'Calibrating int8 on 2 training images of {}'.format(json.load(open(
+        os.path.join(int8_run, 'config.json')))['data_dir']) in out
     assert re.search(r'int8 vs fp32 on \d+ validation images: max f1 [\d.]+ -> [\d.]+ \([+-][\d.]+\)', out)
     assert 'Wrote {}'.format(os.path.join(int8_run, 'export', 'model-int8.onnx')) in out
     assert 'Wrote {}'.format(os.path.join(int8_run, 'export', 'model.onnx')) not in out  # current: kept

@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import SAMPLE, TINY_SHAPE, error_line, run_cli
+from conftest import SAMPLE, TINY_SHAPE, error_line, road_test_images, run_cli
 from roadseg.serving.inference import Segmenter
 from roadseg.system.tfcompat import tf
 from roadseg.training import schedule
@@ -74,12 +74,14 @@ def test_frozen_blocks_keep_their_weights_and_are_saved(tiny_vgg_dir, tmp_path, 
     assert not any(name.startswith('conv1_1/filter/Adam') for name, _ in tf.train.list_variables(last))
 
 
-def test_flip_averages_with_the_mirror_image(tiny_run):
-    image = np.random.RandomState(0).randint(0, 255, (64, 192, 3)).astype(np.uint8)
-    with Segmenter(tiny_run, backend='tensorflow') as plain, Segmenter(tiny_run, backend='tensorflow',
-                                                                       flip=True) as flip:
-        expected = (plain.predict(image)[0] + plain.predict(image[:, ::-1].copy())[0][:, ::-1]) / 2
-        assert np.allclose(flip.predict(image)[0], expected, atol=1e-5)
+def test_flip_averages_with_the_mirror_image(learned_run, road_data):
+    """On a scene whose mirror image the model sees differently (probabilities differ by > 0.1 somewhere)."""
+    image = road_test_images(road_data)[0][1]
+    with Segmenter(learned_run, backend='tensorflow') as plain, Segmenter(learned_run, backend='tensorflow',
+                                                                          flip=True) as flip:
+        straight, mirrored = plain.predict(image)[0], plain.predict(image[:, ::-1].copy())[0][:, ::-1]
+        assert np.abs(straight - mirrored).max() > 0.1
+        assert np.allclose(flip.predict(image)[0], (straight + mirrored) / 2, atol=1e-5)
 
 
 def test_evaluate_flip_writes_its_own_folder(tiny_run):

@@ -171,7 +171,7 @@ def test_sections_from_a_record_and_without_one(tmp_path):
 
 def test_docs_are_what_the_records_generate():
     proc = subprocess.run([sys.executable, os.path.join(ROOT, 'scripts', 'results_doc.py'), '--check'],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=300)
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, '', '')
 
 

@@ -1,10 +1,15 @@
-"""Video overlay round trip: frame count, frame size and fps survive; memory is streamed."""
+"""Video overlay: frame count, frame size and fps survive; memory is streamed; each frame is painted where the
+model (on either backend, with or without --flip) says road, and nowhere else."""
+import shutil
+
 import imageio
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import ROAD, iou, road_scene, run_cli
 from roadseg.serving import video
+from roadseg.serving.export import export_run
+from roadseg.serving.inference import Segmenter
 
 
 def make_video(path, frames, size, fps):
@@ -52,3 +57,60 @@ def test_video_streams_frames(tmp_path, tiny_run, monkeypatch):
     count, _ = video.overlay_video(None, src, str(tmp_path / 'out.mp4'), batch_size=3, model=model)
     model.close()
     assert count == 7 and seen == [3, 3, 1]
+
+
+def road_video(path, frames, fps=5, size=(64, 192)):
+    """An H.264 video of synthetic road scenes (road_scene); returns (its path as str, the true road per frame)."""
+    rng = np.random.RandomState(7)
+    scenes = [road_scene(rng, size) for _ in range(frames)]
+    with imageio.get_writer(str(path), format='ffmpeg', fps=fps, codec='libx264', pixelformat='yuv420p',
+                            quality=9, macro_block_size=1) as writer:
+        for image, _ in scenes:
+            writer.append_data(image)
+    return str(path), [parts == ROAD for _, parts in scenes]
+
+
+def inner(mask, margin=2):
+    """The pixels of mask at least margin pixels inside it (away from the chroma subsampling at its edges)."""
+    out = mask.copy()
+    for dy in range(-margin, margin + 1):
+        for dx in range(-margin, margin + 1):
+            out[max(dy, 0):out.shape[0] + min(dy, 0), max(dx, 0):out.shape[1] + min(dx, 0)] &= \
+                mask[max(-dy, 0):mask.shape[0] + min(-dy, 0), max(-dx, 0):mask.shape[1] + min(-dx, 0)]
+    return out
+
+
+@pytest.fixture(scope='module')
+def video_run(learned_run, tmp_path_factory):
+    """A copy of the learned run with its ONNX export."""
+    run = str(tmp_path_factory.mktemp('video') / 'run')
+    shutil.copytree(learned_run, run, ignore=shutil.ignore_patterns('test_images', 'logs', 'export*', 'evaluation*'))
+    export_run(run, ('onnx',))
+    return run
+
+
+@pytest.mark.parametrize('backend,flip', [('tensorflow', False), ('onnxruntime', False), ('tensorflow', True),
+                                          ('onnxruntime', True)])
+def test_frames_are_painted_where_the_model_says_road(video_run, tmp_path, backend, flip):
+    """Road pixels move halfway to green (0, 255, 0), the others stay (within H.264's error), where the same
+    Segmenter finds road in the decoded input frames; and that is the true road."""
+    src, truths = road_video(tmp_path / 'in.mp4', 5)
+    out = str(tmp_path / 'out.mp4')
+    assert run_cli('--video', src, '--output', out, '--checkpoint', video_run, '--backend', backend,
+                   *(['--flip'] if flip else [])) == 0
+    _, frames_in = read_back(src)
+    _, frames_out = read_back(out)
+    assert len(frames_out) == len(frames_in) == 5
+    with Segmenter(video_run, backend=backend, flip=flip) as model:
+        _, classes = model.predict(np.stack(frames_in))
+    for n, (before, after, road, truth) in enumerate(zip(frames_in, frames_out, classes == 1, truths)):
+        change = after.astype(np.float32) - before
+        toward_green = (np.float32([0, 255, 0]) - before) / 2
+        painted, kept = inner(road), inner(~road)
+        error_painted = np.abs(change - toward_green)[painted].mean()
+        error_kept = np.abs(change)[kept].mean()
+        print('frame {}: {:.1%} road (IoU {:.3f} with the truth); mean error {:.1f} on road, {:.1f} elsewhere'.format(
+            n, road.mean(), iou(road, truth), error_painted, error_kept))
+        assert 0.05 < road.mean() < 0.95 and iou(road, truth) > 0.7
+        assert error_painted < 8 and error_kept < 8
+        assert np.abs(toward_green)[painted].mean() > 40, 'painting road is a visible change'

@@ -3,9 +3,8 @@ as 'splits'), and the check that refuses --resume / --init-from across a changed
 import os
 from itertools import groupby
 
+from ..system.bundled import ROOT
 from ..system.files import InputError, file_digest
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def every_nth(items, start, step, group=None):

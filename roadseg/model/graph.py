@@ -3,8 +3,13 @@ any module with them), the run's task's labels, loss (a softmax task's is the mo
 heads, and the run's own counters."""
 import collections
 
+from ..runs import decoder_of
+from ..system.files import InputError
 from ..system.tfcompat import tf
+from . import decoders
 from .heads import add_inference_outputs
+from .names import SKIP_SCALING
+from .vgg import encoder_stages
 
 TrainingGraph = collections.namedtuple('TrainingGraph', [
     'image_input', 'keep_prob', 'correct_label', 'learning_rate',  # what a training step feeds
@@ -18,18 +23,29 @@ def build(model, sess, vgg_path, decoder, task, class_weights=None, wrap_optimiz
     """Build the graph in sess.graph and initialise what is new (the loaded encoder keeps its weights).
 
     model: a module with load_vgg, layers and optimize (main); decoder: the run's settings l2_scale,
-    skip_scaling and optional fcn (8, 16 or 32) and freeze_blocks (0-5); task: the run's (roadseg/task.py),
-    which gives the label placeholders (correct_label), the loss and the inference heads. class_weights,
-    wrap_optimizer: the loss's options (a Udacity optimize() gets them only when set). Returns a TrainingGraph.
+    skip_scaling and optional decoder (roadseg/model/decoders.py; default fcn8; the FCN ones are model.layers'
+    variants) and freeze_blocks (0-5); task: the run's (roadseg/task.py), which gives the label placeholders
+    (correct_label), the loss and the inference heads. class_weights, wrap_optimizer: the loss's options (a
+    Udacity optimize() gets them only when set). Returns a TrainingGraph.
     """
+    name = decoder_of(decoder)
+    if name not in decoders.DECODERS:
+        raise InputError('unknown decoder {!r}; one of {}'.format(name, ', '.join(decoders.DECODERS)))
     image_input, keep_prob, layer3, layer4, layer7 = model.load_vgg(sess, vgg_path)
     pretrained = set(tf.global_variables())
     frozen = freeze_blocks(decoder.get('freeze_blocks', 0))
     num_classes = task.num_classes
     correct_label = task.label_input()
     learning_rate = tf.placeholder(tf.float32, [], name='learning_rate')
-    output = model.layers(layer3, layer4, layer7, num_classes, l2_scale=decoder['l2_scale'],
-                          skip_scaling=decoder['skip_scaling'], crop_to=image_input, variant=decoder.get('fcn', 8))
+    if name in decoders.FCN:
+        output = model.layers(layer3, layer4, layer7, num_classes, l2_scale=decoder['l2_scale'],
+                              skip_scaling=decoder['skip_scaling'], crop_to=image_input, variant=int(name[3:]))
+    else:
+        end_points = dict(encoder_stages(sess.graph, vgg_path, decoders.NEEDS[name]), pool3=layer3, pool4=layer4,
+                          fc7=layer7)
+        options = {'skip_scaling': decoder['skip_scaling']} if name in SKIP_SCALING else {}
+        output, _ = decoders.DECODERS[name](end_points, num_classes, keep_prob=keep_prob,
+                                            l2_scale=decoder['l2_scale'], crop_to=image_input, **options)
     model_vars = tf.trainable_variables() + frozen  # what best/ holds: every weight of the model
     logits, train_op, loss = task.train_ops(model, output, correct_label, learning_rate, class_weights, wrap_optimizer)
     probabilities, _ = add_inference_outputs(output, task)

@@ -1,16 +1,28 @@
 """The one list of the model's tensor names; importing it loads no TensorFlow.
 
 The encoder SavedModel takes `image_input` (float32 (N, H, W, 3) RGB 0..255) and `keep_prob` and gives
-`layer3_out`, `layer4_out`, `layer7_out`; the decoder's output is `fcn_output` (N, H, W, C) logits, Udacity's
-optimize reshapes it to `logits` (pixels, C); the heads (model/heads.py) add `probabilities` and the run's task's
-decision (`classes` or `masks`). Frozen graphs, the SavedModel and the ONNX model keep these names.
+`layer3_out`, `layer4_out`, `layer7_out` and every stage by name, `conv1_2_out` .. `conv5_3_out`, `pool1_out` ..
+`pool5_out` (STAGES, stage_output); the decoder's output is `fcn_output` (N, H, W, C) logits, Udacity's optimize
+reshapes it to `logits` (pixels, C); the heads (model/heads.py) add `probabilities` and the run's task's decision
+(`classes` or `masks`). Frozen graphs, the SavedModel and the ONNX model keep these names.
 """
 IMAGE_INPUT = 'image_input'
 KEEP_PROB = 'keep_prob'
 ENCODER_OUTPUTS = ('layer3_out', 'layer4_out', 'layer7_out')
 VGG_TENSORS = tuple(name + ':0' for name in (IMAGE_INPUT, KEEP_PROB) + ENCODER_OUTPUTS)  # load_vgg's five, in order
+STAGES = ('conv1_2', 'conv2_2', 'conv3_3', 'conv4_3', 'conv5_3', 'pool1', 'pool2', 'pool3', 'pool4', 'pool5')
 VGG_SOURCE = 'vgg_source'  # string constant naming the encoder's weights
 DECODER_OUTPUT = 'fcn_output'
 LOGITS = 'logits'  # (pixels, C): the only output of runs from before `probabilities` existed
 PROBABILITIES = 'probabilities'
 CLASSES = 'classes'  # the softmax tasks' decision (Labels names its own, roadseg/task.py)
+
+
+def stage_output(stage):
+    """The encoder SavedModel's tensor name of a stage in STAGES: its ReLU output (convs) or pool, (N, h, w, C)."""
+    return stage + '_out'
+
+# The decoders of --decoder (roadseg/model/decoders.py builds each), and those --skip-scaling applies to; here so
+# that the command line lists them without loading TensorFlow.
+DECODER_NAMES = ('fcn8', 'fcn16', 'fcn32', 'segnet', 'unet', 'linknet', 'psp')
+SKIP_SCALING = ('fcn8', 'fcn16', 'fcn32', 'psp')

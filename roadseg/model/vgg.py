@@ -18,7 +18,7 @@ from ..system.tfcompat import tf
 
 from ..system.crossstack import meta_graph_writer, missing_in_this_tensorflow, not_loadable
 from ..system.files import InputError, first_line
-from .names import ENCODER_OUTPUTS, IMAGE_INPUT, KEEP_PROB, VGG_SOURCE, VGG_TENSORS
+from .names import ENCODER_OUTPUTS, IMAGE_INPUT, KEEP_PROB, STAGES, VGG_SOURCE, VGG_TENSORS, stage_output
 from .vgg_weights import (CONVS_PER_BLOCK, KERAS_FILE, keras_vgg16_file, load_keras_vgg16, load_weights_file,
                           verified)
 
@@ -148,7 +148,8 @@ def build_vgg_savedmodel(export_dir, weights=None, widths=VGG16_WIDTHS, fc_width
 
     weights: {'conv1_1': (kernel, bias), ...} for any of conv1_1..conv5_3, fc6, fc7 (the rest He-random),
     or None for all random (tests). The graph has image_input (float RGB 0..255), keep_prob (default 1.0),
-    layer3_out = pool3, layer4_out = pool4, layer7_out = fc7 output, all variables trainable, and
+    layer3_out = pool3, layer4_out = pool4, layer7_out = fc7 output, the stages by name (conv1_2_out ..
+    pool5_out, roadseg/model/heads.py), all variables trainable, and
     vgg_source, a string constant: `source`, one line naming the weights. Both stacks write the same graph,
     which both load: reference variables and no attrs at their defaults (roadseg/system/crossstack.py).
     """
@@ -167,6 +168,8 @@ def build_vgg_savedmodel(export_dir, weights=None, widths=VGG16_WIDTHS, fc_width
             tf.constant(source, name=VGG_SOURCE)
             for end, name in zip((ends['pool3'], ends['pool4'], net), ENCODER_OUTPUTS):
                 tf.identity(end, name=name)
+            for stage in STAGES:
+                tf.identity(ends[stage], name=stage_output(stage))
             with tf.Session(graph=graph) as sess:
                 sess.run(tf.global_variables_initializer())
                 if weights is not None:
@@ -234,6 +237,37 @@ def load_vgg_tensors(sess, vgg_path):
         except KeyError:
             raise InputError('VGG SavedModel {} has no tensor {}'.format(vgg_path, name))
     return tuple(tensors)
+
+
+def missing_stage(vgg_path, stage):
+    """The InputError for an encoder SavedModel built before its stages had names."""
+    return InputError('{} has no encoder stage {} (built by an older release): delete it, or pass another --vgg-dir, '
+                      'to rebuild it with the stages this decoder needs'.format(vgg_path, stage))
+
+
+def check_stages(vgg_path, stages):
+    """InputError (missing_stage) unless the valid SavedModel at vgg_path names every one of stages; reads only
+    its graph, before anything is built."""
+    from tensorflow.core.protobuf import saved_model_pb2  # after tfcompat: TensorFlow imported quietly
+    model = saved_model_pb2.SavedModel()
+    with open(os.path.join(vgg_path, 'saved_model.pb'), 'rb') as f:
+        model.ParseFromString(f.read())
+    names = {node.name for node in model.meta_graphs[0].graph_def.node}
+    for stage in stages:
+        if stage_output(stage) not in names:
+            raise missing_stage(vgg_path, stage)
+
+
+def encoder_stages(graph, vgg_path, stages):
+    """{stage: tensor} of the loaded encoder's stages (names in names.STAGES); InputError (missing_stage) when
+    vgg_path was built before the SavedModel named them."""
+    found = {}
+    for stage in stages:
+        try:
+            found[stage] = graph.get_tensor_by_name(stage_output(stage) + ':0')
+        except KeyError:
+            raise missing_stage(vgg_path, stage)
+    return found
 
 
 def _weights_source(data_dir, vgg_weights):

@@ -43,7 +43,8 @@ def export_run(run, formats=DEFAULT_FORMATS, which='best', data_dir=None, calibr
     format: frozen_inference.pb, saved_model/, model.onnx, model-int8.onnx (from model.onnx, written too when
     it is missing or stale; calibrated on calibration_images training images of data_dir, default the run's;
     see serving/quantize.py; evaluation/int8.py measures its accuracy). run: a runs.TrainedRun, or a path to
-    one with which. Returns {format: path}."""
+    one with which. Returns {format: path}. When tf2onnx cannot convert an op of the model, the other formats
+    are still written and the InputError names the op and what was written."""
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
         raise InputError('--format must be among {}, got {}'.format(', '.join(FORMATS), ' '.join(formats)))
@@ -63,11 +64,19 @@ def export_run(run, formats=DEFAULT_FORMATS, which='best', data_dir=None, calibr
                'saved_model': lambda path: write_saved_model(graph_def, run.image_shape, path, task),
                'onnx': lambda path: write_onnx(graph_def, path, task),
                'onnx-int8': lambda path: quantize.export_int8(run, path, data_dir, calibration_images)}
-    written = {}
+    written, failed = {}, None
     for fmt in FORMATS:
-        if fmt in formats:
+        if fmt in formats and not (failed and fmt == 'onnx-int8'):  # int8 starts from model.onnx
+            try:
+                writers[fmt](os.path.join(run.export_dir, FILE_NAMES[fmt]))
+            except InputError as e:
+                if fmt != 'onnx':
+                    raise
+                failed = e
+                continue
             written[fmt] = os.path.join(run.export_dir, FILE_NAMES[fmt])
-            writers[fmt](written[fmt])
+    if failed:
+        raise InputError('{}{}'.format(failed, '; written: ' + ', '.join(written.values()) if written else ''))
     return written
 
 
@@ -123,15 +132,18 @@ def _onnx_modules():
 
 
 def write_onnx(graph_def, path, task, opset=ONNX_OPSET):
-    """ONNX model at path, converted by tf2onnx from a frozen graph of task and checked by onnx.checker.
+    """ONNX model at path (roadseg/serving/onnx_export.py) of a frozen graph of task, checked by onnx.checker.
     Input `image_input` float32 (N, H, W, 3) RGB 0..255 at the training size; outputs `probabilities`
-    (N, H, W, C) float32 and the task's decision (`classes` (N, H, W) uint8, or the task's own)."""
+    (N, H, W, C) float32 and the task's decision (`classes` (N, H, W) uint8, or the task's own). InputError
+    naming the op when tf2onnx leaves one unconverted."""
+    from .onnx_export import to_onnx
     tf2onnx, onnx = _onnx_modules()
-    outputs = output_names(task)
-    names = dict({IMAGE_INPUT + ':0': IMAGE_INPUT}, **{name + ':0': name for name in outputs})
-    model, _ = tf2onnx.convert.from_graph_def(graph_def, name='fcn8s', input_names=[IMAGE_INPUT + ':0'],
-                                              output_names=[name + ':0' for name in outputs],
-                                              opset=opset, tensors_to_rename=names)
+    model = to_onnx(graph_def, opset, output_names(task))
+    unconverted = sorted({n.op_type for n in model.graph.node if n.domain in ('', 'ai.onnx') and
+                          not onnx.defs.has(n.op_type)})
+    if unconverted:
+        raise InputError('tf2onnx {} cannot convert TensorFlow op {} to ONNX: no model.onnx'.format(
+            tf2onnx.__version__, ', '.join(unconverted)))
     onnx.checker.check_model(model)
     write_bytes_atomic(path, model.SerializeToString())
     return path

@@ -11,10 +11,10 @@ from ..data import datasets
 from ..data.batches import EpochBatches, TrainingSet
 from ..evaluation import report
 from ..evaluation.overlays import session_overlays, write_images
-from ..model import graph as model_graph
+from ..model import decoders, graph as model_graph
 from ..model.freeze import write_frozen
-from ..model.vgg import maybe_build_vgg
-from ..runs import FROZEN, Run, TrainedRun, check_splits
+from ..model.vgg import check_stages, maybe_build_vgg
+from ..runs import FROZEN, Run, TrainedRun, check_init_from, check_splits, decoder_of
 from ..system import cpu
 from ..system.files import InputError, append_line
 from ..system.signals import deferred_stop
@@ -49,6 +49,8 @@ def prepare_data(run, workers, resume):
     config.update(task.config(), dataset=dataset.name)
     if workers.chief:
         check_splits(config, dataset, resume)
+        if config['init_from'] and not resume:
+            check_init_from(config)
     report_samples, select_samples = dataset.samples('val'), dataset.samples(datasets.SELECT)
     class_weights = task.class_weights(config.get('class_weights'), dataset)
     training_set = TrainingSet(dataset.samples('train'), dataset.load, config['image_shape'], task.training_labels)
@@ -72,6 +74,7 @@ def prepare_encoder(config, vgg_dir, workers):
                                            vgg_weights=config['vgg_weights'])
     if not workers.local_rank:
         workers.share(None)
+    check_stages(vgg_path, decoders.NEEDS.get(decoder_of(config), ()))  # graph.build names an unknown decoder
     print('Encoder: {} ({})'.format(vgg_path, vgg_source))
     config.setdefault('vgg_source', vgg_source)
     return vgg_path
@@ -126,7 +129,8 @@ def start_weights(sess, graph, ckpt, run, data, workers, resume):
         print('note: {} has no checkpoint yet; starting from epoch 1'.format(run.path('last')))
     elif workers.chief and config['init_from']:
         source = TrainedRun(config['init_from'])
-        start, kind = source.checkpoint, source.task().name
+        start = source.checkpoint
+        kind = source.task().name if os.path.isfile(source.config_path) else data.task.name  # a bare checkpoint
         if kind != data.task.name:
             raise InputError('--init-from {}: a {} run; this run is {} (its outputs mean something else)'.format(
                 config['init_from'], kind, data.task.name))

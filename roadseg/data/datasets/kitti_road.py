@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 
+from ...system import bundled
 from ...system.files import InputError
 from ..images import image_files, read_image
 from ..splits import every_nth
@@ -13,8 +14,7 @@ from .base import IGNORE, SELECT, SPLITS, Dataset, Sample, load_sample, pair_mas
 BACKGROUND = (255, 0, 0)
 ROAD = (255, 0, 255)
 CATEGORIES = ('um', 'umm', 'uu')
-SPLITS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))),
-                          'splits')
+SPLITS_DIR = bundled.path('splits')
 SPLIT_FILE = os.path.join(SPLITS_DIR, 'val.txt')       # the report split
 SELECT_FILE = os.path.join(SPLITS_DIR, 'select.txt')   # the checkpoint-selection split
 SELECT_HEADER = ('# KITTI Road selection split (picks the kept checkpoint; val.txt, the report split, never does):\n'
