@@ -41,11 +41,12 @@ def test_flags_outside_their_mode_are_refused(argv, message, tmp_path, capsys, m
 def test_help_shows_each_default_once():
     text = cli.build_parser().format_help()
     assert '(default: None)' not in text and 'default: ' not in text
-    for flag, default in (('--epochs', 'default 50'), ('--batch-size', 'default 10'), ('--which', 'default best'),
-                          ('--learning-rate', 'default 0.0001'), ('--image-shape', 'default 160 576')):
+    for flag, default in (('--epochs', 'default 40'), ('--batch-size', 'default 4'), ('--which', 'default best'),
+                          ('--learning-rate', 'default 0.0003'), ('--lr-schedule', 'default poly'),
+                          ('--image-shape', 'default 160 576')):
         block = text[text.index('\n  ' + flag) + 3:] + '\n  -'  # the option's own entry, not the usage line
         assert default in ' '.join(block[:block.index('\n  -')].split()), flag
-    assert text.count('default 50') == 1
+    assert text.count('default 40') == 1
 
 
 def test_resume_of_a_completed_run_is_refused_untouched(tiny_run, capsys):

@@ -96,7 +96,7 @@ def test_fcn_variant_end_to_end(variant, min_iou, tiny_vgg_dir, road_data, tmp_p
     """--fcn 16 and 32 train the decoder they name (its kernels only in the checkpoint), learn the road, evaluate
     and predict; the coarser FCN-32s is held to a lower IoU."""
     run, metrics, predictions = train_evaluate_predict(tmp_path, tiny_vgg_dir, road_data, ['--fcn', variant])
-    assert json.load(open(os.path.join(run, 'config.json')))['fcn'] == variant
+    assert json.load(open(os.path.join(run, 'config.json')))['decoder'] == 'fcn{}'.format(variant)
     names = {name.split('/')[1] for name, _ in tf.train.list_variables(find_checkpoint(run))
              if name.startswith('decoder/') and '/Adam' not in name}
     assert names == ({'score4', 'score7', 'up4x16', 'up7'} if variant == 16 else {'score7', 'up7x32'})
