@@ -21,7 +21,6 @@ Recipes:
 Run it with nothing else computing beside it: the wall time it records is the machine's.
 """
 import argparse
-import collections
 import glob
 import json
 import os
@@ -32,22 +31,13 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.dirname(os.path.abspath(__file__))]
-from roadseg import cli  # noqa: E402
 from roadseg.evaluation.report import read_history  # noqa: E402
 from roadseg.evaluation.results import result_record, write_record  # noqa: E402
 from roadseg.runs import read_config  # noqa: E402
 from roadseg.system.files import InputError  # noqa: E402
 
-Recipe = collections.namedtuple('Recipe', 'flags flip data_dir')
-RECIPES = {
-    'kitti': Recipe('--epochs 40 --batch-size 4 --learning-rate 3e-4 --lr-schedule poly --warmup 0.05', True,
-                    cli.DEFAULT_DATA),
-    'camvid': Recipe('--dataset camvid --data-dir data/CamVid --image-shape 352 480 --epochs 33 --batch-size 4 '
-                     '--learning-rate 1e-4 --lr-schedule constant --warmup 0', False, 'data/CamVid'),
-    'sample': Recipe('--data-dir data/sample --epochs 4 --batch-size 2 --repeat 4 --learning-rate 3e-4 '
-                     '--lr-schedule constant --warmup 0', False, 'data/sample'),
-}
-RESULTS_DIR = os.path.join('docs', 'results')
+from roadseg import cli  # noqa: E402
+from recipes import RECIPES, RESULTS_DIR, Recipe  # noqa: E402,F401 (Recipe: for callers that add a recipe)
 QUIET_MINUTES = 30.0  # a .partial run whose history changed more recently may still be training (unless --force)
 
 

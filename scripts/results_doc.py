@@ -16,7 +16,7 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.dirname(os.path.abspath(__file__))]
-from reproduce import RECIPES, RESULTS_DIR  # noqa: E402
+from recipes import RECIPES, RESULTS_DIR  # noqa: E402
 
 RESULTS_MD, README = os.path.join('docs', 'results.md'), 'README.md'
 MARKERS = {RESULTS_MD: ('<!-- results:begin -->', '<!-- results:end -->'),
