@@ -174,7 +174,7 @@ def test_batch_computing_graph_keeps_its_batch(tmp_path):
             images, labels = colour_images(rng, 2)
             sess.run(train_op, {image_input: images, label: np.eye(2, dtype=np.float32)[labels]})
         assert heads.PROBABILITIES not in {n.name for n in graph.as_graph_def().node}
-        graph_def = freeze(sess, TRAIN_SIZE, source='old run')  # probabilities from logits:0
+        graph_def = freeze(sess, task.kitti(), TRAIN_SIZE, source='old run')  # probabilities from logits:0
     path = export.write_onnx(graph_def, str(tmp_path / 'old.onnx'), task.kitti())
     session = onnxruntime.InferenceSession(path, providers=['CPUExecutionProvider'])
     images, _ = colour_images(rng, 3)
