@@ -164,6 +164,17 @@ def learned_run(tiny_vgg_dir, road_data, tmp_path_factory):
     return run
 
 
+@pytest.fixture(scope='session')
+def learned_onnx_run(learned_run, tmp_path_factory):
+    """A copy of learned_run with its ONNX export (learned_run itself stays without one)."""
+    import shutil
+    from roadseg.serving.export import export_run
+    run = str(tmp_path_factory.mktemp('learned_onnx') / 'run')
+    shutil.copytree(learned_run, run, ignore=shutil.ignore_patterns('test_images', 'logs', 'export*', 'evaluation*'))
+    export_run(run, ('onnx',))
+    return run
+
+
 def kitti_tree(root, n=3, size=(96, 64)):
     """A synthetic data_road tree: n training pairs (road in the lower half) and n testing images."""
     rng = np.random.RandomState(0)

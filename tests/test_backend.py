@@ -27,15 +27,6 @@ AVX2 = dict(cpu.cpu_info(), flags={name: name in ('avx2', 'fma') for name in cpu
 AGREEMENT = 0.999  # of the pixels, where TensorFlow and ONNX Runtime give the same class
 
 
-@pytest.fixture(scope='module')
-def onnx_run(learned_run, tmp_path_factory):
-    """A copy of the learned run with its ONNX export (the shared learned_run stays without one)."""
-    run = str(tmp_path_factory.mktemp('backend') / 'run')
-    shutil.copytree(learned_run, run, ignore=shutil.ignore_patterns('test_images', 'logs', 'export*', 'evaluation*'))
-    export_run(run, ('onnx',))
-    return run
-
-
 def images(road_data):
     """Road scenes with their true road: two at the training size, one enlarged to 150x500, one 51x77 crop."""
     scenes = road_test_images(road_data)
@@ -45,14 +36,14 @@ def images(road_data):
     return [a, b, big, a[10:61, 60:137]], [road_a, road_b, big_road, road_a[10:61, 60:137]]
 
 
-def test_onnxruntime_matches_tensorflow(onnx_run, road_data):
+def test_onnxruntime_matches_tensorflow(learned_onnx_run, road_data):
     """Segmenter.predict: probabilities within 1e-4 at the training size and at other sizes, classes that find the
     road and agree on AGREEMENT of the pixels."""
     ims, truths = images(road_data)
-    with Segmenter(onnx_run, backend='tensorflow') as tf_model:
+    with Segmenter(learned_onnx_run, backend='tensorflow') as tf_model:
         want, want_classes = tf_model.predict(ims, batch_size=2)
         assert tf_model.backend == 'tensorflow' and tf_model.graph is not None
-    with Segmenter(onnx_run, backend='onnxruntime', threads=1) as ort_model:
+    with Segmenter(learned_onnx_run, backend='onnxruntime', threads=1) as ort_model:
         assert ort_model.backend == 'onnxruntime' and ort_model.graph is None and not ort_model.frozen
         assert ort_model.num_classes == 2 and ort_model.image_shape == TRAINING_SIZE
         assert ort_model.model.session.get_session_options().intra_op_num_threads == 1
@@ -68,7 +59,7 @@ def test_onnxruntime_matches_tensorflow(onnx_run, road_data):
         assert 0.05 < np.mean(wc == 1) < 0.95 and iou(wc == 1, truth) > 0.7
 
 
-def test_predict_command_with_both_backends(onnx_run, road_data, tmp_path):
+def test_predict_command_with_both_backends(learned_onnx_run, road_data, tmp_path):
     """--predict --backend onnxruntime writes the class maps and KITTI files --backend tensorflow writes."""
     folder = str(tmp_path / 'in')
     os.makedirs(folder)
@@ -77,9 +68,9 @@ def test_predict_command_with_both_backends(onnx_run, road_data, tmp_path):
     outs = {}
     for backend in ('tensorflow', 'onnxruntime'):
         outs[backend] = str(tmp_path / backend)
-        assert run_cli('--predict', folder, '--output', outs[backend], '--checkpoint', onnx_run,
+        assert run_cli('--predict', folder, '--output', outs[backend], '--checkpoint', learned_onnx_run,
                        '--backend', backend) == 0
-    with Segmenter(onnx_run, backend='tensorflow') as model:
+    with Segmenter(learned_onnx_run, backend='tensorflow') as model:
         probs, _ = model.predict([read_image(os.path.join(folder, n)) for n in sorted(os.listdir(folder))])
     assert sorted(os.listdir(outs['tensorflow'])) == sorted(os.listdir(outs['onnxruntime']))
     for name, p in zip(sorted(os.listdir(folder)), probs):
@@ -91,9 +82,9 @@ def test_predict_command_with_both_backends(onnx_run, road_data, tmp_path):
         assert np.abs(road[0] - road[1]).max() <= 1 and np.mean(road[0] == road[1]) > 0.99
 
 
-def test_evaluate_with_both_backends(onnx_run, tmp_path):
+def test_evaluate_with_both_backends(learned_onnx_run, tmp_path):
     """evaluate_run gives the same metrics with either backend and records which one ran."""
-    results = {b: evaluate_run(onnx_run, out_dir=str(tmp_path / b), backend=b) for b in ('tensorflow', 'onnxruntime')}
+    results = {b: evaluate_run(learned_onnx_run, out_dir=str(tmp_path / b), backend=b) for b in ('tensorflow', 'onnxruntime')}
     assert results['onnxruntime'].pop('backend') == 'onnxruntime'
     assert results['tensorflow'].pop('backend') == 'tensorflow'
     assert results['onnxruntime'].pop('frozen_graph') is False
@@ -129,9 +120,9 @@ def test_missing_or_stale_export(tiny_run, tmp_path, capsys, monkeypatch):
     assert onnx_backend.choose('auto', TrainedRun(run), info=AVX2) == 'tensorflow'
 
 
-def test_auto_choice(onnx_run, monkeypatch):
+def test_auto_choice(learned_onnx_run, monkeypatch):
     """auto takes AUTO's backend for the CPU class where it can run; bf16 and other classes take TensorFlow."""
-    trained = TrainedRun(onnx_run)
+    trained = TrainedRun(learned_onnx_run)
     assert onnx_backend.choose('auto', trained, info=AVX2) == 'tensorflow', 'measured: a tie on AVX2'
     monkeypatch.setitem(onnx_backend.AUTO, 'avx2', 'onnxruntime')
     assert onnx_backend.choose('auto', trained, info=AVX2) == 'onnxruntime'
@@ -143,10 +134,10 @@ def test_auto_choice(onnx_run, monkeypatch):
         onnx_backend.choose('onnxruntime', trained)
 
 
-def test_flag_errors(onnx_run, capsys):
+def test_flag_errors(learned_onnx_run, capsys):
     with pytest.raises(InputError, match='--bf16 .* does not apply to --backend onnxruntime'):
-        Segmenter(onnx_run, bf16=True, backend='onnxruntime')
+        Segmenter(learned_onnx_run, bf16=True, backend='onnxruntime')
     with pytest.raises(InputError, match="backend must be one of auto, tensorflow, onnxruntime, got 'onnx'"):
-        Segmenter(onnx_run, backend='onnx')
-    assert run_cli('--export', onnx_run, '--backend', 'onnxruntime') == 2
+        Segmenter(learned_onnx_run, backend='onnx')
+    assert run_cli('--export', learned_onnx_run, '--backend', 'onnxruntime') == 2
     assert error_line(capsys) == 'error: --backend does not apply to --export; it is for --evaluate, --video, --predict'

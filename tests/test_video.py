@@ -1,6 +1,5 @@
 """Video overlay: frame count, frame size and fps survive; memory is streamed; each frame is painted where the
 model (on either backend, with or without --flip) says road, and nowhere else."""
-import shutil
 
 import imageio
 import numpy as np
@@ -8,7 +7,6 @@ import pytest
 
 from conftest import ROAD, iou, road_scene, run_cli
 from roadseg.serving import video
-from roadseg.serving.export import export_run
 from roadseg.serving.inference import Segmenter
 
 
@@ -80,28 +78,19 @@ def inner(mask, margin=2):
     return out
 
 
-@pytest.fixture(scope='module')
-def video_run(learned_run, tmp_path_factory):
-    """A copy of the learned run with its ONNX export."""
-    run = str(tmp_path_factory.mktemp('video') / 'run')
-    shutil.copytree(learned_run, run, ignore=shutil.ignore_patterns('test_images', 'logs', 'export*', 'evaluation*'))
-    export_run(run, ('onnx',))
-    return run
-
-
 @pytest.mark.parametrize('backend,flip', [('tensorflow', False), ('onnxruntime', False), ('tensorflow', True),
                                           ('onnxruntime', True)])
-def test_frames_are_painted_where_the_model_says_road(video_run, tmp_path, backend, flip):
+def test_frames_are_painted_where_the_model_says_road(learned_onnx_run, tmp_path, backend, flip):
     """Road pixels move halfway to green (0, 255, 0), the others stay (within H.264's error), where the same
     Segmenter finds road in the decoded input frames; and that is the true road."""
     src, truths = road_video(tmp_path / 'in.mp4', 5)
     out = str(tmp_path / 'out.mp4')
-    assert run_cli('--video', src, '--output', out, '--checkpoint', video_run, '--backend', backend,
+    assert run_cli('--video', src, '--output', out, '--checkpoint', learned_onnx_run, '--backend', backend,
                    *(['--flip'] if flip else [])) == 0
     _, frames_in = read_back(src)
     _, frames_out = read_back(out)
     assert len(frames_out) == len(frames_in) == 5
-    with Segmenter(video_run, backend=backend, flip=flip) as model:
+    with Segmenter(learned_onnx_run, backend=backend, flip=flip) as model:
         _, classes = model.predict(np.stack(frames_in))
     for n, (before, after, road, truth) in enumerate(zip(frames_in, frames_out, classes == 1, truths)):
         change = after.astype(np.float32) - before
