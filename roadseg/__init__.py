@@ -1,7 +1,7 @@
 """FCN-8s road segmentation on KITTI: the parts behind main.py and helper.py, and the Python API.
 
     cli.py       the command line: flags, which fit which mode, dispatch
-    task.py      what a run predicts (binary, classes or labels), decided once
+    task/        what a run predicts (binary, classes or labels), decided once
     runs.py      a run folder: config.json, best/ last/ export/ paths, split checksums; a trained run parsed once
     data/        dataset formats, image reading, splits, training batches
     model/       the VGG16 encoder, output heads and tensor names, the training graph, freezing, batched prediction

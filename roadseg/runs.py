@@ -191,7 +191,7 @@ class TrainedRun:
         return os.path.join(self.path, EXPORT_DIRS['last' if folder == 'last' else 'best'])
 
     def task(self, num_classes=None):
-        """What the run predicts (roadseg/task.py, config.json's "task"); num_classes: its model's outputs,
+        """What the run predicts (roadseg/task/, config.json's "task"); num_classes: its model's outputs,
         checked when given. InputError naming config.json when they do not fit."""
         return tasks.for_config(self.config, self.config_path, num_classes)
 

@@ -6,7 +6,7 @@
 Reads each run's config.json and history.jsonl (a finished or a .partial run). x = training images processed
 (step x batch size x processes), so recipes with other batch sizes or epoch lengths line up. KITTI runs show the
 report split's MaxF1 (solid) and the selection split's (dashed); multi-class runs the validation mIoU (val_iou).
-The run's task (roadseg/task.py) says which metric compares runs. Needs no TensorFlow.
+The run's task (roadseg/task/) says which metric compares runs. Needs no TensorFlow.
 """
 import argparse
 import os

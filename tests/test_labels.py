@@ -1,4 +1,4 @@
-"""Multi-label runs (roadseg/task.py Labels): the folder format and its errors, the loss and the metrics by hand,
+"""Multi-label runs (roadseg/task/labels.py): the folder format and its errors, the loss and the metrics by hand,
 a tiny trained run's predictions, exports and ONNX backend; and the task of any run, old ones included."""
 import json
 import math
@@ -13,7 +13,7 @@ from PIL import Image
 from conftest import SAMPLE, TINY_SHAPE, error_line, run_cli
 from roadseg import cli, task
 from roadseg.data.datasets import IGNORE, get_dataset, positive_weights
-from roadseg.evaluation import int8 as int8_accuracy
+from roadseg.evaluation import int8 as int8_accuracy, palette
 from roadseg.evaluation.evaluate import evaluate_run
 from roadseg.runs import TrainedRun
 from roadseg.serving.export import export_run
@@ -150,7 +150,7 @@ def test_overlapping_labels_show_both_colours():
     image = np.zeros((8, 8, 3), np.uint8)
     masks = np.zeros((8, 8, 2), bool)
     masks[:, :6, 0] = masks[:, 2:, 1] = True
-    out = task.label_overlay(image, masks, [(200, 0, 0), (0, 0, 200)], stripe=1)
+    out = palette.label_overlay(image, masks, [(200, 0, 0), (0, 0, 200)], stripe=1)
     overlap = out[:, 2:6].reshape(-1, 3).tolist()
     assert [100, 0, 0] in overlap and [0, 0, 100] in overlap, 'stripes of both colours where they overlap'
     assert (out[:, :2] == (100, 0, 0)).all() and (out[:, 6:] == (0, 0, 100)).all()

@@ -1,5 +1,5 @@
 """--evaluate: a trained run's checkpoint on the validation split of its data, scored and reported as its task
-says (roadseg/task.py)."""
+says (roadseg/task/)."""
 import os
 
 from ..serving import onnx_backend

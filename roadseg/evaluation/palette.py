@@ -1,4 +1,5 @@
-"""Colours on images: colour label maps, translucent overlays over a frame, a legend image."""
+"""Colours on images: colour label maps, translucent overlays over a frame (a class map, one binary mask,
+overlapping label masks), marks, a legend image."""
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
@@ -74,6 +75,19 @@ def road_overlay(image, prob, threshold=THRESHOLD, color=(0, 255, 0), alpha=0.5)
     road = prob > threshold
     out[road] = (1 - alpha) * out[road] + alpha * np.asarray(color, np.float32)
     return out.astype(np.uint8)
+
+
+def label_overlay(image, masks, colors, alpha=0.5, stripe=4):
+    """uint8 (H, W, 3) image with each label's colour blended in where its boolean (H, W, C) mask is set; where
+    labels overlap, diagonal stripes (stripe px wide) take each one's colour in turn, so all of them show."""
+    count = masks.sum(axis=-1)
+    ys, xs = np.indices(masks.shape[:2])
+    turn = ((xs + ys) // stripe) % np.maximum(count, 1)  # which of the pixel's labels shows here
+    rank = np.cumsum(masks, axis=-1) - 1                  # each set label's rank among the pixel's labels
+    chosen = np.argmax(masks & (rank == turn[..., None]), axis=-1)
+    painted = np.asarray(colors, np.float32)[chosen]
+    blend = np.rint(image.astype(np.float32) * (1 - alpha) + painted * alpha)
+    return np.where((count > 0)[..., None], np.clip(blend, 0, 255), image).astype(np.uint8)
 
 
 def mark(image, marks):

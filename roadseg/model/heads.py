@@ -1,5 +1,5 @@
 """The model's output heads: `probabilities` (the run's task's activation: softmax or sigmoid) and its decision
-(`classes`, the argmax, or the task's own name, roadseg/task.py) of the decoder's logits.
+(`classes`, the argmax, or the task's own name, roadseg/task/) of the decoder's logits.
 
 The tensor names are model/names.py's; they are importable from here too (heads.VGG_TENSORS, heads.LOGITS, ...).
 """

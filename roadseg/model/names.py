@@ -15,7 +15,7 @@ VGG_SOURCE = 'vgg_source'  # string constant naming the encoder's weights
 DECODER_OUTPUT = 'fcn_output'
 LOGITS = 'logits'  # (pixels, C): the only output of runs from before `probabilities` existed
 PROBABILITIES = 'probabilities'
-CLASSES = 'classes'  # the softmax tasks' decision (Labels names its own, roadseg/task.py)
+CLASSES = 'classes'  # the softmax tasks' decision (Labels names its own, roadseg/task/labels.py)
 
 
 def stage_output(stage):

@@ -80,7 +80,7 @@ class Segmenter:
     Creating one applies this CPU's inference settings where TensorFlow is not loaded yet
     (cpu.choose_settings). Attributes: run (the TrainedRun), image_shape (h, w) the
     network runs at (from the run's config.json), num_classes, class_names, task (what the run predicts:
-    roadseg/task.py), prefix (the checkpoint), backend ('tensorflow' or 'onnxruntime'), precision ('fp32' or
+    roadseg/task/), prefix (the checkpoint), backend ('tensorflow' or 'onnxruntime'), precision ('fp32' or
     'bf16': cpu.choose_precision of precision, default auto; bf16=True is precision='bf16'; 'int8': the run's
     model-int8.onnx, on backend='onnxruntime' only), flip (average with the horizontally mirrored image:
     test-time augmentation, twice the work), model (that

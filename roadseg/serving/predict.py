@@ -3,7 +3,7 @@ folder.
 
     python main.py --predict IN_DIR --checkpoint RUN --output OUT_DIR [--which best|last]
 
-For each image of IN_DIR (sorted), at its original size, the files the run's task names (roadseg/task.py):
+For each image of IN_DIR (sorted), at its original size, the files the run's task names (roadseg/task/):
 a softmax run's OUT_DIR/<stem>.png (8-bit class indices) and OUT_DIR/<stem>_overlay.png (classes translucent
 over the image); a KITTI road run also the KITTI benchmark file OUT_DIR/<category>_road_<number>.png (8-bit
 road probability, round(255 p)) for KITTI-named images (um_, umm_, uu_); OUT_DIR/legend.png when the task
