@@ -5,9 +5,9 @@ additions, resizes and the pyramid pooling's weighted sums are left out (a few p
 import numpy as np
 
 from roadseg.model.heads import IMAGE_INPUT
+from roadseg.model.names import WEIGHT_SUFFIXES
 from roadseg.system.tfcompat import tf
 
-WEIGHT_SUFFIXES = ('/filter', '/biases', '/kernel', '/bias')  # the encoder's and the decoders' variables
 COUNTED = ('Conv2D', 'Conv2DBackpropInput', 'MatMul')
 
 

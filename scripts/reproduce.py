@@ -1,23 +1,28 @@
 #!/usr/bin/env python
-"""Reproduce a published result: train the named recipe, evaluate its kept model, write docs/results/NAME.json.
+"""Reproduce published results: train each named recipe, evaluate its model, write docs/results/NAME.json.
 
-    python scripts/reproduce.py kitti|camvid|sample [--force]
+    python scripts/reproduce.py NAME [NAME ...] [--force]
 
-Each recipe is one fixed `python main.py` command run in runs/reproduce/NAME/ (its output also appended to
-runs/reproduce/NAME/train.log). Called again, it resumes the run left there as RUN.partial (`--resume`), or skips
-training when a finished run is there; either must have been trained with the recipe's settings. Then
-`python main.py --evaluate RUN` (and `--flip` where the recipe says so) score the kept model, reused while newer
-than it, and the record of the run (roadseg/evaluation/results.py) goes to docs/results/NAME.json, from which
-scripts/results_doc.py regenerates docs/results.md and README's headline (run at the end).
+Each recipe (scripts/recipes.py) is one fixed `python main.py` command run in runs/reproduce/NAME/ (its output
+also appended to runs/reproduce/NAME/train.log); several names run one after the other, stopping at the first that
+fails. Called again, it resumes the run left there as RUN.partial (`--resume`), or skips training when a finished
+run is there; either must have been trained with the recipe's settings. Then `python main.py --evaluate RUN` (with
+`--which last` where the recipe scores the last model, and `--flip` where it says so) scores the model, reused
+while newer than it, and the record of the run (roadseg/evaluation/results.py) goes to docs/results/NAME.json, from
+which scripts/results_doc.py regenerates docs/results.md, docs/decoders.md and README's headline (run at the end).
 
 Recipes:
   kitti   the best full-budget KITTI recipe measured, poly decay from 3e-4 after a 5% warm-up, 40 epochs of batch 4
-          (8,320 images; the defaults of `python main.py`), evaluated plain and with --flip
+          (8,320 images; the defaults of `python main.py`), its kept epoch (chosen on the selection split) scored
+          on the report split, plain and with --flip
   camvid  README's CamVid command: 352x480, 33 epochs of batch 4 (12,111 images), Adam 1e-4 constant, no class
-          weights: median-frequency weights (--class-weights median) have not been measured against none, so the
-          unweighted loss stays
+          weights (median-frequency weights, --class-weights median, have not been measured against none); its
+          last model scored on the validation images (CamVid has no other split to choose an epoch on)
   sample  the first run on the bundled sample (data/sample: 6 training, 3 validation images), as `python main.py`
           runs it on a fresh clone
+  camvid-DECODER  the camvid recipe with --decoder DECODER for 5 epochs (1,835 images), its last model scored
+  kitti-DECODER   the kitti recipe with --decoder DECODER for 12 epochs (2,496 images), scored plain
+          (DECODER: fcn8 fcn16 fcn32 segnet unet linknet psp; docs/decoders.md tabulates them)
 Run it with nothing else computing beside it: the wall time it records is the machine's.
 """
 import argparse
@@ -52,7 +57,7 @@ def command(name):
 
 def evaluate_commands(name, run):
     """The --evaluate commands of the recipe for a run folder: {key in the record: argv after main.py}."""
-    plain = ['--evaluate', run]
+    plain = ['--evaluate', run] + (['--which', 'last'] if RECIPES[name].which == 'last' else [])
     return dict([('', plain)] + ([('flip', plain + ['--flip'])] if RECIPES[name].flip else []))
 
 
@@ -116,7 +121,6 @@ def train(name, force):
         check_settings(name, finished)
         print('{}: finished run {}; training skipped'.format(name, finished), flush=True)
         return finished
-    os.makedirs(runs_dir(name), exist_ok=True)
     if partial:
         check_settings(name, partial)
         if not force:
@@ -129,10 +133,10 @@ def train(name, force):
             raise InputError('{} not found: the {} recipe trains on it (see data/README.md)'.format(data_dir, name))
         print('{}: training: {} (log: {})'.format(name, command(name), log), flush=True)
         argv = shlex.split(command(name))[2:]
+    os.makedirs(runs_dir(name), exist_ok=True)
     code = main_py(argv, log)
     if code:
-        raise InputError('training stopped (exit code {}); `python scripts/reproduce.py {}` resumes it'.format(
-            code, name))
+        raise InputError('training stopped (exit code {})'.format(code))
     finished, _ = find_run(name)
     if finished is None:
         raise InputError('training ended but left no finished run in {}'.format(runs_dir(name)))
@@ -140,19 +144,21 @@ def train(name, force):
 
 
 def evaluate(name, run):
-    """{key: metrics} of the recipe's evaluations of run's kept model, each run unless a newer one is there."""
+    """{key: metrics} of the recipe's evaluations of run's scored model (its best/ or last/), each run unless a
+    newer one is there."""
     log = os.path.join(runs_dir(name), 'train.log')
-    kept = os.path.getmtime(os.path.join(run, 'best', 'checkpoint'))
+    which = RECIPES[name].which
+    scored = os.path.getmtime(os.path.join(run, which, 'checkpoint'))
     results = {}
     for key, argv in evaluate_commands(name, run).items():
-        path = os.path.join(run, 'evaluation_best' + ('_' + key if key else ''), 'metrics.json')
-        if not (os.path.exists(path) and os.path.getmtime(path) > kept):
+        path = os.path.join(run, 'evaluation_' + which + ('_' + key if key else ''), 'metrics.json')
+        if not (os.path.exists(path) and os.path.getmtime(path) > scored):
             print('{}: python main.py {}'.format(name, ' '.join(argv)), flush=True)
             code = main_py(argv, log)
             if code:
                 raise InputError('python main.py {} failed (exit code {})'.format(' '.join(argv), code))
         else:
-            print('{}: {} is newer than the kept model; reused'.format(name, path), flush=True)
+            print('{}: {} is newer than the {} model; reused'.format(name, path, which), flush=True)
         with open(path) as f:
             results[key] = json.load(f)
     return results
@@ -163,34 +169,44 @@ def reproduce(name, force=False, docs=True):
     run = train(name, force)
     evaluations = evaluate(name, run)
     record = result_record(name, command(name), run, evaluations, log=os.path.join(runs_dir(name), 'train.log'),
-                           repo=ROOT)
+                           repo=ROOT, which=RECIPES[name].which)
     path = os.path.join(RESULTS_DIR, name + '.json')
     write_record(path, record)
-    print('Wrote {} ({} images in {:.0f} min; kept epoch {} of {})'.format(
-        path, record['images_trained'], record['wall_time_seconds'] / 60, record['kept_epoch'], record['epochs']))
-    if not docs:
-        return 0
+    print('Wrote {} ({} images in {:.0f} min; {} epoch {} of {} scored)'.format(
+        path, record['images_trained'], record['wall_time_seconds'] / 60, record['scored'], record['scored_epoch'],
+        record['epochs']))
+    return regenerate_docs() if docs else 0
+
+
+def regenerate_docs():
     import results_doc
     return results_doc.main([])
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('name', choices=sorted(RECIPES))
+    p.add_argument('names', nargs='+', metavar='NAME', choices=sorted(RECIPES),
+                   help='recipes to run, one after the other: ' + ' '.join(RECIPES))
     p.add_argument('--force', action='store_true', help='resume a .partial run even if it recorded an epoch lately')
     args = p.parse_args(argv)
     os.chdir(ROOT)  # the recipes' paths are relative to the repository's root, as their commands are typed
+    code, done = 0, []
     try:
-        return reproduce(args.name, args.force)
-    except InputError as e:
-        print('error: {}'.format(e), file=sys.stderr)
-        return 1
-    except OSError as e:  # docs/results/ or the run's folders not writable, disk full
-        print('error: cannot write {}: {}'.format(e.filename or 'output', e.strerror or e), file=sys.stderr)
-        return 1
+        for name in args.names:
+            reproduce(name, args.force, docs=False)
+            done.append(name)
     except KeyboardInterrupt:
-        print('\nInterrupted; `python scripts/reproduce.py {}` continues'.format(args.name), file=sys.stderr)
-        return 130
+        code, message = 130, '\nInterrupted'
+    except InputError as e:
+        code, message = 1, 'error: {}: {}'.format(args.names[len(done)], e)
+    except OSError as e:  # docs/results/ or the run's folders not writable, disk full
+        code, message = 1, 'error: {}: cannot write {}: {}'.format(args.names[len(done)], e.filename or 'output',
+                                                                   e.strerror or e)
+    if code:
+        print('{}; `python scripts/reproduce.py {}` continues'.format(message, ' '.join(args.names[len(done):])),
+              file=sys.stderr)
+    docs = regenerate_docs() if done else 0
+    return code or docs
 
 
 if __name__ == '__main__':

@@ -2,23 +2,33 @@
 and the kept epoch's full evaluation, all read from what the run and `--evaluate` wrote.
 
     record = result_record('kitti', command, 'runs/reproduce/kitti/<timestamp>', {'': metrics, 'flip': metrics},
-                           log='runs/reproduce/kitti/train.log')
+                           log='runs/reproduce/kitti/train.log', which='best')
+
+The scored model is the run's best/ (the kept epoch) or last/ (the end of its budget) checkpoint, as the
+evaluations were run (`--which`); its parameters (the model's weights, Adam's slots and the run's counters left
+out) and epoch are read from that checkpoint's index.
 
 Wall time: the sum of the epochs' `seconds` in history.jsonl (each epoch from the end of the previous one, steps,
 validation and checkpoints included; roadseg/training/train.py), so a resumed run adds up its segments. Runs
 written before that field existed get it from their TensorBoard event times (logs/, one file per segment): each
 epoch's summary minus the event before it in the same file; the first epoch of a resumed segment, whose file
 starts with that epoch's summary, takes its training seconds from the `Epoch N/M: ... (S s per epoch` line after
-the `Resumed from` line of the training log, plus its validation seconds.
+the `Resumed from` line of the training log, plus its validation seconds. Seconds per image: training, the wall
+time less the validation seconds over the images trained (steps and checkpoints); validation, the validation
+seconds over the images validated (prediction at the network's size, reading, resizing and scoring).
 """
 import glob
 import json
 import os
 import re
 import subprocess
+import time
+
+import numpy as np
 
 from ..data.datasets import SELECT
-from ..runs import TrainedRun
+from ..model.names import WEIGHT_SUFFIXES
+from ..runs import TrainedRun, decoder_of
 from ..system.cpu import cpu_class, describe
 from ..system.files import InputError
 from .report import read_history
@@ -118,15 +128,39 @@ def cpu_record(info, machine=None):
             'lscpu': machine}
 
 
+def read_checkpoint(prefix):
+    """(parameters, epoch) of a checkpoint: the number of the model's weights in it (variables named as weights,
+    WEIGHT_SUFFIXES: not Adam's slots, not the run's counters), and the epochs it had trained (epochs_done)."""
+    from ..system.tfcompat import tf  # reads the index and one scalar, builds no graph
+    try:
+        shapes = dict(tf.train.list_variables(prefix))
+        epoch = int(tf.train.load_variable(prefix, 'epochs_done')) if 'epochs_done' in shapes else None
+    except (tf.errors.OpError, ValueError) as e:
+        raise InputError('checkpoint {} cannot be read: {}'.format(prefix, str(e).splitlines()[0]))
+    if epoch is None:
+        raise InputError('checkpoint {} records no epochs_done: not a checkpoint of a training run'.format(prefix))
+    return sum(int(np.prod(shape)) for name, shape in shapes.items() if name.endswith(WEIGHT_SUFFIXES)), epoch
+
+
+def seconds_per_image(entries, seconds, images_trained):
+    """{'training': s/image (epoch seconds less validation, over the images trained), 'validation': s/image of
+    the validation passes (None without validation images)}."""
+    validated = sum(e.get(p + 'images', 0) for e in entries for p in ('val_', 'report_'))
+    validating = sum(e.get(p + 'seconds', 0) for e in entries for p in ('val_', 'report_'))
+    return {'training': round((sum(seconds) - validating) / images_trained, 4),
+            'validation': round(validating / validated, 4) if validated else None}
+
+
 def _evaluation(metrics):
     return {k: v for k, v in metrics.items() if k not in EVALUATION_NOISE}
 
 
-def result_record(name, command, run_dir, evaluations, log=None, repo=None, machine=None):
+def result_record(name, command, run_dir, evaluations, log=None, repo=None, machine=None, which='best'):
     """The JSON-ready record of a finished run. evaluations: {'': metrics.json of --evaluate, 'flip': that of
-    --evaluate --flip, ...}; log: the training log (for runs without per-epoch seconds); repo: the checkout
-    whose commit is recorded; machine: lscpu() (default: read now)."""
-    run = TrainedRun(run_dir)
+    --evaluate --flip, ...} of the run's `which` checkpoint ('best' or 'last'); log: the training log (for runs
+    without per-epoch seconds); repo: the checkout whose commit is recorded; machine: lscpu() (default: read
+    now)."""
+    run = TrainedRun(run_dir, which)
     config = run.config
     if not isinstance(config.get('cpu'), dict):
         raise InputError('{}: config.json records no CPU (a run older than that record)'.format(run_dir))
@@ -147,11 +181,14 @@ def result_record(name, command, run_dir, evaluations, log=None, repo=None, mach
     if not kept:
         raise InputError('{}: history.jsonl marks no kept epoch'.format(run_dir))
     segments = len(glob.glob(os.path.join(run_dir, 'logs', 'events.out.tfevents.*')))
+    images_trained = entries[-1]['epoch'] * per_epoch
+    parameters, scored_epoch = read_checkpoint(run.checkpoint)
+    scored = os.path.basename(os.path.dirname(os.path.abspath(run.checkpoint)))  # best/, or last/ (asked or no best/)
     return {
         'name': name,
         'command': command,
-        'evaluated_with': ['python main.py --evaluate RUN' + (' --' + key if key else '')
-                           for key in sorted(evaluations)],
+        'evaluated_with': ['python main.py --evaluate RUN' + (' --which last' if which == 'last' else '')
+                           + (' --' + key if key else '') for key in sorted(evaluations)],
         'run': os.path.basename(run_dir.rstrip('/')),
         'git_commit': git_commit(repo or os.getcwd()),
         'cpu': cpu_record(config['cpu'], lscpu() if machine is None else machine),
@@ -161,7 +198,11 @@ def result_record(name, command, run_dir, evaluations, log=None, repo=None, mach
         'image_shape': config['image_shape'],
         'epochs': entries[-1]['epoch'],
         'images_per_epoch': per_epoch,
-        'images_trained': entries[-1]['epoch'] * per_epoch,
+        'images_trained': images_trained,
+        'date': time.strftime('%Y-%m-%d', time.gmtime(os.path.getmtime(os.path.join(run_dir, 'history.jsonl')))),
+        'decoder': decoder_of(config),
+        'parameters': parameters,
+        'seconds_per_image': seconds_per_image(entries, seconds, images_trained),
         'wall_time_seconds': round(sum(seconds), 1),
         'wall_time_source': source,
         'segments': max(segments, 1),
@@ -170,6 +211,8 @@ def result_record(name, command, run_dir, evaluations, log=None, repo=None, mach
                    'report_images': len(dataset.samples('val'))},
         'curve': curve,
         'kept_epoch': kept[-1]['epoch'],
+        'scored': 'kept' if scored == 'best' else 'last',
+        'scored_epoch': scored_epoch,
         'evaluation': {key or 'plain': _evaluation(m) for key, m in evaluations.items()},
     }
 

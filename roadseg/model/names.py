@@ -26,3 +26,6 @@ def stage_output(stage):
 # that the command line lists them without loading TensorFlow.
 DECODER_NAMES = ('fcn8', 'fcn16', 'fcn32', 'segnet', 'unet', 'linknet', 'psp')
 SKIP_SCALING = ('fcn8', 'fcn16', 'fcn32', 'psp')
+# The endings of the model's weight variables (the encoder's conv*/filter, biases; the decoders' kernel, bias):
+# what checkpoints and frozen graphs count as parameters, not Adam's slots (.../Adam) or the run's counters.
+WEIGHT_SUFFIXES = ('/filter', '/biases', '/kernel', '/bias')

@@ -1,0 +1,42 @@
+"""How a record (docs/results/NAME.json, roadseg/evaluation/results.py) reads in the generated docs
+(scripts/results_doc.py, scripts/decoder_tables.py): loading it, percentages, durations, the machine, the model
+scored. Needs no TensorFlow."""
+import json
+import os
+
+from recipes import RESULTS_DIR
+
+
+def load(name, results_dir=RESULTS_DIR):
+    """The record of recipe `name`, or None when it has not been written."""
+    path = os.path.join(results_dir, name + '.json')
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def pct(value, digits=2):
+    return '-' if value is None else '{:.{}f}'.format(100 * value, digits)
+
+
+def duration(seconds):
+    minutes = int(round(seconds / 60))
+    return '{} h {:02d} min'.format(minutes // 60, minutes % 60) if minutes >= 60 else '{} min'.format(max(minutes, 1))
+
+
+def machine(r):
+    """'2-core Intel(R) Xeon(R) ... (AVX-512 without BF16), TensorFlow 2.21.0, fp32'."""
+    return '{}-core {} ({}), TensorFlow {}, {}'.format(r['cpu']['cores'], r['cpu']['model'], r['cpu']['class'],
+                                                       r['tensorflow'], r['precision'])
+
+
+def scored(r):
+    """('kept' or 'last', epoch): the model the record's evaluation scored (records written before `scored` was
+    recorded scored the kept one)."""
+    return (r['scored'], r['scored_epoch']) if 'scored' in r else ('kept', r['kept_epoch'])
+
+
+def scored_phrase(r):
+    """'kept epoch 33 of 40' or 'last epoch 33 of 33'."""
+    return '{} epoch {} of {}'.format(*scored(r) + (r['epochs'],))
