@@ -40,11 +40,12 @@ SHAPES_RECIPE = dict(epochs=5, batch_size=8, learning_rate=3e-4, lr_schedule='po
 SHAPES_IMAGES = (384, 32, 8)
 
 MODES = ('resume', 'evaluate', 'video', 'predict', 'export')
-DATASET_FLAGS = ('multi_label', 'grayscale')  # recorded as the run's dataset_options
+SHAPES_FLAGS = ('multi_label', 'grayscale')
+DATASET_FLAGS = SHAPES_FLAGS + ('classes',)  # recorded as the run's dataset_options; --resume keeps the run's own
 TRAINING_FLAGS = set(RECORDED) | {'vgg_dir', 'runs_dir', 'horovod', 'fcn'} | set(DATASET_FLAGS)
 ALLOWED = {  # mode -> the flags that mean something in it
     'train': TRAINING_FLAGS,
-    'resume': TRAINING_FLAGS - {'init_from'} | {'resume'},
+    'resume': TRAINING_FLAGS - {'init_from'} - set(DATASET_FLAGS) | {'resume'},
     'evaluate': {'evaluate', 'flip', 'which', 'data_dir', 'threads', 'precision', 'backend'},
     'video': {'video', 'flip', 'output', 'checkpoint', 'which', 'threads', 'precision', 'backend'},
     'predict': {'predict', 'flip', 'output', 'checkpoint', 'which', 'precision', 'backend'},
@@ -127,6 +128,9 @@ def _training_flags(add, d):
         help='--dataset shapes: overlapping shapes, one sigmoid label each plus "unknown" (a folder dataset says '
              '"multi_label": true in its classes.json; docs/multi-label.md)')
     add('--grayscale', action='store_true', default=None, help='--dataset shapes --multi-label: grey images')
+    add('--classes', nargs='+', metavar='NAME',
+        help='camvid, cityscapes, folder: train on these classes of the data (its class names, case-insensitive) '
+             'as classes 1..k, every other class as 0, background; one class: a binary run (MaxF1, AP)')
     add('--vgg-dir', help='folder holding vgg/, the VGG16 SavedModel, built there if missing (default {})'
         .format(d['vgg_dir']))
     add('--runs-dir', help='where run folders are written (default {})'.format(d['runs_dir']))
@@ -271,15 +275,18 @@ def training_settings(args):
     absent. The dataset is detected from the data folder's layout unless --dataset names it."""
     given = {k: v for k, v in vars(args).items() if v is not None and k != 'bf16'}  # merge_bf16 folded it in
     settings = dict(DEFAULTS, **given)
-    options = {k: True for k in DATASET_FLAGS if given.get(k)}
+    options = {k: True for k in SHAPES_FLAGS if given.get(k)}
     if options and (settings['dataset'] != 'shapes' or 'multi_label' not in options):
         raise InputError('--{} is for --dataset shapes --multi-label (a folder dataset is multi-label when its '
                          'classes.json says "multi_label": true)'.format(sorted(options)[-1].replace('_', '-')))
+    if 'classes' in given:  # checked against the data when the dataset is built (roadseg/data/datasets/)
+        settings['dataset_options'] = dict(classes=given['classes'])
     if settings['dataset'] == 'shapes':
         settings['data_dir'] = None
         if options:
             settings.update({k: v for k, v in SHAPES_RECIPE.items() if k not in given})
-            settings['dataset_options'] = dict(options, counts=list(SHAPES_IMAGES), size=settings['image_shape'])
+            settings['dataset_options'] = dict(settings.get('dataset_options', {}), counts=list(SHAPES_IMAGES),
+                                               size=settings['image_shape'], **options)
         return settings
     if settings['dataset'] not in (None, 'kitti_road') and 'data_dir' not in given:
         raise InputError('--dataset {} needs --data-dir, the folder holding it (the default {} is KITTI Road\'s; '

@@ -1,4 +1,5 @@
-"""Datasets behind one interface (see base.py): kitti_road, camvid, cityscapes, folder, shapes."""
+"""Datasets behind one interface (see base.py): kitti_road, camvid, cityscapes, folder, shapes; some classes of
+one of them (subset.py, --classes)."""
 import os
 from collections import OrderedDict
 
@@ -9,6 +10,7 @@ from .cityscapes import Cityscapes
 from .folder import Folder
 from .kitti_road import KittiRoad
 from .shapes import Shapes
+from .subset import Subset
 
 DATASETS = OrderedDict((cls.name, cls) for cls in (KittiRoad, CamVid, Cityscapes, Folder, Shapes))
 
@@ -23,8 +25,9 @@ def detect(data_dir):
     return None
 
 
-def get_dataset(name, data_dir, **options):
-    """The dataset `name` (None: detected from data_dir's layout) reading data_dir; options go to its class."""
+def get_dataset(name, data_dir, classes=None, **options):
+    """The dataset `name` (None: detected from data_dir's layout) reading data_dir, options going to its class;
+    classes: [class name], only those classes (a Subset). InputError for a dataset --classes does not apply to."""
     if name is None:
         name = detect(data_dir)
         if name is None:
@@ -33,8 +36,16 @@ def get_dataset(name, data_dir, **options):
                                     if c.layout)))
     if name not in DATASETS:
         raise InputError('unknown dataset {!r}; one of {}'.format(name, ', '.join(DATASETS)))
-    return DATASETS[name](data_dir, **options)
+    dataset = DATASETS[name](data_dir, **options)
+    if classes is None:
+        return dataset
+    if not dataset.subsets:
+        raise InputError('--classes does not apply to {}{} data: it picks classes of {} data (one class per '
+                         'pixel)'.format('multi-label ' if getattr(dataset, 'multi_label', False) else '', name,
+                                         ', '.join(n for n, c in DATASETS.items() if c.subsets)))
+    return Subset(dataset, classes)
 
 
 __all__ = ['DATASETS', 'IGNORE', 'SELECT', 'SPLITS', 'Dataset', 'Sample', 'detect', 'get_dataset',
-           'median_frequency_weights', 'positive_weights', 'CamVid', 'Cityscapes', 'Folder', 'KittiRoad', 'Shapes']
+           'median_frequency_weights', 'positive_weights', 'CamVid', 'Cityscapes', 'Folder', 'KittiRoad', 'Shapes',
+           'Subset']

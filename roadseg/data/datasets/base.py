@@ -3,7 +3,8 @@
 A dataset has `name`, `class_names`, `colors` (RGB tuples, one per class), `num_classes`,
 `ignore_index` (255), `samples(split)` for 'train', 'val', 'test', 'select' -> [Sample], `load(sample)` ->
 (uint8 RGB (H, W, 3), uint8 class map (H, W) or None when the sample has no label), `load_label(sample)`,
-`category(sample)` (None but for KITTI road) and `split_paths` (the split files its lists come from).
+`category(sample)` (None but for KITTI road), `split_paths` (the split files its lists come from) and `subsets`
+(whether --classes may pick some of its classes).
 Bad input raises one InputError naming the file.
 """
 import os
@@ -39,6 +40,7 @@ class Dataset(object):
     table = None      # (256,) int16 mask value -> class index, IGNORE, or -1 (not declared)
     splits = SPLITS   # the splits list_split() lists; samples() of the others is []
     split_paths = ()  # the files (paths) that decide which image is in which split; () = folders alone
+    subsets = False   # --classes may pick some of its classes (subset.py)
 
     def __init__(self, data_dir):
         if not os.path.isdir(data_dir):

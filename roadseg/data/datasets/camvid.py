@@ -17,6 +17,7 @@ class CamVid(Dataset):
     colors = [(128, 128, 128), (128, 0, 0), (192, 192, 128), (128, 64, 128), (60, 40, 222), (128, 128, 0),
               (192, 128, 128), (64, 64, 128), (64, 0, 128), (64, 64, 0), (0, 128, 192)]
     layout = ('train', 'trainannot')
+    subsets = True
     table = value_table(range(11), ignore_values=[UNLABELLED])
 
     def list_split(self, split):

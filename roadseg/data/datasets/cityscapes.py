@@ -74,6 +74,7 @@ class Cityscapes(Dataset):
     class_names = [name for _, name, _ in TRAIN_LABELS]
     colors = [color for _, _, color in TRAIN_LABELS]
     layout = ('leftImg8bit', 'gtFine')
+    subsets = True
     table = _table()
 
     def list_split(self, split):

@@ -75,6 +75,7 @@ class Folder(Dataset):
     when present, else every 5th pair (sorted, index 4, 9, ...). Test: images/test/ (+ masks/test/), or []."""
     name = 'folder'
     layout = ('images', 'masks')
+    subsets = True
 
     def __new__(cls, data_dir):
         """A FolderLabels instead when classes.json says "multi_label": true."""
