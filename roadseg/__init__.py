@@ -1,6 +1,6 @@
 """FCN-8s road segmentation on KITTI: the parts behind main.py and helper.py, and the Python API.
 
-    cli.py       the command line: flags, which fit which mode, dispatch
+    cli/         the command line: flags, the training settings and recipes, which flags fit which mode, dispatch
     task/        what a run predicts (binary, classes or labels), decided once
     runs.py      a run folder: config.json, best/ last/ export/ paths, split checksums; a trained run parsed once
     data/        dataset formats, image reading, splits, training batches

@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from conftest import SAMPLE, TINY_SHAPE, error_line, run_cli
-from roadseg import cli, task
+from roadseg import task
+from roadseg.cli import settings as cli_settings
 from roadseg.data.datasets import IGNORE, get_dataset, positive_weights
 from roadseg.evaluation import int8 as int8_accuracy, palette
 from roadseg.evaluation.evaluate import evaluate_run
@@ -187,13 +188,13 @@ def test_tasks_of_configs_old_and_new():
 def labels_run(tiny_vgg_dir, tmp_path_factory):
     """A finished one-epoch multi-label run of the tiny model on 8 grey shapes images, exported."""
     runs = tmp_path_factory.mktemp('labels_runs')
-    counts, cli.SHAPES_IMAGES = cli.SHAPES_IMAGES, (8, 4, 2)
+    counts, cli_settings.SHAPES_IMAGES = cli_settings.SHAPES_IMAGES, (8, 4, 2)
     try:
         assert run_cli('--dataset', 'shapes', '--multi-label', '--grayscale', '--vgg-dir', tiny_vgg_dir,
                        '--runs-dir', runs, '--epochs', 1, '--batch-size', 4, '--image-shape', 64, 64,
                        '--class-weights', 'balanced') == 0
     finally:
-        cli.SHAPES_IMAGES = counts
+        cli_settings.SHAPES_IMAGES = counts
     (run,) = [str(p) for p in runs.iterdir()]
     export_run(run)
     return run
