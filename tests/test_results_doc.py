@@ -11,6 +11,7 @@ import pytest
 from conftest import ROOT, SAMPLE
 from roadseg import cli
 from roadseg.evaluation import results
+from roadseg.system.commit import git_commit
 from roadseg.system.files import InputError
 
 sys.path.insert(0, os.path.join(ROOT, 'scripts'))
@@ -56,13 +57,13 @@ def _checkpoint(folder, epoch, counters=True):
         tf.train.Saver().save(sess, os.path.join(folder, 'model'), global_step=12 * epoch)
 
 
-def _run(tmp_path, entries, bf16=False, decoder=None):
+def _run(tmp_path, entries, bf16=False, decoder=None, **recorded):
     """A finished run folder of the bundled sample (6 training images, 4 passes per epoch), with its best/
-    checkpoint at the kept epoch and its last/ at the last epoch."""
+    checkpoint at the kept epoch and its last/ at the last epoch; recorded: more of config.json."""
     run = tmp_path / '20261201-120000'
     (run / 'logs').mkdir(parents=True)
     config = {'dataset': 'kitti_road', 'data_dir': SAMPLE, 'repeat': 4, 'batch_size': 2, 'image_shape': [160, 576],
-              'cpu': CPU, 'bf16': bf16, 'precision': 'auto'}
+              'cpu': CPU, 'bf16': bf16, 'precision': 'auto', **recorded}
     if decoder:
         config['decoder'] = decoder
     (run / 'config.json').write_text(json.dumps(config))
@@ -83,7 +84,7 @@ def test_record_of_a_resumed_run(tmp_path):
     """Epoch seconds of every segment add up; images are epochs x training images x passes; machine paths go;
     the scored model's parameters count its weights alone; seconds per image leave validation out of training."""
     run = _run(tmp_path, [_entry(1, seconds=30.5), _entry(2, best=True, seconds=20.0), _entry(3, seconds=21.5)],
-               bf16=True, decoder='unet')
+               bf16=True, decoder='unet', commit='a' * 40, resumed_commits=['b' * 40 + '-dirty'])
     os.utime(os.path.join(run, 'history.jsonl'), (1796150000, 1796150000))  # 2026-12-01 UTC
     record = results.result_record('sample', 'python main.py --epochs 3', run,
                                    {'': _metrics(), 'flip': _metrics(flip_tta=True)}, repo=ROOT,
@@ -102,11 +103,81 @@ def test_record_of_a_resumed_run(tmp_path):
     assert record['evaluation']['plain']['overall']['max_f1'] == 0.95 and record['evaluation']['flip']['flip_tta']
     assert not {'checkpoint', 'data_dir', 'frozen_graph'} & set(record['evaluation']['plain'])
     assert record['evaluated_with'] == ['python main.py --evaluate RUN', 'python main.py --evaluate RUN --flip']
-    assert len(record['git_commit']) >= 40
+    assert (record['trained_commit'], record['resumed_commits']) == ('a' * 40, ['b' * 40 + '-dirty'])
+    assert record['commit'] == git_commit(ROOT) and 'git_commit' not in record  # the code writing the record
     path = str(tmp_path / 'docs' / 'results' / 'sample.json')
     results.write_record(path, record)
     with open(path) as f:
         assert json.load(f) == record
+
+
+def _git(repo, *args):
+    return subprocess.run(['git', '-C', str(repo), '-c', 'user.name=t', '-c', 'user.email=t@example.com'] + list(args),
+                          stdout=subprocess.PIPE, universal_newlines=True, check=True).stdout.strip()
+
+
+def test_the_commit_of_the_code(tmp_path, monkeypatch):
+    """code_commit: the commit of the checkout roadseg/ is part of, '-dirty' with changed tracked files (not with
+    untracked ones); None for a roadseg/ outside git, for one installed in a virtual environment inside a checkout,
+    and when git is missing or hangs."""
+    from roadseg.system import commit
+    checkout, installed = tmp_path / 'checkout', tmp_path / 'checkout' / 'venv' / 'site-packages'
+    (checkout / 'roadseg').mkdir(parents=True)
+    (checkout / 'roadseg' / '__init__.py').write_text('')
+    _git(checkout, 'init', '-q')
+    _git(checkout, 'add', 'roadseg')
+    _git(checkout, 'commit', '-q', '-m', 'code')
+    head = _git(checkout, 'rev-parse', 'HEAD')
+    assert len(head) == 40 and commit.code_commit(str(checkout)) == head
+    (checkout / 'untracked.txt').write_text('x')
+    assert commit.code_commit(str(checkout)) == head
+    (checkout / 'roadseg' / '__init__.py').write_text('# changed')
+    assert commit.code_commit(str(checkout)) == head + '-dirty'
+    (installed / 'roadseg').mkdir(parents=True)
+    assert commit.code_commit(str(installed)) is None
+    assert commit.code_commit(str(tmp_path)) is None and commit.git_commit(str(tmp_path)) is None
+    monkeypatch.setenv('PATH', str(tmp_path / 'no-git-here'))
+    assert commit.code_commit(str(checkout)) is None
+    monkeypatch.undo()
+
+    def hangs(*args, **kwargs):
+        raise subprocess.TimeoutExpired(args[0], kwargs.get('timeout'))
+
+    monkeypatch.setattr(commit.subprocess, 'run', hangs)
+    assert commit.code_commit(str(checkout)) is None
+
+
+def test_a_training_records_its_commit(tmp_path, monkeypatch):
+    """A new run's config.json gets the commit of the code training it; a resume by other code adds that to
+    resumed_commits (once), by the same code nothing; git failing leaves commit null and the training going."""
+    from roadseg.runs import read_config
+    from roadseg.system import commit
+    from roadseg.training import distributed, train
+    config = dict(cli.RECORDED, data_dir=SAMPLE)
+    monkeypatch.setattr(train, 'code_commit', lambda: 'a' * 40)
+    run = train.open_run(dict(config), distributed.Solo())
+    assert run.config['commit'] == 'a' * 40 and 'resumed_commits' not in run.config
+    run.create(str(tmp_path))
+    assert read_config(run.partial)['commit'] == 'a' * 40
+    for now, resumed in (('a' * 40, None), ('b' * 40, ['b' * 40]), ('b' * 40, ['b' * 40]), (None, ['b' * 40, None])):
+        monkeypatch.setattr(train, 'code_commit', lambda: now)
+        again = train.open_run({}, distributed.Solo(), resume=run.partial, given={})
+        again.create(str(tmp_path))
+        assert (read_config(run.partial)['commit'], read_config(run.partial).get('resumed_commits')) == (
+            'a' * 40, resumed)
+    monkeypatch.setattr(train, 'code_commit', commit.code_commit)
+
+    def fails(*args, **kwargs):
+        raise OSError('git: not found')
+
+    monkeypatch.setattr(commit.subprocess, 'run', fails)
+    assert train.open_run(dict(config), distributed.Solo()).config['commit'] is None
+
+
+def test_tiny_run_records_the_commit_that_trained_it(tiny_run):
+    from roadseg.runs import read_config
+    from roadseg.system.commit import code_commit
+    assert read_config(tiny_run)['commit'] == code_commit()
 
 
 def test_report_split_curve_and_missing_time(tmp_path):
@@ -234,7 +305,9 @@ def test_sections_from_a_record_and_without_one(tmp_path):
     run = _run(tmp_path, [_entry(1, seconds=60), _entry(2, best=True, seconds=3600)])
     record = results.result_record('kitti', 'python main.py --epochs 2', run,
                                    {'': _metrics(), 'flip': _metrics()}, repo=ROOT, machine={})
+    record.update(trained_commit='a' * 40, commit='c' * 40 + '-dirty')
     text = results_doc.results_text({'kitti': record})
+    assert 'pixels excluded. Trained at commit `aaaaaaaaaaaa`, recorded at `cccccccccccc-dirty`.\n' in text
     assert 'MaxF1 **95.00**, AP 88.00, road IoU **0.800** (`--flip`: 95.00 / 88.00 / 0.800)' in text
     assert '| um | 90.00 | 88.00 | 91.00 | 89.00 | 0.800 | 0.850 | 0.020 | pass |' in text
     assert '| **2** (kept) | 48 | 0.2500 | 80.00 | 70.00 | 0.700 | 3600 |' in text
@@ -247,6 +320,36 @@ def test_sections_from_a_record_and_without_one(tmp_path):
     assert '| CamVid | not yet run: `python scripts/reproduce.py camvid` |' in headline
     with pytest.raises(ValueError, match='needs one'):
         results_doc.replace_between('no markers', results_doc.MARKERS['README.md'], '', 'README.md')
+
+
+def test_the_commits_a_record_names():
+    """The commit that trained the run and the one that wrote the record, shortened, '-dirty' kept; records from
+    before trained_commit (their writer's commit named git_commit) say the training's is not recorded."""
+    from record_text import commits_phrase
+    assert commits_phrase({'git_commit': '0123456789abcdef'}) == \
+        'Recorded at commit `0123456789ab` (the training\'s commit not recorded)'
+    assert commits_phrase({'trained_commit': 'a' * 40, 'resumed_commits': [], 'commit': 'a' * 40}) == \
+        'Trained and recorded at commit `aaaaaaaaaaaa`'
+    assert commits_phrase({'trained_commit': 'a' * 40 + '-dirty', 'resumed_commits': ['b' * 40, None],
+                           'commit': None}) == \
+        'Trained at commit `aaaaaaaaaaaa-dirty` (resumed at `bbbbbbbbbbbb`, unknown), recorded at unknown'
+
+
+def test_the_curve_legend_covers_no_curve():
+    """One legend naming every curve of both axes, inside the figure and outside both axes."""
+    record = {'name': 'kitti', 'epochs': 3, 'kept_epoch': 2, 'evaluation': {'plain': {'overall': ROAD}},
+              'curve': [{'epoch': e, 'images': 208 * e, 'loss': 0.3 / e, 'selection': {'max_f1': 0.9 + e / 100},
+                         'report': {'max_f1': 0.91 + e / 100}} for e in (1, 2, 3)]}
+    fig = results_doc.curve_figure(record)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    legends = fig.legends + [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+    assert len(legends) == 1
+    assert [t.get_text() for t in legends[0].get_texts()] == ['training loss', 'report MaxF1', 'selection MaxF1']
+    box = legends[0].get_window_extent(renderer)
+    assert box.x0 >= 0 and box.y0 >= 0 and box.x1 <= fig.bbox.x1 and box.y1 <= fig.bbox.y1
+    for ax in fig.axes:
+        assert not box.overlaps(ax.get_tightbbox(renderer))  # the plot, its ticks and labels
 
 
 def test_docs_are_what_the_records_generate():
@@ -405,7 +508,7 @@ def test_decoder_tables_from_records(tmp_path, monkeypatch, capsys):
         'Bicyclist | mean |' in text
     assert ('| `psp` | `python main.py --epochs 5 --decoder psp --runs-dir runs/reproduce/camvid-psp` | last epoch 5 '
             'of 5 | 1 h 01 min | 2-core Test CPU (AVX-512 without BF16), TensorFlow 1.15.5, fp32 | 2026-12-02 | '
-            '`0123456789ab` |') in rows
+            'Recorded at commit `0123456789ab` (the training\'s commit not recorded) |') in rows
     assert 'last model, the end of the fixed budget, scored on the 101 validation images' in text
     assert 'Not yet run: `python scripts/reproduce.py camvid-fcn16 camvid-fcn32 camvid-segnet camvid-linknet`.' in text
     assert '| `unet` | 2,496 | 95.00 | 88.00 | 0.910 | 9 of 12 | 1.200 | - | - | 18.50 |' in rows  # no fcn8 row
