@@ -8,12 +8,19 @@ from recipes import RESULTS_DIR
 
 
 def load(name, results_dir=RESULTS_DIR):
-    """The record of recipe `name`, or None when it has not been written."""
+    """The record of recipe `name`, or None when it has not been written; ValueError naming the file when it is
+    not a JSON object (cut short, edited by hand)."""
     path = os.path.join(results_dir, name + '.json')
     if not os.path.exists(path):
         return None
     with open(path) as f:
-        return json.load(f)
+        try:
+            record = json.load(f)
+        except ValueError as e:
+            raise ValueError('{} is not a result record: {}'.format(path, e))
+    if not isinstance(record, dict):
+        raise ValueError('{} is not a result record: not a JSON object'.format(path))
+    return record
 
 
 def pct(value, digits=2):
