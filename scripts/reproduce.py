@@ -160,7 +160,10 @@ def evaluate(name, run):
         else:
             print('{}: {} is newer than the {} model; reused'.format(name, path, which), flush=True)
         with open(path) as f:
-            results[key] = json.load(f)
+            try:
+                results[key] = json.load(f)
+            except ValueError as e:
+                raise InputError('{} is damaged ({}); delete it and run again to evaluate anew'.format(path, e))
     return results
 
 

@@ -91,6 +91,15 @@ def test_reproduce_a_finished_run(tiny_run, tmp_path, monkeypatch, capsys):
     assert 'Evaluating' in open(os.path.join('runs', 'reproduce', 'tiny', 'train.log')).read()
     assert reproduce.reproduce('tiny') == os.path.join('docs', 'results', 'tiny.json')
     assert capsys.readouterr().out.count('is newer than the best model; reused') == 2
+    metrics = os.path.join('runs', 'reproduce', 'tiny', os.path.basename(tiny_run), 'evaluation_best',
+                           'metrics.json')
+    kept = open(metrics).read()
+    with open(metrics, 'w') as f:
+        f.write(kept[:len(kept) // 2])  # cut short
+    with pytest.raises(InputError, match=r'evaluation_best/metrics.json is damaged \(.*\); delete it'):
+        reproduce.reproduce('tiny')
+    with open(metrics, 'w') as f:
+        f.write(kept)
     assert reproduce.reproduce('tiny-last') == os.path.join('docs', 'results', 'tiny-last.json')
     with open(os.path.join('docs', 'results', 'tiny-last.json')) as f:
         last = json.load(f)
