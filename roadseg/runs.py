@@ -86,6 +86,15 @@ class Run:
         return os.path.join(self.partial, *parts)
 
 
+def record_commit(config, commit, resumed):
+    """Record in config the commit of the code training the run (system/commit.py code_commit(); None when that
+    code is not a git checkout): `commit`, that of a new run; `resumed_commits`, other code that resumed it."""
+    if not resumed:
+        config['commit'] = commit
+    elif commit != config.get('commit') and commit not in config.get('resumed_commits', []):
+        config['resumed_commits'] = config.get('resumed_commits', []) + [commit]
+
+
 def decoder_of(config):
     """The decoder a run's settings name (roadseg/model/decoders.py): `decoder`, else for runs from before
     --decoder fcn<N> from their `fcn` (8, 16 or 32), fcn8 when neither is recorded."""

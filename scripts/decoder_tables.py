@@ -1,7 +1,7 @@
 """docs/decoders.md's comparison tables (scripts/results_doc.py writes them between its markers), from the records
 of the decoder recipes (scripts/recipes.py COMPARISONS): docs/results/camvid-DECODER.json and kitti-DECODER.json,
 one row per decoder whose record exists, in --decoder's order. Needs no TensorFlow."""
-from record_text import duration, load, machine, pct, scored_phrase
+from record_text import commits_phrase, duration, load, machine, pct, scored_phrase
 from recipes import COMPARISONS, RESULTS_DIR, comparison_name
 from roadseg.model.names import DECODER_NAMES
 
@@ -78,12 +78,11 @@ def kitti_table(records):
 
 
 def runs_table(records):
-    """Per row: the command, the model scored, the training wall time, the machine, the date and commit."""
-    rows = _heading(['decoder', 'command', 'scored', 'wall time', 'machine', 'date', 'commit'], numeric_from=7)
+    """Per row: the command, the model scored, the training wall time, the machine, the date and the commits."""
+    rows = _heading(['decoder', 'command', 'scored', 'wall time', 'machine', 'date', 'commits'], numeric_from=7)
     for decoder, r in records.items():
         rows.append(_row(['`{}`'.format(decoder), '`{}`'.format(r['command']), scored_phrase(r),
-                          duration(r['wall_time_seconds']), machine(r), r['date'],
-                          '`{}`'.format((r['git_commit'] or 'unknown')[:12])]))
+                          duration(r['wall_time_seconds']), machine(r), r['date'], commits_phrase(r)]))
     return rows
 
 

@@ -1,6 +1,6 @@
 """How a record (docs/results/NAME.json, roadseg/evaluation/results.py) reads in the generated docs
 (scripts/results_doc.py, scripts/decoder_tables.py): loading it, percentages, durations, the machine, the model
-scored. Needs no TensorFlow."""
+scored, the commits. Needs no TensorFlow."""
 import json
 import os
 
@@ -8,12 +8,19 @@ from recipes import RESULTS_DIR
 
 
 def load(name, results_dir=RESULTS_DIR):
-    """The record of recipe `name`, or None when it has not been written."""
+    """The record of recipe `name`, or None when it has not been written; ValueError naming the file when it is
+    not a JSON object (cut short, edited by hand)."""
     path = os.path.join(results_dir, name + '.json')
     if not os.path.exists(path):
         return None
     with open(path) as f:
-        return json.load(f)
+        try:
+            record = json.load(f)
+        except ValueError as e:
+            raise ValueError('{} is not a result record: {}'.format(path, e))
+    if not isinstance(record, dict):
+        raise ValueError('{} is not a result record: not a JSON object'.format(path))
+    return record
 
 
 def pct(value, digits=2):
@@ -40,3 +47,30 @@ def scored(r):
 def scored_phrase(r):
     """'kept epoch 33 of 40' or 'last epoch 33 of 33'."""
     return '{} epoch {} of {}'.format(*scored(r) + (r['epochs'],))
+
+
+def short_commit(commit):
+    """'`b6444af970d8`' in backquotes (with '-dirty' when the checkout had changes), 'unknown' for None."""
+    if not commit:
+        return 'unknown'
+    return '`{}{}`'.format(commit[:12], '-dirty' if commit.endswith('-dirty') else '')
+
+
+def commits(r):
+    """(trained, resumed, recorded): the commit of the code that trained the run (None when its config.json did
+    not record one), those that resumed it, and that of the code that wrote the record (records written before
+    `trained_commit` named it `git_commit`)."""
+    return r.get('trained_commit'), r.get('resumed_commits', []), r.get('commit', r.get('git_commit'))
+
+
+def commits_phrase(r):
+    """'Trained at commit `X` (resumed at `Y`), recorded at `Z`', 'Trained and recorded at commit `X`', or
+    'Recorded at commit `Z` (the training's commit not recorded)'."""
+    trained, resumed, recorded = commits(r)
+    if trained is None and not resumed:
+        return 'Recorded at commit {} (the training\'s commit not recorded)'.format(short_commit(recorded))
+    if trained == recorded and not resumed:
+        return 'Trained and recorded at commit {}'.format(short_commit(recorded))
+    return 'Trained at commit {}{}, recorded at {}'.format(
+        short_commit(trained), ' (resumed at {})'.format(', '.join(map(short_commit, resumed))) if resumed else '',
+        short_commit(recorded))

@@ -160,12 +160,15 @@ def evaluate(name, run):
         else:
             print('{}: {} is newer than the {} model; reused'.format(name, path, which), flush=True)
         with open(path) as f:
-            results[key] = json.load(f)
+            try:
+                results[key] = json.load(f)
+            except ValueError as e:
+                raise InputError('{} is damaged ({}); delete it and run again to evaluate anew'.format(path, e))
     return results
 
 
-def reproduce(name, force=False, docs=True):
-    """Train (or resume, or skip), evaluate, write docs/results/NAME.json and, with docs, regenerate the docs."""
+def reproduce(name, force=False):
+    """Train (or resume, or skip), evaluate, write docs/results/NAME.json; returns its path."""
     run = train(name, force)
     evaluations = evaluate(name, run)
     record = result_record(name, command(name), run, evaluations, log=os.path.join(runs_dir(name), 'train.log'),
@@ -175,7 +178,7 @@ def reproduce(name, force=False, docs=True):
     print('Wrote {} ({} images in {:.0f} min; {} epoch {} of {} scored)'.format(
         path, record['images_trained'], record['wall_time_seconds'] / 60, record['scored'], record['scored_epoch'],
         record['epochs']))
-    return regenerate_docs() if docs else 0
+    return path
 
 
 def regenerate_docs():
@@ -193,15 +196,14 @@ def main(argv=None):
     code, done = 0, []
     try:
         for name in args.names:
-            reproduce(name, args.force, docs=False)
+            reproduce(name, args.force)
             done.append(name)
     except KeyboardInterrupt:
         code, message = 130, '\nInterrupted'
     except InputError as e:
         code, message = 1, 'error: {}: {}'.format(args.names[len(done)], e)
-    except OSError as e:  # docs/results/ or the run's folders not writable, disk full
-        code, message = 1, 'error: {}: cannot write {}: {}'.format(args.names[len(done)], e.filename or 'output',
-                                                                   e.strerror or e)
+    except OSError as e:  # docs/results/ or the run's folders not writable, disk full, a run's file gone
+        code, message = 1, 'error: {}: {}: {}'.format(args.names[len(done)], e.filename or 'output', e.strerror or e)
     if code:
         print('{}; `python scripts/reproduce.py {}` continues'.format(message, ' '.join(args.names[len(done):])),
               file=sys.stderr)

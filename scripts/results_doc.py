@@ -19,7 +19,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.dirname(os.path.abspath(__file__))]
 from decoder_tables import comparison_records, decoders_text  # noqa: E402
 from recipes import COMPARISONS, PUBLISHED, RESULTS_DIR  # noqa: E402
-from record_text import duration, load, machine, pct, scored, scored_phrase  # noqa: E402
+from record_text import commits_phrase, duration, load, machine, pct, scored, scored_phrase  # noqa: E402
 
 RESULTS_MD, README, DECODERS_MD = os.path.join('docs', 'results.md'), 'README.md', os.path.join('docs', 'decoders.md')
 MARKERS = {RESULTS_MD: ('<!-- results:begin -->', '<!-- results:end -->'),
@@ -134,10 +134,10 @@ def section(name, r):
         '{}: {}; {}.'.format(DATA[name], headline(r), splits_phrase(r)),
         '',
         'Trained on a {}: {:,} images ({} epochs of {}, {}x{}) in {} of training ({}). Evaluated with `{}`{} at the '
-        'images\' original size, "don\'t care" pixels excluded. Recorded at commit `{}`.'.format(
+        'images\' original size, "don\'t care" pixels excluded. {}.'.format(
             machine(r), r['images_trained'], r['epochs'], r['images_per_epoch'], r['image_shape'][0],
             r['image_shape'][1], duration(r['wall_time_seconds']), wall_time_note(r), commands[0], flip,
-            (r['git_commit'] or 'unknown')[:12]),
+            commits_phrase(r)),
         '',
         '```bash',
         'python scripts/reproduce.py {}     # runs, resumably:'.format(name),
@@ -180,26 +180,36 @@ def replace_between(text, markers, body, path):
     return head + begin + '\n' + body + '\n' + end + rest.split(end, 1)[1]
 
 
-def plot_curve(path, r):
-    """Training loss and the validation curves by training images, as a PNG."""
+LEGEND_HEIGHT = 0.09  # the share of the curve figure's height below the axes that holds the legend
+
+
+def curve_figure(r):
+    """Training loss and the validation curves by training images; one legend for both axes, below them (inside,
+    it would cover curves that end anywhere)."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     images = [c['images'] for c in r['curve']]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(images, [c['loss'] for c in r['curve']], 'b-', label='training loss')
+    fig, ax = plt.subplots(figsize=(7, 4.4))
+    lines = ax.plot(images, [c['loss'] for c in r['curve']], 'b-', label='training loss')
     ax.set(xlabel='training images', ylabel='cross-entropy', yscale='log')
     ax2 = ax.twinx()
     metric = 'max_f1' if is_road(r) else 'iou'
     for (split, style) in (('report', 'm.-'), ('selection', 'g.--'), ('validation', 'g.-')):
         if split in r['curve'][0]:
-            ax2.plot(images, [100 * c[split][metric] for c in r['curve']], style,
-                     label='{} {}'.format(split, 'MaxF1' if metric == 'max_f1' else 'mIoU'))
+            lines += ax2.plot(images, [100 * c[split][metric] for c in r['curve']], style,
+                              label='{} {}'.format(split, 'MaxF1' if metric == 'max_f1' else 'mIoU'))
     ax2.set_ylabel('%')
-    ax2.legend(loc='center right')
-    ax.legend(loc='upper right')
     ax.set_title('{}: {}'.format(TITLES[r['name']], scored_phrase(r)))
-    fig.tight_layout()
+    fig.legend(lines, [line.get_label() for line in lines], loc='lower center', ncol=len(lines), frameon=False)
+    fig.tight_layout(rect=(0, LEGEND_HEIGHT, 1, 1))
+    return fig
+
+
+def plot_curve(path, r):
+    """curve_figure(r) as a PNG at path."""
+    import matplotlib.pyplot as plt
+    fig = curve_figure(r)
     tmp = path + '.tmp.png'
     fig.savefig(tmp, format='png', dpi=100, metadata={'Software': None})
     plt.close(fig)

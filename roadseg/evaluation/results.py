@@ -29,6 +29,7 @@ import numpy as np
 from ..data.datasets import SELECT
 from ..model.names import WEIGHT_SUFFIXES
 from ..runs import TrainedRun, decoder_of
+from ..system.commit import git_commit
 from ..system.cpu import cpu_class, describe
 from ..system.files import InputError
 from .report import read_history
@@ -109,18 +110,6 @@ def lscpu():
     return {'model': fields.get('Model name', '').strip(), 'flags': fields.get('Flags', '').split()}
 
 
-def git_commit(repo):
-    """The checkout's commit (with '-dirty' when tracked files differ from it), or None outside git."""
-    try:
-        commit = subprocess.run(['git', '-C', repo, 'rev-parse', 'HEAD'], stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, universal_newlines=True).stdout.strip()
-        dirty = subprocess.run(['git', '-C', repo, 'status', '--porcelain', '--untracked-files=no'],
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, universal_newlines=True).stdout
-    except OSError:
-        return None
-    return (commit + ('-dirty' if dirty.strip() else '')) if commit else None
-
-
 def cpu_record(info, machine=None):
     """What trained the run (config.json's cpu) as a line and a class, with `lscpu` of the evaluating machine."""
     return {'line': describe(info)[len('CPU: '):], 'class': CPU_CLASSES[cpu_class(info)], 'model': info['model'],
@@ -158,8 +147,9 @@ def _evaluation(metrics):
 def result_record(name, command, run_dir, evaluations, log=None, repo=None, machine=None, which='best'):
     """The JSON-ready record of a finished run. evaluations: {'': metrics.json of --evaluate, 'flip': that of
     --evaluate --flip, ...} of the run's `which` checkpoint ('best' or 'last'); log: the training log (for runs
-    without per-epoch seconds); repo: the checkout whose commit is recorded; machine: lscpu() (default: read
-    now)."""
+    without per-epoch seconds); repo: the checkout writing the record, whose commit is `commit` (the run's
+    config.json gives `trained_commit`, None for runs from before it, and `resumed_commits`); machine: lscpu()
+    (default: read now)."""
     run = TrainedRun(run_dir, which)
     config = run.config
     if not isinstance(config.get('cpu'), dict):
@@ -190,7 +180,9 @@ def result_record(name, command, run_dir, evaluations, log=None, repo=None, mach
         'evaluated_with': ['python main.py --evaluate RUN' + (' --which last' if which == 'last' else '')
                            + (' --' + key if key else '') for key in sorted(evaluations)],
         'run': os.path.basename(run_dir.rstrip('/')),
-        'git_commit': git_commit(repo or os.getcwd()),
+        'trained_commit': config.get('commit'),
+        'resumed_commits': config.get('resumed_commits', []),
+        'commit': git_commit(repo or os.getcwd()),
         'cpu': cpu_record(config['cpu'], lscpu() if machine is None else machine),
         'tensorflow': config['cpu'].get('tensorflow'),
         'precision': 'bf16' if config.get('bf16') else 'fp32',

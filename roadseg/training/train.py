@@ -14,8 +14,9 @@ from ..evaluation.overlays import session_overlays, write_images
 from ..model import decoders, graph as model_graph
 from ..model.freeze import write_frozen
 from ..model.vgg import check_stages, maybe_build_vgg
-from ..runs import FROZEN, Run, TrainedRun, check_init_from, check_splits, decoder_of
+from ..runs import FROZEN, Run, TrainedRun, check_init_from, check_splits, decoder_of, record_commit
 from ..system import cpu
+from ..system.commit import code_commit
 from ..system.files import InputError, append_line
 from ..system.signals import deferred_stop
 from ..system.tfcompat import session_config, tf
@@ -28,10 +29,12 @@ Data = collections.namedtuple('Data', 'dataset task batches batch_size choose re
 
 def open_run(config, workers, resume=None, given=None):
     """The run: a new one of config (the recorded settings), or the one at resume with the flags typed
-    (given); read by the chief and shared with the other ranks, which never touch the folder."""
+    (given), with the commit of the code training it; read by the chief and shared with the other ranks, which
+    never touch the folder."""
     run = None
     if workers.chief:
         run = Run.resume(resume, given or {}) if resume else Run(config)
+        record_commit(run.config, code_commit(), resumed=bool(resume))
         trained_by = run.config.setdefault('workers', 1 if resume else workers.size)
         if trained_by != workers.size:
             raise InputError('{} was trained by {} process(es); resume it with as many: {}'.format(
