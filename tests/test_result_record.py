@@ -191,7 +191,7 @@ def test_training_records_each_epochs_seconds(tiny_run):
 
 def _git(repo, *args):
     return subprocess.run(['git', '-C', str(repo), '-c', 'user.name=t', '-c', 'user.email=t@example.com'] + list(args),
-                          stdout=subprocess.PIPE, universal_newlines=True, check=True).stdout.strip()
+                          stdout=subprocess.PIPE, universal_newlines=True, check=True, timeout=60).stdout.strip()
 
 
 def test_the_commit_of_the_code(tmp_path, monkeypatch):
