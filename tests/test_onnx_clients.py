@@ -1,7 +1,7 @@
 """model.onnx in ONNX clients beyond ONNX Runtime: OpenCV's DNN module (cv2.dnn), on a model that has learned.
 
 The model learns a colour rule (road where blue > red), so its answers depend on the channel order that the
-export folds into conv1_1 (roadseg/serving/onnx_graph.py): a wrong flip changes the probabilities.
+export folds into conv1_1 (roadseg/serving/channel_flip.py): a wrong flip changes the probabilities.
 """
 import collections
 
@@ -12,7 +12,7 @@ import project_tests
 from roadseg import task
 from roadseg.model import graph as model_graph, heads
 from roadseg.model.freeze import freeze
-from roadseg.serving import export, onnx_graph
+from roadseg.serving import channel_flip, export
 from roadseg.system.tfcompat import tf
 import main
 
@@ -153,7 +153,7 @@ def test_channel_flip_rewrite(tmp_path, gather):
     import onnxruntime
     graph_def = flip_graph(gather)
     outputs = [heads.PROBABILITIES, heads.CLASSES]
-    rewritten = onnx_graph.fold_channel_flips(graph_def, outputs)
+    rewritten = channel_flip.fold_channel_flips(graph_def, outputs)
     ops = collections.Counter(n.op for n in rewritten.node)
     assert ops['ReverseV2'] == 0 and ops['GatherV2'] == (1 if gather else 0)
     images = np.random.RandomState(3).uniform(0, 255, (3,) + TRAIN_SIZE + (3,)).astype(np.float32)

@@ -13,7 +13,7 @@ Softmax over the class axis of the NCHW logits, and the (3,) mean subtracted fro
 import numpy as np
 
 from ..model.names import CLASSES, IMAGE_INPUT, PROBABILITIES
-from . import onnx_graph
+from . import channel_flip, onnx_graph
 
 BATCH = 'N'
 
@@ -185,4 +185,4 @@ def to_onnx(graph_def, opset, outputs=(PROBABILITIES, CLASSES)):
         model = with_symbolic_batch(_convert(plain, opset, outputs))
         if model is not None:
             return for_onnxruntime(model, opset)
-    return for_onnxruntime(_convert(onnx_graph.fold_channel_flips(graph_def, outputs), opset, outputs), opset)
+    return for_onnxruntime(_convert(channel_flip.fold_channel_flips(graph_def, outputs), opset, outputs), opset)
