@@ -95,7 +95,7 @@ def section(dataset, records):
                         '`docs/results/{}-DECODER.json`, from which this table is generated.'.format(
                             ' '.join(names), dataset), '']
     missing = [n for n, d in zip(names, DECODER_NAMES) if d not in records]
-    lines += [SCORED[dataset].format(**next(iter(records.values()))['splits']), '']
+    lines += [SCORED[dataset].format_map(next(iter(records.values()))['splits']), '']
     lines += (camvid_table(records) + [''] + class_table(records) if dataset == 'camvid' else kitti_table(records))
     lines += ['', 'train s/image: the epochs\' wall time less their validation (steps and checkpoints) over the images '
               'trained; x {0}: that as a multiple of `{0}`\'s (* where `{0}` ran on another machine or precision: not '

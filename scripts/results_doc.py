@@ -9,7 +9,8 @@ docs/results.md: between `<!-- results:begin -->` and `<!-- results:end -->`, on
 and the epochs); README.md: between `<!-- headline:begin -->` and `<!-- headline:end -->`, one row per data set;
 docs/decoders.md: between `<!-- decoders:begin -->` and `<!-- decoders:end -->`, the decoder comparisons
 (scripts/decoder_tables.py). A recipe without its JSON says how to produce it. Curves go to
-docs/results/NAME_curve.png. Needs no TensorFlow.
+docs/results/NAME_curve.png. A record missing a field the docs read (edited by hand) is one `error:` line naming
+the file and the field, exit 2 (bad input). Needs no TensorFlow.
 """
 import argparse
 import os
@@ -19,7 +20,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.dirname(os.path.abspath(__file__))]
 from decoder_tables import comparison_records, decoders_text  # noqa: E402
 from recipes import COMPARISONS, PUBLISHED, RESULTS_DIR  # noqa: E402
-from record_text import commits_phrase, duration, load, machine, pct, scored, scored_phrase  # noqa: E402
+from record_text import (MissingField, commits_phrase, duration, load, machine, pct, scored,  # noqa: E402
+                         scored_phrase)
 
 RESULTS_MD, README, DECODERS_MD = os.path.join('docs', 'results.md'), 'README.md', os.path.join('docs', 'decoders.md')
 MARKERS = {RESULTS_MD: ('<!-- results:begin -->', '<!-- results:end -->'),
@@ -206,10 +208,9 @@ def curve_figure(r):
     return fig
 
 
-def plot_curve(path, r):
-    """curve_figure(r) as a PNG at path."""
+def save_curve(path, fig):
+    """A curve_figure as a PNG at path."""
     import matplotlib.pyplot as plt
-    fig = curve_figure(r)
     tmp = path + '.tmp.png'
     fig.savefig(tmp, format='png', dpi=100, metadata={'Software': None})
     plt.close(fig)
@@ -236,6 +237,10 @@ def main(argv=None):
     try:
         records = {name: load(name) for name in PUBLISHED}
         texts = generated(records, {dataset: comparison_records(dataset) for dataset in COMPARISONS})
+        figures = {} if args.check else {name: curve_figure(r) for name, r in records.items() if r is not None}
+    except MissingField as e:
+        print('error: {}'.format(e), file=sys.stderr)
+        return 2
     except (OSError, ValueError) as e:
         print('error: {}'.format(e), file=sys.stderr)
         return 1
@@ -252,10 +257,9 @@ def main(argv=None):
                 f.write(wanted)
             os.replace(path + '.tmp', path)
             print('Wrote {}'.format(path))
-    for name, r in records.items():
-        if r is not None:
-            plot_curve(os.path.join(RESULTS_DIR, name + '_curve.png'), r)
-            print('Wrote {}'.format(os.path.join(RESULTS_DIR, name + '_curve.png')))
+    for name, fig in figures.items():
+        save_curve(os.path.join(RESULTS_DIR, name + '_curve.png'), fig)
+        print('Wrote {}'.format(os.path.join(RESULTS_DIR, name + '_curve.png')))
     return 0
 
 
