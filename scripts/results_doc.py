@@ -9,8 +9,9 @@ docs/results.md: between `<!-- results:begin -->` and `<!-- results:end -->`, on
 and the epochs); README.md: between `<!-- headline:begin -->` and `<!-- headline:end -->`, one row per data set;
 docs/decoders.md: between `<!-- decoders:begin -->` and `<!-- decoders:end -->`, the decoder comparisons
 (scripts/decoder_tables.py). A recipe without its JSON says how to produce it. Curves go to
-docs/results/NAME_curve.png. A record missing a field the docs read (edited by hand) is one `error:` line naming
-the file and the field, exit 2 (bad input). Needs no TensorFlow.
+docs/results/NAME_curve.png. A record cut short, not a JSON object or missing a field the docs read (edited by
+hand), or a file without its markers, is one `error:` line naming it, exit 2 (bad input), nothing written. Needs no
+TensorFlow.
 """
 import argparse
 import os
@@ -20,8 +21,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.dirname(os.path.abspath(__file__))]
 from decoder_tables import comparison_records, decoders_text  # noqa: E402
 from recipes import COMPARISONS, PUBLISHED, RESULTS_DIR  # noqa: E402
-from record_text import (MissingField, commits_phrase, duration, load, machine, pct, scored,  # noqa: E402
-                         scored_phrase)
+from record_text import commits_phrase, duration, load, machine, pct, scored, scored_phrase  # noqa: E402
 
 RESULTS_MD, README, DECODERS_MD = os.path.join('docs', 'results.md'), 'README.md', os.path.join('docs', 'decoders.md')
 MARKERS = {RESULTS_MD: ('<!-- results:begin -->', '<!-- results:end -->'),
@@ -238,12 +238,9 @@ def main(argv=None):
         records = {name: load(name) for name in PUBLISHED}
         texts = generated(records, {dataset: comparison_records(dataset) for dataset in COMPARISONS})
         figures = {} if args.check else {name: curve_figure(r) for name, r in records.items() if r is not None}
-    except MissingField as e:
+    except (OSError, ValueError) as e:  # MissingField too: all bad input, read before anything is written
         print('error: {}'.format(e), file=sys.stderr)
         return 2
-    except (OSError, ValueError) as e:
-        print('error: {}'.format(e), file=sys.stderr)
-        return 1
     stale = [path for path, (now, wanted) in texts.items() if now != wanted]
     stale += [os.path.join(RESULTS_DIR, name + '_curve.png') for name, r in records.items()
               if r is not None and not os.path.exists(os.path.join(RESULTS_DIR, name + '_curve.png'))]

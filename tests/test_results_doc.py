@@ -190,7 +190,8 @@ def test_a_published_record_of_the_last_model(tmp_path):
 
 
 def test_a_damaged_record_is_one_error_line(tmp_path, monkeypatch, capsys):
-    """A record cut short or not a JSON object: one `error:` line naming it, and no file rewritten."""
+    """A record cut short or not a JSON object: one `error:` line naming it, exit 2 (bad input), and no file
+    rewritten."""
     root = str(tmp_path)
     _docs_tree(root)
     monkeypatch.setattr(results_doc, 'ROOT', root)
@@ -200,7 +201,7 @@ def test_a_damaged_record_is_one_error_line(tmp_path, monkeypatch, capsys):
     for text, why in (('{"name": "kitti-unet", "comm', 'Unterminated string'), ('[1, 2]', 'not a JSON object')):
         with open(path, 'w') as f:
             f.write(text)
-        assert results_doc.main([]) == 1
+        assert results_doc.main([]) == 2
         err = capsys.readouterr().err
         assert err.startswith('error: {} is not a result record: {}'.format(path, why)) and err.count('\n') == 1
         assert {p: open(p).read() for p in results_doc.MARKERS} == before
