@@ -6,11 +6,14 @@ one Transpose at the input and one at the output (the model keeps the frozen gra
 pinned for that, is made symbolic (`N`) again; ONNX's shape inference must carry `N` to every output, else
 (a graph that computes with the batch, such as a run from before `probabilities` existed) the model is
 converted as it is, with the batch left dynamic in the graph and only the channel flip replaced.
+
+Two ops tf2onnx writes are rewritten into forms ONNX Runtime runs as fast as the rest (for_onnxruntime): the
+Softmax over the class axis of the NCHW logits, and the (3,) mean subtracted from the NHWC input.
 """
 import numpy as np
 
 from ..model.names import CLASSES, IMAGE_INPUT, PROBABILITIES
-from . import onnx_graph
+from . import channel_flip, onnx_graph
 
 BATCH = 'N'
 
@@ -51,11 +54,7 @@ def without_full_slices(model):
         for name, value in zip(names, (starts, ends, axes, steps)):
             model.graph.initializer.extend([numpy_helper.from_array(value[keep], name)])
         node.input[1:] = names
-    used = {i for node in model.graph.node for i in node.input}
-    kept = [t for t in model.graph.initializer if t.name in used]
-    del model.graph.initializer[:]
-    model.graph.initializer.extend(kept)
-    return model
+    return _without_unused_initializers(model)
 
 
 def with_symbolic_batch(model):
@@ -91,35 +90,75 @@ def _copy(model):
     return copy
 
 
-def channels_last_heads(model):
-    """model with tf2onnx's tail, Softmax and ArgMax over axis 1 of the NCHW logits and then a Transpose of
-    the probabilities to NHWC, turned into one Transpose of the logits and both over the last axis (ONNX
-    Runtime runs a Softmax over any other axis between two transposes of its own). Changed in place."""
+def softmax_as_elementwise(model, opset):
+    """model with each Softmax (opset 13+: over one axis) written as ReduceMax, Sub, Exp, ReduceSum and Div over
+    that axis: the same function within float rounding, in ops every client has. ONNX Runtime runs a Softmax
+    over any axis but the last between two transposes of its own and a short last axis row by row, each row a
+    call: on FCN-8s's (N, C, H, W) logits with C = 2 that cost more than the rest of the graph after the
+    convolutions; the elementwise form is a few vectorised passes. Changed in place."""
+    import onnx
+    from onnx import numpy_helper
+    if opset < 13:  # before 13 a Softmax flattens every axis from `axis` on
+        return model
     graph = model.graph
-    nodes = list(graph.node)
-    outputs = {o.name for o in graph.output}
-    users = {}
-    for node in nodes:
-        for name in node.input:
-            users.setdefault(name, []).append(node)
-    for softmax in [n for n in nodes if n.op_type == 'Softmax']:
-        after = users.get(softmax.output[0], [])
-        if len(after) != 1 or after[0].op_type != 'Transpose' or after[0].output[0] not in outputs or \
-                list(_attr(after[0], 'perm')) != [0, 2, 3, 1] or _attr(softmax, 'axis') not in (1, -3):
+    for softmax in [n for n in graph.node if n.op_type == 'Softmax']:
+        x, y, name = softmax.input[0], softmax.output[0], softmax.name or softmax.output[0]
+        axis = _attr(softmax, 'axis')
+        axis = -1 if axis is None else axis
+        axes = numpy_helper.from_array(np.array([axis], np.int64), name + '/axes')
+        graph.initializer.extend([axes])
+        make = onnx.helper.make_node
+        reduce_max = make('ReduceMax', [x, axes.name], [y + '/max'], name=name + '/max', keepdims=1) if opset >= 18 \
+            else make('ReduceMax', [x], [y + '/max'], name=name + '/max', keepdims=1, axes=[axis])
+        nodes = [reduce_max,
+                 make('Sub', [x, y + '/max'], [y + '/shifted'], name=name + '/shifted'),
+                 make('Exp', [y + '/shifted'], [y + '/exp'], name=name + '/exp'),
+                 make('ReduceSum', [y + '/exp', axes.name], [y + '/sum'], name=name + '/sum', keepdims=1),
+                 make('Div', [y + '/exp', y + '/sum'], [y], name=name)]
+        index = list(graph.node).index(softmax)
+        graph.node.remove(softmax)
+        for offset, node in enumerate(nodes):
+            graph.node.insert(index + offset, node)
+    return model
+
+
+def channel_constants_as_rows(model):
+    """model with each constant vector (C,) that an Add, Sub, Mul or Div applies to a graph input (N, H, W, C) of
+    known W (the mean subtracted from image_input) widened to a row (W, C) of the same values. ONNX Runtime
+    broadcasts the smaller operand one repeat at a time: a row of W*C values per call instead of C = 3. Changed
+    in place; constants no node uses any more are dropped."""
+    from onnx import numpy_helper
+    graph = model.graph
+    widths = {}
+    for value in graph.input:
+        dims = value.type.tensor_type.shape.dim
+        if len(dims) == 4 and dims[2].dim_value > 0 and dims[3].dim_value > 0:
+            widths[value.name] = dims[2].dim_value, dims[3].dim_value
+    constants = {t.name: t for t in graph.initializer}
+    for node in graph.node:
+        if node.op_type not in ('Add', 'Sub', 'Mul', 'Div') or len(node.input) != 2:
             continue
-        transpose, logits = after[0], softmax.input[0]
-        argmaxes = [n for n in users[logits] if n.op_type == 'ArgMax' and _attr(n, 'axis') in (1, -3)]
-        if len(users[logits]) != 1 + len(argmaxes):
-            continue
-        nhwc = logits + '_nhwc'
-        probabilities = transpose.output[0]
-        transpose.input[:], transpose.output[:] = [logits], [nhwc]
-        softmax.input[:], softmax.output[:] = [nhwc], [probabilities]
-        for node in [softmax] + argmaxes:
-            _set_attr(node, 'axis', 3)
-            node.input[0] = nhwc
-        graph.node.remove(transpose)
-        graph.node.insert(min(list(graph.node).index(n) for n in [softmax] + argmaxes), transpose)
+        for data, other in ((0, 1), (1, 0)):
+            if node.input[data] not in widths or node.input[other] not in constants:
+                continue
+            width, channels = widths[node.input[data]]
+            value = numpy_helper.to_array(constants[node.input[other]])
+            if not 1 <= value.ndim <= 4 or value.size != channels or value.shape[-1] != channels:
+                continue
+            row = np.ascontiguousarray(np.broadcast_to(value.reshape(channels), (width, channels)))
+            row = numpy_helper.from_array(row, node.input[other] + '/row')
+            if row.name not in constants:
+                graph.initializer.extend([row])
+                constants[row.name] = row
+            node.input[other] = row.name
+    return _without_unused_initializers(model)
+
+
+def _without_unused_initializers(model):
+    used = {i for node in model.graph.node for i in node.input}
+    kept = [t for t in model.graph.initializer if t.name in used]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(kept)
     return model
 
 
@@ -129,11 +168,10 @@ def _attr(node, name):
     return found[0] if found else None
 
 
-def _set_attr(node, name, value):
-    import onnx
-    kept = [a for a in node.attribute if a.name != name]
-    del node.attribute[:]
-    node.attribute.extend(kept + [onnx.helper.make_attribute(name, value)])
+def for_onnxruntime(model, opset):
+    """model with the softmax and the input's per-channel constants in the forms ONNX Runtime runs fast
+    (softmax_as_elementwise, channel_constants_as_rows); the same function for every client. In place."""
+    return channel_constants_as_rows(softmax_as_elementwise(model, opset))
 
 
 def to_onnx(graph_def, opset, outputs=(PROBABILITIES, CLASSES)):
@@ -146,5 +184,5 @@ def to_onnx(graph_def, opset, outputs=(PROBABILITIES, CLASSES)):
         plain = onnx_graph.plain_graph(graph_def, IMAGE_INPUT, size, outputs)
         model = with_symbolic_batch(_convert(plain, opset, outputs))
         if model is not None:
-            return channels_last_heads(model)
-    return _convert(onnx_graph.fold_channel_flips(graph_def, outputs), opset, outputs)
+            return for_onnxruntime(model, opset)
+    return for_onnxruntime(_convert(channel_flip.fold_channel_flips(graph_def, outputs), opset, outputs), opset)
