@@ -7,7 +7,7 @@ from roadseg.data.datasets.kitti_road import list_test_images, list_training_pai
 from roadseg.data.images import image_files, read_image
 from roadseg.evaluation.overlays import session_overlays, write_images
 from roadseg.model.heads import inference_outputs
-from roadseg.model.vgg import maybe_build_vgg
+from roadseg.model.vgg_sources import maybe_build_vgg
 from roadseg.serving.video import overlay_video  # noqa: F401  (re-exported: the Udacity-style entry point)
 from roadseg.system.files import finish_run_dir, new_run_dir
 

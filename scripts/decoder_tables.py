@@ -8,10 +8,11 @@ from roadseg.model.names import DECODER_NAMES
 BASELINE = 'fcn8'  # the decoder the others' training cost is a multiple of
 CALLED_OUT = ('Pole', 'SignSymbol', 'Pedestrian', 'Bicyclist')  # CamVid's thin classes, lost at 1/8 resolution
 TITLES = {'camvid': 'CamVid, 352x480', 'kitti': 'KITTI Road, 160x576'}
-SCORED = {'camvid': 'Each run\'s last model, the end of the fixed budget, scored on the {report_images} validation '
-                    'images (no epoch was chosen: they are the only images scored).',
-          'kitti': 'Each run\'s kept epoch, chosen on the {choose_images} selection images (`splits/select.txt`), '
-                   'scored on the {report_images} report-split images (`splits/val.txt`), which chose nothing.'}
+SCORED = {  # by the compared recipe's `which` (recipes.py), filled in from a record's splits
+    'last': 'Each run\'s last model, the end of the fixed budget, scored on the {report_images} validation images (no '
+            'epoch was chosen: they are the only images scored).',
+    'best': 'Each run\'s kept epoch, chosen on the {choose_images} selection images (`splits/select.txt`), scored on '
+            'the {report_images} report-split images (`splits/val.txt`), which chose nothing.'}
 COST_HEADINGS = ['train s/image', 'x ' + BASELINE, 'validation s/image', 'parameters (M)']
 
 
@@ -87,15 +88,15 @@ def runs_table(records):
 
 
 def section(dataset, records):
-    _, epochs, _ = COMPARISONS[dataset]
+    comparison = COMPARISONS[dataset]
     names = [comparison_name(dataset, d) for d in DECODER_NAMES]
-    lines = ['### {}, {} epochs each'.format(TITLES[dataset], epochs), '']
+    lines = ['### {}, {} epochs each'.format(TITLES[dataset], comparison.epochs), '']
     if not records:
         return lines + ['Not yet run: `python scripts/reproduce.py {}` trains them one after the other and writes '
                         '`docs/results/{}-DECODER.json`, from which this table is generated.'.format(
                             ' '.join(names), dataset), '']
     missing = [n for n, d in zip(names, DECODER_NAMES) if d not in records]
-    lines += [SCORED[dataset].format(**next(iter(records.values()))['splits']), '']
+    lines += [SCORED[comparison.recipe.which].format_map(next(iter(records.values()))['splits']), '']
     lines += (camvid_table(records) + [''] + class_table(records) if dataset == 'camvid' else kitti_table(records))
     lines += ['', 'train s/image: the epochs\' wall time less their validation (steps and checkpoints) over the images '
               'trained; x {0}: that as a multiple of `{0}`\'s (* where `{0}` ran on another machine or precision: not '

@@ -23,22 +23,25 @@ PUBLISHED = {  # docs/results.md's sections and README's headline
     'sample': Recipe('--data-dir data/sample --epochs 4 --batch-size 2 --repeat 4 --learning-rate 3e-4 '
                      '--lr-schedule constant --warmup 0', False, 'data/sample', 'last'),
 }
-# The decoder comparisons of docs/decoders.md, at equal training images: (the recipe they vary, epochs, flip)
-COMPARISONS = {'camvid': (CAMVID, 5, False),   # 1,835 images: 5 epochs of batch 4 over 367
-               'kitti': (KITTI, 12, False)}    # 2,496 images: 12 epochs over 208
+# The decoder comparisons of docs/decoders.md, at equal training images: the recipe they vary, with its epochs and
+# flip in place of the recipe's
+Comparison = collections.namedtuple('Comparison', 'recipe epochs flip')
+COMPARISONS = {'camvid': Comparison(CAMVID, 5, False),   # 1,835 images: 5 epochs of batch 4 over 367
+               'kitti': Comparison(KITTI, 12, False)}    # 2,496 images: 12 epochs over 208
 
 
 def comparison_name(dataset, decoder):
     return '{}-{}'.format(dataset, decoder)
 
 
-def with_decoder(recipe, epochs, flip, decoder):
-    """recipe with `--epochs epochs` (in place of its own) and `--decoder decoder` added."""
-    flags = recipe.flags.split()
-    flags[flags.index('--epochs') + 1] = str(epochs)
-    return recipe._replace(flags=' '.join(flags + ['--decoder', decoder]), flip=flip)
+def with_decoder(comparison, decoder):
+    """The comparison's recipe with its epochs (`--epochs`, in place of the recipe's) and flip, and `--decoder
+    decoder` added."""
+    flags = comparison.recipe.flags.split()
+    flags[flags.index('--epochs') + 1] = str(comparison.epochs)
+    return comparison.recipe._replace(flags=' '.join(flags + ['--decoder', decoder]), flip=comparison.flip)
 
 
-RECIPES = dict(PUBLISHED, **{comparison_name(dataset, decoder): with_decoder(recipe, epochs, flip, decoder)
-                             for dataset, (recipe, epochs, flip) in COMPARISONS.items() for decoder in DECODER_NAMES})
+RECIPES = dict(PUBLISHED, **{comparison_name(dataset, decoder): with_decoder(comparison, decoder)
+                             for dataset, comparison in COMPARISONS.items() for decoder in DECODER_NAMES})
 RESULTS_DIR = os.path.join('docs', 'results')

@@ -7,9 +7,38 @@ import os
 from recipes import RESULTS_DIR
 
 
+class MissingField(ValueError):
+    """A field the docs read is not in a record (edited by hand); names the file and the field."""
+
+
+class Fields(dict):
+    """A JSON object of the record at path, `where` its place in it ('' the record, 'cpu', 'curve[0].validation'):
+    reading a field it lacks raises MissingField naming path and the field."""
+
+    def __init__(self, items, path, where):
+        super(Fields, self).__init__(items)
+        self.path, self.where = path, where
+
+    def __missing__(self, key):
+        raise MissingField('{}: the field {} is missing'.format(self.path, _inner(self.where, '.', key)))
+
+
+def _inner(where, sep, key):
+    return '{}{}{}'.format(where, sep, key) if where else str(key)
+
+
+def _fields(value, path, where=''):
+    """value with each JSON object (at any depth) a Fields of path."""
+    if isinstance(value, dict):
+        return Fields({k: _fields(v, path, _inner(where, '.', k)) for k, v in value.items()}, path, where)
+    if isinstance(value, list):
+        return [_fields(v, path, '{}[{}]'.format(where, i)) for i, v in enumerate(value)]
+    return value
+
+
 def load(name, results_dir=RESULTS_DIR):
-    """The record of recipe `name`, or None when it has not been written; ValueError naming the file when it is
-    not a JSON object (cut short, edited by hand)."""
+    """The record of recipe `name` (Fields: a field it lacks raises MissingField), or None when it has not been
+    written; ValueError naming the file when it is not a JSON object (cut short, edited by hand)."""
     path = os.path.join(results_dir, name + '.json')
     if not os.path.exists(path):
         return None
@@ -20,7 +49,7 @@ def load(name, results_dir=RESULTS_DIR):
             raise ValueError('{} is not a result record: {}'.format(path, e))
     if not isinstance(record, dict):
         raise ValueError('{} is not a result record: not a JSON object'.format(path))
-    return record
+    return _fields(record, path)
 
 
 def pct(value, digits=2):

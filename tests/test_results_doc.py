@@ -165,14 +165,20 @@ def test_decoder_tables_from_records(tmp_path, monkeypatch, capsys):
     assert '| `' not in text and 'Not yet run: `python scripts/reproduce.py camvid-fcn8 camvid-fcn16' in text
 
 
-def test_a_published_record_of_the_last_model(tmp_path):
-    """The CamVid recipe scores its last model: its section and headline say so, and mark that epoch."""
+def _camvid_record():
+    """A fabricated record of the published CamVid recipe: the last model of 5 epochs."""
     record = _comparison('camvid-fcn8', 2.0, 134.27e6, miou=0.55, pole=0.01, sign=0.2, pedestrian=0.3)
     record.update(name='camvid', curve=[
         {'epoch': e, 'images': 367 * e, 'loss': 1.0 / e, 'seconds': 700.0,
          'validation': {'iou': 0.5 + e / 100, 'pixel_accuracy': 0.8, 'mean_class_accuracy': 0.5}}
         for e in range(1, 6)], segments=1, wall_time_source='history.jsonl',
         evaluated_with=['python main.py --evaluate RUN --which last'])
+    return record
+
+
+def test_a_published_record_of_the_last_model(tmp_path):
+    """The CamVid recipe scores its last model: its section and headline say so, and mark that epoch."""
+    record = _camvid_record()
     text = results_doc.results_text({'camvid': record})
     assert 'mIoU **55.0**, pixel accuracy 88.0, mean class accuracy 60.0; the last epoch 5 of 5 (1,835 images, the ' \
         'end of the budget) scored on the 101 validation images, which chose nothing.' in text
@@ -184,7 +190,8 @@ def test_a_published_record_of_the_last_model(tmp_path):
 
 
 def test_a_damaged_record_is_one_error_line(tmp_path, monkeypatch, capsys):
-    """A record cut short or not a JSON object: one `error:` line naming it, and no file rewritten."""
+    """A record cut short or not a JSON object: one `error:` line naming it, exit 2 (bad input), and no file
+    rewritten."""
     root = str(tmp_path)
     _docs_tree(root)
     monkeypatch.setattr(results_doc, 'ROOT', root)
@@ -194,7 +201,32 @@ def test_a_damaged_record_is_one_error_line(tmp_path, monkeypatch, capsys):
     for text, why in (('{"name": "kitti-unet", "comm', 'Unterminated string'), ('[1, 2]', 'not a JSON object')):
         with open(path, 'w') as f:
             f.write(text)
-        assert results_doc.main([]) == 1
+        assert results_doc.main([]) == 2
         err = capsys.readouterr().err
         assert err.startswith('error: {} is not a result record: {}'.format(path, why)) and err.count('\n') == 1
         assert {p: open(p).read() for p in results_doc.MARKERS} == before
+
+
+@pytest.mark.parametrize('name,field', [('kitti-unet', ('seconds_per_image',)), ('kitti-unet', ('cpu', 'cores')),
+                                        ('kitti-unet', ('splits', 'report_images')),
+                                        ('camvid', ('curve', 2, 'validation', 'iou'))])  # read by the curve only
+def test_a_record_missing_a_field_is_one_error_line(tmp_path, monkeypatch, capsys, name, field):
+    """A record edited by hand that lost a field (at any depth): one `error:` line naming the file and the field,
+    exit 2 (bad input), and no file written."""
+    root = str(tmp_path)
+    _docs_tree(root)
+    monkeypatch.setattr(results_doc, 'ROOT', root)
+    monkeypatch.chdir(tmp_path)
+    before = {path: open(path).read() for path in results_doc.MARKERS}
+    record = _camvid_record() if name == 'camvid' else _comparison(name, 1.2, 18.5e6, max_f1=0.95, iou=0.91)
+    owner = record
+    for key in field[:-1]:
+        owner = owner[key]
+    del owner[field[-1]]
+    _write(root, record)
+    assert results_doc.main([]) == 2
+    path = os.path.join('docs', 'results', name + '.json')
+    dotted = '.'.join(str(k) for k in field).replace('.2.', '[2].')
+    assert capsys.readouterr().err == 'error: {}: the field {} is missing\n'.format(path, dotted)
+    assert {p: open(p).read() for p in results_doc.MARKERS} == before
+    assert sorted(os.listdir(os.path.join('docs', 'results'))) == [name + '.json']

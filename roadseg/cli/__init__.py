@@ -10,10 +10,8 @@
 
 Importing this package loads no TensorFlow.
 """
-from .entry import dispatch, main
+from .entry import main
 from .flags import build_parser
-from .settings import (DEFAULT_DATA, DEFAULTS, RECORDED, SAMPLE_DIR, SAMPLE_RECIPE, SHAPES_RECIPE,
-                       training_settings)
+from .settings import DEFAULT_DATA, RECORDED, SAMPLE_DIR, SAMPLE_RECIPE, training_settings
 
-__all__ = ['main', 'dispatch', 'build_parser', 'DEFAULT_DATA', 'DEFAULTS', 'RECORDED', 'SAMPLE_DIR',
-           'SAMPLE_RECIPE', 'SHAPES_RECIPE', 'training_settings']
+__all__ = ['main', 'build_parser', 'DEFAULT_DATA', 'RECORDED', 'SAMPLE_DIR', 'SAMPLE_RECIPE', 'training_settings']

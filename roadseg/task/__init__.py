@@ -14,11 +14,9 @@ Their metric states are in roadseg/evaluation/scores.py, their pictures drawn by
 Importing this package loads no TensorFlow.
 """
 from ..evaluation.metrics import THRESHOLD
-from .base import Softmax, Task
 from .binary import Binary
 from .classes import Classes
-from .kinds import KINDS, for_config, for_dataset, kitti
+from .kinds import for_config, for_dataset, kitti
 from .labels import Labels
 
-__all__ = ['THRESHOLD', 'KINDS', 'Task', 'Softmax', 'Binary', 'Classes', 'Labels', 'for_dataset', 'for_config',
-           'kitti']
+__all__ = ['THRESHOLD', 'Binary', 'Classes', 'Labels', 'for_dataset', 'for_config', 'kitti']

@@ -35,6 +35,7 @@ class Task(abc.ABC):
     decision = None         # the graph's decision output (heads.py names its probabilities)
     history_curves = ()     # ((history key, label), ...) drawn beside the loss
     curve_metric = 'iou'    # the history metric that compares runs (scripts/compare_runs.py)
+    weighting = None        # (--class-weights kind, function (dataset, split) -> (C,) loss weights, printed label)
 
     def __init__(self, class_names, colors):
         self.class_names, self.colors = [str(n) for n in class_names], [tuple(c) for c in colors]
@@ -66,10 +67,16 @@ class Task(abc.ABC):
         """(logits, train_op, loss) of the (N, H, W, C) logits output against label_input() labels."""
 
     def class_weights(self, kind, dataset):
-        """The loss weights --class-weights kind asks for (None: unweighted); InputError if it does not apply."""
-        if kind is not None:
+        """The loss weights (C,) --class-weights kind asks for (None: unweighted), by the task's weighting of the
+        training split, printed; InputError if kind is not the task's weighting."""
+        if kind is None:
+            return None
+        if self.weighting is None or kind != self.weighting[0]:
             raise InputError('--class-weights {} does not apply to a {} run'.format(kind, self.name))
-        return None
+        _, weigh, label = self.weighting
+        weights = weigh(dataset, 'train')
+        print(label + ': ' + ', '.join('{} {:.3f}'.format(n, w) for n, w in zip(self.class_names, weights)))
+        return weights
 
     # inference
     @abc.abstractmethod
@@ -151,6 +158,7 @@ class Task(abc.ABC):
 class Softmax(Task):
     """Exactly one class per pixel: one-hot targets (all-zero rows: don't care, main.optimize's convention)."""
     decision = 'classes'
+    weighting = ('median', median_frequency_weights, 'Class weights (median frequency)')
 
     def encode(self, label):
         targets = one_hot(label, self.num_classes)
@@ -167,14 +175,6 @@ class Softmax(Task):
         """The model's Udacity optimize() (softmax cross-entropy; options only when set)."""
         options = {k: v for k, v in (('class_weights', weights), ('wrap_optimizer', wrap_optimizer)) if v is not None}
         return model.optimize(output, labels, learning_rate, self.num_classes, **options)
-
-    def class_weights(self, kind, dataset):
-        if kind != 'median':
-            return super(Softmax, self).class_weights(kind, dataset)
-        weights = median_frequency_weights(dataset, 'train')
-        print('Class weights (median frequency): ' + ', '.join(
-            '{} {:.3f}'.format(n, w) for n, w in zip(self.class_names, weights)))
-        return weights
 
     def activate(self, logits):
         return tensorflow().nn.softmax(logits)

@@ -20,6 +20,7 @@ class Labels(Task):
     decision = 'masks'
     history_curves = (('val_iou', 'validation mean IoU at {:.2f}'.format(THRESHOLD)),
                       ('val_max_f1', 'validation mean MaxF1'))
+    weighting = ('balanced', positive_weights, 'Positive weights (negatives / positives per label)')
 
     def encode(self, label):
         return (label == 1).astype(np.float32), (label != IGNORE).astype(np.float32)
@@ -47,14 +48,6 @@ class Labels(Task):
     def train_ops(self, model, output, labels, learning_rate, weights=None, wrap_optimizer=None):
         loss = self.loss(output, labels[0], labels[1], weights)
         return output, minimize(loss, learning_rate, wrap_optimizer), loss
-
-    def class_weights(self, kind, dataset):
-        if kind != 'balanced':
-            return super(Labels, self).class_weights(kind, dataset)
-        weights = positive_weights(dataset, 'train')
-        print('Positive weights (negatives / positives per label): ' + ', '.join(
-            '{} {:.3f}'.format(n, w) for n, w in zip(self.class_names, weights)))
-        return weights
 
     def activate(self, logits):
         return tensorflow().sigmoid(logits)
