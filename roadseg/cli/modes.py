@@ -73,6 +73,11 @@ def check_flags(args, mode):
         raise InputError('--warmup is a fraction of the run in [0, 1), got {}'.format(args.warmup))
     if args.keep_prob is not None and not 0 < args.keep_prob <= 1:
         raise InputError('--keep-prob must be in (0, 1], got {}'.format(args.keep_prob))
+    if args.encoder_width is not None and not 0 < args.encoder_width <= 1:
+        raise InputError('--encoder-width must be in (0, 1], got {}'.format(args.encoder_width))
+    if args.encoder_width not in (None, 1) and args.vgg_weights:
+        raise InputError('--vgg-weights {} is for the full VGG16; an --encoder-width {:g} encoder has no pretrained '
+                         'weights and learns from scratch'.format(args.vgg_weights, args.encoder_width))
     if args.learning_rate is not None and not args.learning_rate > 0:
         raise InputError('--learning-rate must be > 0, got {}'.format(args.learning_rate))
     if args.image_shape is not None:

@@ -17,7 +17,7 @@ RECORDED = dict(epochs=40, batch_size=4, learning_rate=3e-4, keep_prob=0.5, imag
                 l2_scale=1e-3, skip_scaling=False, fc_width=None, fc6_kernel=None, no_augment=False, seed=0,
                 threads=0, precision=None, init_from=None, repeat=1, checkpoint_minutes=10.0, data_dir=DEFAULT_DATA,
                 vgg_weights=None, dataset=None, decoder='fcn8', class_weights=None, lr_schedule='poly', warmup=0.05,
-                freeze_blocks=0)
+                freeze_blocks=0, encoder_width=1.0, dice=False)
 DEFAULTS = dict(RECORDED, vgg_dir='data', runs_dir='runs', which='best')
 # The bundled sample (6 training images): what makes `python main.py` on a fresh clone end with a usable model
 # within minutes (measured in docs/training.md, "First run on the sample"). Flags given on the command line still win.
@@ -25,8 +25,8 @@ SAMPLE_RECIPE = dict(epochs=4, batch_size=2, repeat=4, learning_rate=3e-4, lr_sc
 # --dataset shapes --multi-label: the recipe meant to finish within 5 minutes on 2 cores at 128x128
 # (docs/multi-label.md); flags given on the command line still win. SHAPES_IMAGES: training, validation and test
 # images generated.
-SHAPES_RECIPE = dict(epochs=4, batch_size=4, learning_rate=1e-4, lr_schedule='constant', warmup=0.0,
-                     class_weights='balanced', image_shape=[128, 128])
+SHAPES_RECIPE = dict(encoder_width=0.25, decoder='unet', dice=True, keep_prob=1.0, epochs=20, batch_size=4,
+                     learning_rate=1e-3, lr_schedule='poly', warmup=0.0, image_shape=[128, 128])
 SHAPES_IMAGES = (384, 32, 8)
 SHAPES_FLAGS = ('multi_label', 'grayscale')
 DATASET_FLAGS = SHAPES_FLAGS + ('classes',)  # recorded as the run's dataset_options; --resume keeps the run's own

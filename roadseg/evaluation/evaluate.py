@@ -31,8 +31,9 @@ def evaluate_run(run, data_dir=None, out_dir=None, which='best', batch_size=4, b
     out_dir = out_dir or os.path.join(run.path, 'evaluation_{}{}{}{}'.format(
         run.which, '_' + precision if precision else '', engine, '_flip' if flip else ''))
     check_writable_dir(out_dir, 'evaluation folder')
-    print('Evaluating {} ({}, {}: {}) on {} validation images of {}'.format(
-        model.prefix, model.backend, model.precision, model.precision_reason, len(samples), dataset.data_dir))
+    print('Evaluating {} ({}, {}: {}) on {} validation images of {}'.format(  # shapes: generated, no folder
+        model.prefix, model.backend, model.precision, model.precision_reason, len(samples),
+        dataset.data_dir or dataset.name))
     if len(samples) < 10:
         print('warning: only {} validation images: the numbers are noisy'.format(len(samples)))
     scores = model.task.scores()

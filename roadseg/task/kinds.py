@@ -8,10 +8,14 @@ from .labels import Labels
 KINDS = {cls.name: cls for cls in (Binary, Classes, Labels)}
 
 
-def for_dataset(dataset):
-    """The task of a new run on dataset: Labels for a multi-label dataset, Binary for two classes, else Classes."""
+def for_dataset(dataset, dice=False):
+    """The task of a new run on dataset: Labels for a multi-label dataset, Binary for two classes, else Classes.
+    dice: the Labels loss adds the soft Dice loss; InputError for a dataset that is not multi-label."""
     if getattr(dataset, 'multi_label', False):
-        return Labels(dataset.class_names, dataset.colors)
+        return Labels(dataset.class_names, dataset.colors, dice=dice)
+    if dice:
+        raise InputError('--dice is for multi-label runs (one sigmoid per label); {} is not multi-label'
+                         .format(dataset.name))
     if dataset.num_classes == 2:
         return Binary(dataset.class_names, dataset.colors, kitti=dataset.name == 'kitti_road')
     return Classes(dataset.class_names, dataset.colors)

@@ -22,6 +22,11 @@ class Labels(Task):
                       ('val_max_f1', 'validation mean MaxF1'))
     weighting = ('balanced', positive_weights, 'Positive weights (negatives / positives per label)')
 
+    def __init__(self, class_names, colors, dice=False):
+        """dice: the loss adds each label's soft Dice loss (--dice)."""
+        super().__init__(class_names, colors)
+        self.dice = dice
+
     def encode(self, label):
         return (label == 1).astype(np.float32), (label != IGNORE).astype(np.float32)
 
@@ -37,13 +42,21 @@ class Labels(Task):
     def loss(self, logits, targets, loss_mask, pos_weight=None):
         """Binary cross-entropy of each label's sigmoid, averaged over the pixels and labels loss_mask keeps;
         pos_weight: optional (C,) weights of the positive term (tf.nn.weighted_cross_entropy_with_logits's
-        stable form: (1 - z) x + (1 + (q - 1) z) (log(1 + exp(-|x|)) + max(-x, 0)))."""
+        stable form: (1 - z) x + (1 + (q - 1) z) (log(1 + exp(-|x|)) + max(-x, 0))). With dice, plus the soft
+        Dice loss 1 - mean over labels of (2 sum(p z m) + 1) / (sum((p + z) m) + 1), p = sigmoid(x), m the loss
+        mask, sums over the batch's (N, H, W) pixels."""
         tf = tensorflow()
         q = 1.0 if pos_weight is None else tf.constant(pos_weight, tf.float32, [self.num_classes])
         x, z = logits, targets
         per = (1 - z) * x + (1 + (q - 1) * z) * (tf.log1p(tf.exp(-tf.abs(x))) + tf.nn.relu(-x))
-        return tf.divide(tf.reduce_sum(per * loss_mask), tf.maximum(tf.reduce_sum(loss_mask), 1.0),
-                         name='cross_entropy_loss')
+        bce = tf.divide(tf.reduce_sum(per * loss_mask), tf.maximum(tf.reduce_sum(loss_mask), 1.0),
+                        name='cross_entropy_loss')
+        if not self.dice:
+            return bce
+        p = tf.sigmoid(x)
+        overlap = tf.reduce_sum(p * z * loss_mask, axis=[0, 1, 2])
+        total = tf.reduce_sum((p + z) * loss_mask, axis=[0, 1, 2])
+        return tf.add(bce, 1.0 - tf.reduce_mean((2.0 * overlap + 1.0) / (total + 1.0)), name='bce_dice_loss')
 
     def train_ops(self, model, output, labels, learning_rate, weights=None, wrap_optimizer=None):
         loss = self.loss(output, labels[0], labels[1], weights)

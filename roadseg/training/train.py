@@ -49,7 +49,7 @@ def prepare_data(run, workers, resume):
     """The dataset, the run's task and this rank's training batches; records what the run is trained on."""
     config = run.config
     dataset = datasets.get_dataset(config.get('dataset'), config['data_dir'], **config.get('dataset_options', {}))
-    task = tasks.for_dataset(dataset)
+    task = tasks.for_dataset(dataset, dice=config['dice'])
     config.update(task.config(), dataset=dataset.name)
     if workers.chief:
         check_splits(config, dataset, resume)
@@ -71,11 +71,12 @@ def prepare_data(run, workers, resume):
 
 
 def prepare_encoder(config, vgg_dir, workers):
-    """vgg_dir/vgg, built at most once per machine (the machine's first rank builds it, the others wait)."""
+    """vgg_dir/vgg (vgg_x<width> for --encoder-width), built at most once per machine (the machine's first rank
+    builds it, the others wait)."""
     if workers.local_rank:
         workers.share(None)
     vgg_path, vgg_source = maybe_build_vgg(vgg_dir, config['fc_width'], config['fc6_kernel'],
-                                           vgg_weights=config['vgg_weights'])
+                                           vgg_weights=config['vgg_weights'], width=config['encoder_width'])
     if not workers.local_rank:
         workers.share(None)
     check_stages(vgg_path, decoders.NEEDS.get(decoder_of(config), ()))  # graph.build names an unknown decoder

@@ -1,5 +1,5 @@
 """Synthetic shapes: circles, triangles, squares and pentagons on noise, generated in memory from a seed; as
-one class per pixel, or as overlapping translucent shapes with one label each plus "unknown" blobs
+one class per pixel, or as overlapping translucent shapes with one label each plus "unknown" concave blobs
 (multi-label)."""
 import math
 
@@ -9,7 +9,7 @@ from PIL import Image, ImageDraw
 from .base import SPLITS, Dataset, Sample
 
 CORNERS = {2: 3, 3: 4, 4: 5}  # class index -> polygon corners (1 = circle)
-UNKNOWN = 5  # multi-label: an irregular blob, none of the four shapes
+UNKNOWN = 5  # multi-label: a concave blob, none of the four shapes
 
 
 def render(size, seed, split, index):
@@ -42,11 +42,17 @@ def render(size, seed, split, index):
 
 
 def _outline(cls, r, cx, cy, start, rng):
-    """The polygon of a shape of class cls (2-4: regular, UNKNOWN: a blob of 7 random radii), or None: a circle."""
+    """The polygon of a shape of class cls, or None: a circle. 2-4: regular with CORNERS[cls] corners on radius
+    r; UNKNOWN: a concave blob of 5-7 lobes, tips at 0.8-1.0 r between notches at 0.4-0.6 r, so that no blob
+    reads as a circle or a regular polygon (a convex blob of random radii can be a triangle or a square)."""
     if cls == 1:
         return None
-    n = CORNERS.get(cls, 7)
-    radii = rng.uniform(0.45, 1.0, n) * r if cls == UNKNOWN else np.full(n, r)
+    if cls == UNKNOWN:
+        n = 2 * rng.randint(5, 8)
+        radii = r * np.where(np.arange(n) % 2 == 0, rng.uniform(0.8, 1.0, n), rng.uniform(0.4, 0.6, n))
+    else:
+        n = CORNERS[cls]
+        radii = np.full(n, r)
     angles = start + 2 * math.pi * np.arange(n) / n
     return [(cx + rk * math.cos(a), cy + rk * math.sin(a)) for rk, a in zip(radii, angles)]
 
@@ -83,7 +89,7 @@ def render_labels(size, seed, split, index, grayscale=False, alpha=0.6):
 
 class Shapes(Dataset):
     """A zero-download set; no files. Sample ids are 'shapes_<split>_<index>'. multi_label: overlapping shapes,
-    one label each, plus "unknown" blobs (render_labels); grayscale: grey images (multi-label only)."""
+    one label each, plus "unknown" concave blobs (render_labels); grayscale: grey images (multi-label only)."""
     name = 'shapes'
     class_names = ['background', 'circle', 'triangle', 'square', 'pentagon']
     colors = [(64, 64, 64), (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200)]
