@@ -105,9 +105,9 @@ def test_missing_mask_as_negative(tmp_path):
     assert (label[..., 0] == 0).all() and (label[0, :, 1] == 1).all()
 
 
-def test_loss_by_hand_on_a_3x3_two_label_example():
-    """Logits 0 (p = 1/2), ln 3 (p = 3/4), -ln 3 (p = 1/4); an all-zero target row is a valid target; pixels and
-    labels the loss mask drops count nowhere."""
+def three_by_three():
+    """(logits, targets, loss mask), each (1, 3, 3, 2), of the two-label example: logits 0 (p = 1/2), ln 3
+    (p = 3/4), -ln 3 (p = 1/4); an all-zero target row; pixel (1, 2) don't care, label 1 of pixel (2, 1) left out."""
     l3 = math.log(3)
     logits = np.array([[[0, l3], [l3, -l3], [-l3, 0]],
                        [[l3, l3], [0, 0], [-l3, -l3]],
@@ -118,6 +118,13 @@ def test_loss_by_hand_on_a_3x3_two_label_example():
     mask = np.ones_like(targets)
     mask[0, 1, 2, :] = 0      # a don't-care pixel
     mask[0, 2, 1, 1] = 0      # one label of a pixel left out
+    return logits, targets, mask
+
+
+def test_loss_by_hand_on_a_3x3_two_label_example():
+    """Logits 0 (p = 1/2), ln 3 (p = 3/4), -ln 3 (p = 1/4); an all-zero target row is a valid target; pixels and
+    labels the loss mask drops count nowhere."""
+    logits, targets, mask = three_by_three()
     ln2, ln4, ln43 = math.log(2), math.log(4), math.log(4 / 3)
     # per kept (pixel, label), row by row: -log p for a member, -log(1 - p) for a non-member
     kept = [ln2, ln4, ln43, ln4, ln43, ln2,
@@ -136,16 +143,7 @@ def test_loss_by_hand_on_a_3x3_two_label_example():
 def test_dice_loss_by_hand_on_the_3x3_example():
     """--dice adds 1 - mean over labels of (2 sum(p z) + 1) / (sum(p + z) + 1) over the kept cells of the 3x3
     example above (p = 1/2, 3/4, 1/4)."""
-    l3 = math.log(3)
-    logits = np.array([[[0, l3], [l3, -l3], [-l3, 0]],
-                       [[l3, l3], [0, 0], [-l3, -l3]],
-                       [[l3, 0], [-l3, l3], [0, -l3]]], np.float32)[None]
-    targets = np.array([[[1, 0], [1, 1], [0, 0]],
-                        [[0, 1], [1, 0], [1, 0]],
-                        [[1, 1], [0, 0], [0, 1]]], np.float32)[None]
-    mask = np.ones_like(targets)
-    mask[0, 1, 2, :] = 0
-    mask[0, 2, 1, 1] = 0
+    logits, targets, mask = three_by_three()
     with tf.Graph().as_default(), tf.Session() as sess:
         args = tf.constant(logits), tf.constant(targets), tf.constant(mask)
         bce, both = sess.run([task.Labels(NAMES, [(0, 0, 0)] * 2).loss(*args),
