@@ -245,6 +245,8 @@ def test_labels_run_records_its_task_and_predicts_masks(labels_run):
     with open(os.path.join(labels_run, 'config.json')) as f:
         config = json.load(f)
     assert config['task'] == 'labels' and config['class_names'][-1] == 'unknown'
+    recipe = {k: config[k] for k in ('dice', 'no_augment', 'keep_prob', 'learning_rate', 'lr_schedule')}
+    assert recipe == dict(dice=True, no_augment=True, keep_prob=1.0, learning_rate=1e-3, lr_schedule='poly')
     assert config['dataset_options'] == {'multi_label': True, 'grayscale': True, 'counts': [8, 4, 2],
                                          'size': [64, 64]}
     with open(os.path.join(labels_run, 'history.jsonl')) as f:
