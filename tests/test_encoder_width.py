@@ -2,10 +2,19 @@
 import json
 import os
 
+import pytest
+
 from conftest import error_line, run_cli
+from roadseg.cli import settings
 from roadseg.model import vgg
 
 ARGS = ('--dataset', 'shapes', '--multi-label', '--image-shape', 32, 32, '--epochs', 1, '--encoder-width', 0.0625)
+
+
+@pytest.fixture(autouse=True)
+def few_shapes(monkeypatch):
+    """16 training shapes images instead of the recipe's thousands."""
+    monkeypatch.setattr(settings, 'SHAPES_IMAGES', (16, 4, 2))
 
 
 def test_narrow_encoder_is_built_once_and_recorded(tmp_path):
