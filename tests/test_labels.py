@@ -182,9 +182,29 @@ def test_metrics_by_hand():
     assert r['class_ap'] == pytest.approx([(6 + 5 * 2 / 3) / 11, 1.0])
     assert r['mean_iou'] == pytest.approx(1 / 3) and r['mean_max_f1'] == pytest.approx(0.9)
     assert r['class_pixels'] == [2, 1]
+    # pixel 0 is the only overlap (car and person both members): car found there (0.9), person missed (0.2)
+    assert r['class_overlap_recall'] == pytest.approx([1.0, 0.0]) and r['mean_overlap_recall'] == pytest.approx(0.5)
     labels = task.Labels(NAMES, [(0, 0, 0)] * 2)
     assert labels.keep_value(r) == pytest.approx(1 / 3)
     assert labels.key_metrics(r) == pytest.approx({'mean_iou': 100 / 3, 'iou_car': 200 / 3, 'iou_person': 0.0})
+
+
+def test_overlap_recall_counts_only_pixels_with_two_labels():
+    scores = task.Labels(NAMES, [(0, 0, 0)] * 2).scores()
+    label = np.zeros((2, 2, 2), np.uint8)
+    label[0, :, 0] = 1                      # car on the top row
+    label[:, 0, 1] = 1                      # person on the left column: (0, 0) is the one overlap
+    label[1, 1, 1] = IGNORE
+    probs = np.where(label == 1, 0.8, 0.1).astype(np.float32)
+    probs[0, 0, 1] = 0.3                    # person missed on the overlap, found alone at (1, 0)
+    scores.add(probs, label)
+    r = scores.results()
+    assert r['class_overlap_recall'] == pytest.approx([1.0, 0.0])
+    assert r['class_recall'] == pytest.approx([1.0, 0.5])
+    empty = task.Labels(NAMES, [(0, 0, 0)] * 2).scores()
+    empty.add(np.zeros((2, 2, 2), np.float32), np.zeros((2, 2, 2), np.uint8))
+    assert empty.results()['class_overlap_recall'] == [None, None]
+    assert empty.results()['mean_overlap_recall'] is None
 
 
 def test_overlapping_labels_show_both_colours():

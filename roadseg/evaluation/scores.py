@@ -2,7 +2,7 @@
 its number, results() the JSON-ready metrics of all. Built on roadseg/evaluation/metrics.py."""
 import numpy as np
 
-from .metrics import ConfusionMatrix, RoadEvaluator, ThresholdSweep
+from .metrics import THRESHOLD, ConfusionMatrix, RoadEvaluator, ThresholdSweep
 
 
 class BinaryScores:
@@ -37,11 +37,13 @@ class ClassScores:
 
 class LabelScores:
     """Per label, the threshold sweep (ThresholdSweep: MaxF1, AP) and the counts at THRESHOLD (IoU, precision,
-    recall, F1); means over the labels where each is defined."""
+    recall, F1), and the recall on overlaps (pixels where two or more labels are members); means over the labels
+    where each is defined."""
 
     def __init__(self, class_names):
         self.class_names = list(class_names)
         self.sweep = ThresholdSweep()
+        self.overlap = np.zeros((len(self.class_names), 2), np.int64)  # per label: [found, members] on overlaps
 
     def add(self, probs, label, category=None):
         """probs float (H, W, C), label uint8 (H, W, C) 0/1/IGNORE; returns the image's mean IoU at THRESHOLD over
@@ -51,16 +53,23 @@ class LabelScores:
             tp, fp, fn, _ = self.sweep.add(name, probs[..., c], label[..., c] == 1, label[..., c] == 0)
             if tp + fp + fn:
                 ious.append(tp / (tp + fp + fn))
+        members = (label == 1) & (np.sum(label == 1, axis=-1, keepdims=True) >= 2)
+        self.overlap[:, 0] += np.sum(members & (probs > THRESHOLD), axis=(0, 1))
+        self.overlap[:, 1] += np.sum(members, axis=(0, 1))
         return float(np.mean(ious)) if ious else 1.0
 
     def results(self):
         """JSON-ready dict: per label (lists in class order; None where undefined) iou, precision, recall, f1
-        at THRESHOLD, max_f1 (and its threshold) and ap over the sweep, positive pixels; their means."""
+        at THRESHOLD, max_f1 (and its threshold) and ap over the sweep, positive pixels, overlap_recall (the
+        recall at THRESHOLD on the label's pixels where another label is a member too); their means."""
         out = {'classes': self.class_names}
         rows = [self._label(name) for name in self.class_names]
-        for key in ('iou', 'precision', 'recall', 'f1', 'max_f1', 'max_f1_threshold', 'ap', 'pixels'):
+        for row, (found, members) in zip(rows, self.overlap):
+            row['overlap_recall'] = _share(int(found), int(members))
+        for key in ('iou', 'precision', 'recall', 'f1', 'max_f1', 'max_f1_threshold', 'ap', 'pixels',
+                    'overlap_recall'):
             out['class_' + key] = [row[key] for row in rows]
-        for key in ('iou', 'precision', 'recall', 'f1', 'max_f1', 'ap'):
+        for key in ('iou', 'precision', 'recall', 'f1', 'max_f1', 'ap', 'overlap_recall'):
             defined = [row[key] for row in rows if row[key] is not None]
             out['mean_' + key] = float(np.mean(defined)) if defined else None
         return out

@@ -97,8 +97,10 @@ class Labels(Task):
                                                                              100 * e['val_max_f1'])
 
     def print_results(self, results):
-        keys = ('iou', 'precision', 'recall', 'f1', 'max_f1', 'ap')
-        print('{:16s}'.format('label') + ''.join('{:>10s}'.format(k.replace('_', '')) for k in keys))
+        """The per-label table; "overlaps": the recall where two or more labels are members."""
+        keys = ('iou', 'precision', 'recall', 'f1', 'max_f1', 'ap', 'overlap_recall')
+        heads = ('iou', 'precision', 'recall', 'f1', 'maxf1', 'ap', 'overlaps')
+        print('{:16s}'.format('label') + ''.join('{:>10s}'.format(h) for h in heads))
         for i, name in enumerate(results['classes']):
             print('{:16s}'.format(name) + ''.join('{:>10s}'.format(percent(results['class_' + k][i])) for k in keys))
         print('{:16s}'.format('mean') + ''.join('{:>10s}'.format(percent(results['mean_' + k])) for k in keys))
