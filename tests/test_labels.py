@@ -13,6 +13,7 @@ from PIL import Image
 from conftest import SAMPLE, TINY_SHAPE, error_line, run_cli
 from roadseg import task
 from roadseg.cli import settings as cli_settings
+from roadseg.cli.flags import build_parser
 from roadseg.data.datasets import IGNORE, get_dataset, positive_weights
 from roadseg.evaluation import int8 as int8_accuracy, palette
 from roadseg.evaluation.evaluate import evaluate_run
@@ -152,6 +153,19 @@ def test_dice_loss_by_hand_on_the_3x3_example():
     # person, kept all but (1, 2), (2, 1): sum p z = .25 + .75 + .5 + .25; sum p = 3.5; sum z = 4
     car, person = (2 * 2.5 + 1) / (4.25 + 4 + 1), (2 * 1.75 + 1) / (3.5 + 4 + 1)
     assert both - bce == pytest.approx(1 - (car + person) / 2, rel=1e-5)
+
+
+def test_shapes_recipe_and_the_flags_that_win_over_it(capsys):
+    parse = lambda *flags: cli_settings.training_settings(build_parser().parse_args(
+        ['--dataset', 'shapes', '--multi-label', *flags]))
+    recipe = parse()
+    assert {k: recipe[k] for k in cli_settings.SHAPES_RECIPE} == cli_settings.SHAPES_RECIPE
+    assert recipe['no_augment'] is True and parse('--augment')['no_augment'] is False
+    given = parse('--epochs', '5', '--l2-scale', '0')
+    assert (given['epochs'], given['l2_scale'], given['decoder']) == (5, 0.0, 'unet')
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(['--augment', '--no-augment'])
+    assert 'not allowed with argument' in error_line(capsys)
 
 
 def test_dice_only_for_multi_label(tmp_path):

