@@ -20,17 +20,18 @@ class Fields(dict):
         self.path, self.where = path, where
 
     def __missing__(self, key):
-        raise MissingField('{}: the field {} is missing'.format(self.path, _inner(self.where, '.', key)))
+        raise MissingField('{}: the field {} is missing'.format(self.path, _inner(self.where, key)))
 
 
-def _inner(where, sep, key):
-    return '{}{}{}'.format(where, sep, key) if where else str(key)
+def _inner(where, key):
+    """The dotted name of field key inside where ('' at the top)."""
+    return '{}.{}'.format(where, key) if where else str(key)
 
 
 def _fields(value, path, where=''):
     """value with each JSON object (at any depth) a Fields of path."""
     if isinstance(value, dict):
-        return Fields({k: _fields(v, path, _inner(where, '.', k)) for k, v in value.items()}, path, where)
+        return Fields({k: _fields(v, path, _inner(where, k)) for k, v in value.items()}, path, where)
     if isinstance(value, list):
         return [_fields(v, path, '{}[{}]'.format(where, i)) for i, v in enumerate(value)]
     return value
