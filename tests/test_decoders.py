@@ -37,10 +37,14 @@ def build(name, size, num_classes=5, crop=False, **options):
     return logits, ends, sess, image_input
 
 
-@pytest.mark.parametrize('name', NAMES + ['psp-noskips'])
+VARIANTS = {'psp-noskips': {'skips': False}, 'unet-3': {'stages': 3}, 'linknet-1': {'stages': 1},
+            'unet-4': {'stages': 4}}
+
+
+@pytest.mark.parametrize('name', NAMES + sorted(VARIANTS))
 @pytest.mark.parametrize('size', [(64, 96), (32, 160)])
 def test_decoders_keep_sizes_that_are_multiples_of_32(name, size):
-    options = {'skips': False} if name == 'psp-noskips' else {}
+    options = VARIANTS.get(name, {})
     logits, ends, sess, image_input = build(name.split('-')[0], size, **options)
     with sess, sess.graph.as_default():
         images = np.random.RandomState(0).uniform(0, 255, (2,) + size + (3,)).astype(np.float32)
@@ -54,11 +58,22 @@ def test_decoders_keep_sizes_that_are_multiples_of_32(name, size):
     assert out.shape == (2,) + size + (5,)
 
 
-@pytest.mark.parametrize('name', ['segnet', 'unet', 'linknet', 'psp'])
+@pytest.mark.parametrize('name', ['segnet', 'unet', 'linknet', 'psp', 'unet-3'])
 def test_other_sizes_are_cropped_to_the_image(name):
-    logits, _, sess, image_input = build(name, None, crop=True)
+    logits, _, sess, image_input = build(name.split('-')[0], None, crop=True, **VARIANTS.get(name, {}))
     with sess:
         assert sess.run(logits, {image_input: np.zeros((1, 50, 70, 3), np.float32)}).shape == (1, 50, 70, 5)
+
+
+@pytest.mark.parametrize('stages', [1, 3, 5])
+def test_a_shorter_ladder_joins_only_the_deepest_stages(stages):
+    _, ends, sess, _ = build('linknet', None, stages=stages)
+    sess.close()
+    fused = sorted(k[len('fuse_'):] for k in ends if k.startswith('fuse_'))
+    assert fused == list(decoders.CONV_STAGES[5 - stages:])
+    assert ('up_score' in ends) == (stages < 5)
+    with pytest.raises(ValueError, match='stages'):
+        build('unet', None, stages=6)
 
 
 def test_segnet_unpools_each_maximum_where_it_was():
@@ -99,11 +114,14 @@ def onnx_probabilities(path, images):
     return session.run(['probabilities'], {'image_input': images})[0]
 
 
-@pytest.fixture(scope='module', params=NAMES)
+@pytest.fixture(scope='module', params=NAMES + ['unet-3'])
 def decoder_run(request, tiny_vgg_dir, tmp_path_factory):
-    """(decoder, run folder): two steps of each decoder on the sample, conv1 frozen."""
+    """(decoder, run folder): two steps of each decoder on the sample, conv1 frozen; unet-3: U-Net with
+    --ladder-stages 3."""
     runs = tmp_path_factory.mktemp('runs-' + request.param)
-    assert run_cli('--decoder', request.param, '--data-dir', SAMPLE, '--vgg-dir', tiny_vgg_dir, '--runs-dir', runs,
+    name, _, stages = request.param.partition('-')
+    ladder = ['--ladder-stages', stages] if stages else []
+    assert run_cli('--decoder', name, *ladder, '--data-dir', SAMPLE, '--vgg-dir', tiny_vgg_dir, '--runs-dir', runs,
                    '--epochs', 1, '--batch-size', 3, '--freeze-blocks', 1, *TINY_SHAPE) == 0
     (run,) = glob.glob(str(runs / '*'))
     return request.param, run
@@ -118,7 +136,8 @@ def frozen_probabilities(path, images):
 def test_each_decoder_trains_evaluates_predicts_and_exports(decoder_run, tmp_path):
     name, run = decoder_run
     with open(os.path.join(run, 'config.json')) as f:
-        assert json.load(f)['decoder'] == name
+        config = json.load(f)
+    assert (config['decoder'], config['ladder_stages']) == (name.split('-')[0], int((name + '-5').split('-')[1]))
     assert run_cli('--evaluate', run) == 0
     with open(os.path.join(run, 'evaluation_best', 'metrics.json')) as f:
         assert 0 <= json.load(f)['overall']['average_precision'] <= 1
@@ -164,6 +183,8 @@ def test_fcn_flag_is_a_synonym_and_conflicts_are_one_error_line(tiny_vgg_dir, tm
     assert error_line(capsys) == 'error: --fcn 16 conflicts with --decoder unet'
     assert run_cli('--decoder', 'segnet', '--skip-scaling', *train) == 2
     assert error_line(capsys) == 'error: --skip-scaling applies to --decoder fcn8, fcn16, fcn32, psp, not segnet'
+    assert run_cli('--ladder-stages', 3, *train) == 2
+    assert error_line(capsys) == 'error: --ladder-stages applies to --decoder unet or linknet, not fcn8'
     assert os.listdir(str(tmp_path)) == []
 
 

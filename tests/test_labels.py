@@ -161,6 +161,9 @@ def test_shapes_recipe_and_the_flags_that_win_over_it(capsys):
     recipe = parse()
     assert {k: recipe[k] for k in cli_settings.SHAPES_RECIPE} == cli_settings.SHAPES_RECIPE
     assert recipe['no_augment'] is True and parse('--augment')['no_augment'] is False
+    assert (recipe['decoder'], recipe['ladder_stages']) == ('unet', 3)
+    assert parse('--decoder', 'fcn8')['ladder_stages'] == 5, 'the recipe\'s ladder is its U-Net\'s'
+    assert parse('--decoder', 'linknet', '--ladder-stages', '2')['ladder_stages'] == 2
     given = parse('--epochs', '5', '--l2-scale', '0')
     assert (given['epochs'], given['l2_scale'], given['decoder']) == (5, 0.0, 'unet')
     with pytest.raises(SystemExit):
@@ -279,8 +282,10 @@ def test_labels_run_records_its_task_and_predicts_masks(labels_run):
     with open(os.path.join(labels_run, 'config.json')) as f:
         config = json.load(f)
     assert config['task'] == 'labels' and config['class_names'][-1] == 'unknown'
-    recipe = {k: config[k] for k in ('dice', 'no_augment', 'keep_prob', 'learning_rate', 'lr_schedule')}
-    assert recipe == dict(dice=True, no_augment=True, keep_prob=1.0, learning_rate=1e-3, lr_schedule='poly')
+    recipe = {k: config[k] for k in ('dice', 'no_augment', 'keep_prob', 'learning_rate', 'lr_schedule',
+                                     'decoder', 'ladder_stages')}
+    assert recipe == dict(dice=True, no_augment=True, keep_prob=1.0, learning_rate=1e-3, lr_schedule='poly',
+                          decoder='fcn8', ladder_stages=5)
     assert config['dataset_options'] == {'multi_label': True, 'grayscale': True, 'counts': [8, 4, 2],
                                          'size': [64, 64]}
     with open(os.path.join(labels_run, 'history.jsonl')) as f:

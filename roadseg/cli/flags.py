@@ -5,7 +5,7 @@ import argparse
 import difflib
 
 from ..data.datasets import DATASETS as DATASET_NAMES
-from ..model.names import DECODER_NAMES, SKIP_SCALING
+from ..model.names import DECODER_NAMES, LADDER_STAGES, LADDERS, SKIP_SCALING
 from ..serving.layout import DEFAULT_FORMATS, FORMATS
 from ..serving.onnx_backend import BACKENDS
 from ..serving.quantize import CALIBRATION_IMAGES
@@ -82,6 +82,10 @@ def _training_flags(add, d):
         help='decoder on the VGG16 encoder: FCN-8s/16s/32s, SegNet, U-Net, LinkNet or PSPNet\'s pyramid pooling '
              '(docs/decoders.md; default {})'.format(d['decoder']))
     add('--fcn', type=int, choices=(8, 16, 32), help='the same as --decoder fcn8, fcn16 or fcn32')
+    add('--ladder-stages', type=int, choices=LADDER_STAGES, metavar='N',
+        help='--decoder {}: join the N deepest encoder stages, conv5_3 first (default {}: down to full '
+             'resolution; 3 ends at 1/4, its class scores upsampled x4)'.format(' or '.join(LADDERS),
+                                                                                 d['ladder_stages']))
     add('--class-weights', choices=('median', 'balanced'),
         help='median: weight the softmax loss by median frequency balancing, as SegNet does; balanced: weight '
              'each label\'s positive pixels of a multi-label run by its negatives / positives (default unweighted)')

@@ -3,6 +3,7 @@ bundled sample and of --dataset shapes, and training_settings(), the flags given
 import os
 
 from ..data.datasets import detect
+from ..model.names import LADDERS
 from ..system import bundled
 from ..system.files import InputError
 
@@ -17,7 +18,7 @@ RECORDED = dict(epochs=40, batch_size=4, learning_rate=3e-4, keep_prob=0.5, imag
                 l2_scale=1e-3, skip_scaling=False, fc_width=None, fc6_kernel=None, no_augment=False, seed=0,
                 threads=0, precision=None, init_from=None, repeat=1, checkpoint_minutes=10.0, data_dir=DEFAULT_DATA,
                 vgg_weights=None, dataset=None, decoder='fcn8', class_weights=None, lr_schedule='poly', warmup=0.05,
-                freeze_blocks=0, encoder_width=1.0, dice=False)
+                freeze_blocks=0, encoder_width=1.0, dice=False, ladder_stages=5)
 DEFAULTS = dict(RECORDED, vgg_dir='data', runs_dir='runs', which='best')
 # The bundled sample (6 training images): what makes `python main.py` on a fresh clone end with a usable model
 # within minutes (measured in docs/training.md, "First run on the sample"). Flags given on the command line still win.
@@ -25,9 +26,10 @@ SAMPLE_RECIPE = dict(epochs=4, batch_size=2, repeat=4, learning_rate=3e-4, lr_sc
 # --dataset shapes --multi-label: the recipe meant to finish within 5 minutes on 2 cores at 128x128
 # (docs/multi-label.md); flags given on the command line still win. SHAPES_IMAGES: training, validation and test
 # images generated; many distinct training images seen few times each learn more than few seen many times.
-SHAPES_RECIPE = dict(encoder_width=0.25, decoder='unet', dice=True, keep_prob=1.0, no_augment=True, epochs=3,
-                     batch_size=4, learning_rate=1e-3, lr_schedule='poly', warmup=0.0, image_shape=[128, 128])
-SHAPES_IMAGES = (2560, 32, 8)
+SHAPES_RECIPE = dict(encoder_width=0.25, decoder='unet', ladder_stages=3, dice=True, keep_prob=1.0, no_augment=True,
+                     l2_scale=0.0, epochs=3, batch_size=4, learning_rate=1e-3, lr_schedule='poly', warmup=0.0,
+                     image_shape=[128, 128])
+SHAPES_IMAGES = (3072, 32, 8)
 SHAPES_FLAGS = ('multi_label', 'grayscale')
 DATASET_FLAGS = SHAPES_FLAGS + ('classes',)  # recorded as the run's dataset_options; --resume keeps the run's own
 
@@ -41,6 +43,16 @@ def recipe_flags(recipe):
 def training_settings(args):
     """The training flags with defaults filled in; the bundled sample's recipe when the default KITTI data is
     absent. The dataset is detected from the data folder's layout unless --dataset names it."""
+    settings = _settings(args)
+    if settings['decoder'] not in LADDERS:
+        if args.ladder_stages is not None:
+            raise InputError('--ladder-stages applies to --decoder {}, not {}'.format(' or '.join(LADDERS),
+                                                                                     settings['decoder']))
+        settings['ladder_stages'] = 5  # the shapes recipe's is its U-Net's
+    return settings
+
+
+def _settings(args):
     given = {k: v for k, v in vars(args).items() if v is not None and k != 'bf16'}  # modes.merge_bf16 folded it in
     settings = dict(DEFAULTS, **given)
     options = {k: True for k in SHAPES_FLAGS if given.get(k)}

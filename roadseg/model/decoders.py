@@ -11,7 +11,7 @@ whole without it. Every variable lives under decoder/ (kept float32 by int8 expo
 bilinear and class scores start at zero, as in FCN. Widths (ladder_width) scale with the encoder's.
 """
 from ..system.tfcompat import tf
-from .names import DECODER_NAMES
+from .names import DECODER_NAMES, LADDER_STAGES, LADDERS
 from .blocks import (adaptive_avg_pool, conv, dropout, finish, max_pool_with_argmax, resize_bins, score, unpool,
                      upsample)
 
@@ -84,35 +84,43 @@ def segnet(end_points, num_classes, keep_prob=None, l2_scale=1e-3, crop_to=None)
         return finish(ends['score'], crop_to), ends
 
 
-def _ladder(end_points, num_classes, l2_scale, crop_to, join):
-    """U-Net and LinkNet: from fc7 (1x1 conv to the first width), up each encoder stage conv5_3 .. conv1_2:
-    a x2 transposed conv to the stage's size, `join` with the stage, a 3x3 conv + ReLU to ladder_width(stage);
-    1x1 class scores at full resolution."""
+def _ladder(end_points, num_classes, l2_scale, crop_to, join, stages):
+    """U-Net and LinkNet: from fc7 (1x1 conv to the first width), up the `stages` deepest encoder stages, conv5_3
+    first (5: down to conv1_2): a x2 transposed conv to the stage's size, `join` with the stage, a 3x3 conv + ReLU
+    to ladder_width(stage); 1x1 class scores, at full resolution with 5 stages, else (1/2 to 1/16) brought up by
+    a bilinear-initialised transposed conv of factor 2^(5 - stages), as FCN's."""
+    if stages not in LADDER_STAGES:
+        raise ValueError('stages: one of {}, not {}'.format(LADDER_STAGES, stages))
     ends = {}
     with tf.variable_scope('decoder'):
         net = ends['reduce7'] = conv(end_points['fc7'], ladder_width(end_points['conv5_3']), 'reduce7', l2_scale,
                                      size=1)
-        for stage in CONV_STAGES[::-1]:
+        for stage in CONV_STAGES[len(CONV_STAGES) - stages:][::-1]:
             skip = end_points[stage]
             up = ends['up_' + stage] = upsample(net, tf.shape(skip)[1:3], 2, int(net.shape[-1]), 'up_' + stage,
                                                 l2_scale)
             net = ends['fuse_' + stage] = conv(join(up, skip, stage), ladder_width(skip), 'fuse_' + stage, l2_scale)
-        ends['score'] = score(net, num_classes, 'score', l2_scale)
-        return finish(ends['score'], crop_to), ends
+        out = ends['score'] = score(net, num_classes, 'score', l2_scale)
+        factor = 2 ** (len(CONV_STAGES) - stages)
+        if factor > 1:
+            out = ends['up_score'] = upsample(out, factor * tf.shape(out)[1:3], factor, num_classes, 'up_score',
+                                              l2_scale)
+        return finish(out, crop_to), ends
 
 
-def unet(end_points, num_classes, keep_prob=None, l2_scale=1e-3, crop_to=None):
-    """U-Net on VGG16: the ladder (_ladder) with each stage concatenated to the upsampled features.
-    keep_prob: fc7, the ladder's start, has it."""
-    return _ladder(end_points, num_classes, l2_scale, crop_to, lambda up, skip, stage: tf.concat([up, skip], -1))
+def unet(end_points, num_classes, keep_prob=None, l2_scale=1e-3, crop_to=None, stages=5):
+    """U-Net on VGG16: the ladder (_ladder) over the `stages` deepest stages, each concatenated to the upsampled
+    features. keep_prob: fc7, the ladder's start, has it."""
+    return _ladder(end_points, num_classes, l2_scale, crop_to, lambda up, skip, stage: tf.concat([up, skip], -1),
+                   stages)
 
 
-def linknet(end_points, num_classes, keep_prob=None, l2_scale=1e-3, crop_to=None):
-    """LinkNet on VGG16: the ladder (_ladder) with each stage reduced by a 1x1 conv to the upsampled width and
-    added. keep_prob: fc7, the ladder's start, has it."""
+def linknet(end_points, num_classes, keep_prob=None, l2_scale=1e-3, crop_to=None, stages=5):
+    """LinkNet on VGG16: the ladder (_ladder) over the `stages` deepest stages, each reduced by a 1x1 conv to the
+    upsampled width and added. keep_prob: fc7, the ladder's start, has it."""
     def add(up, skip, stage):
         return up + conv(skip, int(up.shape[-1]), 'reduce_' + stage, l2_scale, size=1, relu=False)
-    return _ladder(end_points, num_classes, l2_scale, crop_to, add)
+    return _ladder(end_points, num_classes, l2_scale, crop_to, add, stages)
 
 
 def psp(end_points, num_classes, keep_prob=None, l2_scale=1e-3, crop_to=None, skip_scaling=False, skips=True):

@@ -8,7 +8,7 @@ from ..system.files import InputError
 from ..system.tfcompat import tf
 from . import decoders
 from .heads import add_inference_outputs
-from .names import SKIP_SCALING
+from .names import LADDERS, SKIP_SCALING
 from .vgg import encoder_stages
 
 TrainingGraph = collections.namedtuple('TrainingGraph', [
@@ -24,8 +24,8 @@ def build(model, sess, vgg_path, decoder, task, class_weights=None, wrap_optimiz
 
     model: a module with load_vgg, layers and optimize (main); decoder: the run's settings l2_scale,
     skip_scaling and optional decoder (roadseg/model/decoders.py; default fcn8; the FCN ones are model.layers'
-    variants) and freeze_blocks (0-5); task: the run's (roadseg/task/), which gives the label placeholders
-    (correct_label), the loss and the inference heads. class_weights, wrap_optimizer: the loss's options (a
+    variants), ladder_stages (U-Net and LinkNet; default 5) and freeze_blocks (0-5); task: the run's
+    (roadseg/task/), which gives the label placeholders (correct_label), the loss and the inference heads. class_weights, wrap_optimizer: the loss's options (a
     Udacity optimize() gets them only when set). Returns a TrainingGraph.
     """
     name = decoder_of(decoder)
@@ -44,6 +44,8 @@ def build(model, sess, vgg_path, decoder, task, class_weights=None, wrap_optimiz
         end_points = dict(encoder_stages(sess.graph, vgg_path, decoders.NEEDS[name]), pool3=layer3, pool4=layer4,
                           fc7=layer7)
         options = {'skip_scaling': decoder['skip_scaling']} if name in SKIP_SCALING else {}
+        if name in LADDERS:
+            options['stages'] = decoder.get('ladder_stages', 5)
         output, _ = decoders.DECODERS[name](end_points, num_classes, keep_prob=keep_prob,
                                             l2_scale=decoder['l2_scale'], crop_to=image_input, **options)
     model_vars = tf.trainable_variables() + frozen  # what best/ holds: every weight of the model
