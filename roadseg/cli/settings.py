@@ -27,7 +27,7 @@ SAMPLE_RECIPE = dict(epochs=4, batch_size=2, repeat=4, learning_rate=3e-4, lr_sc
 # (docs/multi-label.md); flags given on the command line still win. SHAPES_IMAGES: training, validation and test
 # images generated; many distinct training images seen few times each learn more than few seen many times.
 SHAPES_RECIPE = dict(encoder_width=0.25, decoder='unet', ladder_stages=3, dice=True, keep_prob=1.0, no_augment=True,
-                     l2_scale=0.0, epochs=3, batch_size=4, learning_rate=1e-3, lr_schedule='poly', warmup=0.0,
+                     l2_scale=0.0, epochs=4, batch_size=4, learning_rate=1e-3, lr_schedule='poly', warmup=0.0,
                      image_shape=[128, 128])
 SHAPES_IMAGES = (3072, 32, 8)
 SHAPES_FLAGS = ('multi_label', 'grayscale')
