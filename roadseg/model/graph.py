@@ -25,8 +25,9 @@ def build(model, sess, vgg_path, decoder, task, class_weights=None, wrap_optimiz
     model: a module with load_vgg, layers and optimize (main); decoder: the run's settings l2_scale,
     skip_scaling and optional decoder (roadseg/model/decoders.py; default fcn8; the FCN ones are model.layers'
     variants), ladder_stages (U-Net and LinkNet; default 5) and freeze_blocks (0-5); task: the run's
-    (roadseg/task/), which gives the label placeholders (correct_label), the loss and the inference heads. class_weights, wrap_optimizer: the loss's options (a
-    Udacity optimize() gets them only when set). Returns a TrainingGraph.
+    (roadseg/task/), which gives the label placeholders (correct_label), the loss and the inference heads.
+    class_weights, wrap_optimizer: the loss's options (a Udacity optimize() gets them only when set). Returns a
+    TrainingGraph.
     """
     name = decoder_of(decoder)
     if name not in decoders.DECODERS:
