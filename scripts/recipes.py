@@ -34,14 +34,18 @@ def comparison_name(dataset, decoder):
     return '{}-{}'.format(dataset, decoder)
 
 
-def with_decoder(comparison, decoder):
+def with_decoder(comparison, decoder, *flags):
     """The comparison's recipe with its epochs (`--epochs`, in place of the recipe's) and flip, and `--decoder
-    decoder` added."""
-    flags = comparison.recipe.flags.split()
-    flags[flags.index('--epochs') + 1] = str(comparison.epochs)
-    return comparison.recipe._replace(flags=' '.join(flags + ['--decoder', decoder]), flip=comparison.flip)
+    decoder` and flags added."""
+    words = comparison.recipe.flags.split()
+    words[words.index('--epochs') + 1] = str(comparison.epochs)
+    return comparison.recipe._replace(flags=' '.join(words + ['--decoder', decoder] + list(flags)),
+                                      flip=comparison.flip)
 
 
 RECIPES = dict(PUBLISHED, **{comparison_name(dataset, decoder): with_decoder(comparison, decoder)
                              for dataset, comparison in COMPARISONS.items() for decoder in DECODER_NAMES})
+# CamVid's class weights at the comparison's budget: median-frequency weights (SegNet's) against none (camvid-fcn8)
+CLASS_WEIGHTS = {'camvid-fcn8-median': 'camvid-fcn8'}
+RECIPES['camvid-fcn8-median'] = with_decoder(COMPARISONS['camvid'], 'fcn8', '--class-weights', 'median')
 RESULTS_DIR = os.path.join('docs', 'results')

@@ -23,6 +23,7 @@ Recipes:
   camvid-DECODER  the camvid recipe with --decoder DECODER for 5 epochs (1,835 images), its last model scored
   kitti-DECODER   the kitti recipe with --decoder DECODER for 12 epochs (2,496 images), scored plain
           (DECODER: fcn8 fcn16 fcn32 segnet unet linknet psp; docs/decoders.md tabulates them)
+  camvid-fcn8-median  camvid-fcn8 with median-frequency class weights (--class-weights median)
 Run it with nothing else computing beside it: the wall time it records is the machine's.
 """
 import argparse
