@@ -1,9 +1,9 @@
 """docs/decoders.md's comparison tables (scripts/results_doc.py writes them between its markers), from the records
-of the decoder recipes (scripts/recipes.py COMPARISONS): docs/results/camvid-DECODER.json and kitti-DECODER.json,
-one row per decoder whose record exists, in --decoder's order. Needs no TensorFlow."""
+of the compared recipes (scripts/recipes.py COMPARISONS, compared): docs/results/camvid-DECODER.json and
+kitti-DECODER.json, then the variants' (camvid-fcn8-median.json), one row per recipe whose record exists, in
+--decoder's order, then the variants'. Needs no TensorFlow."""
 from record_text import commits_phrase, duration, load, machine, pct, scored_phrase
-from recipes import COMPARISONS, RESULTS_DIR, comparison_name
-from roadseg.model.names import DECODER_NAMES
+from recipes import COMPARISONS, RESULTS_DIR, compared
 
 BASELINE = 'fcn8'  # the decoder the others' training cost is a multiple of
 CALLED_OUT = ('Pole', 'SignSymbol', 'Pedestrian', 'Bicyclist')  # CamVid's thin classes, lost at 1/8 resolution
@@ -17,9 +17,9 @@ COST_HEADINGS = ['train s/image', 'x ' + BASELINE, 'validation s/image', 'parame
 
 
 def comparison_records(dataset, results_dir=RESULTS_DIR):
-    """{decoder: record} of the dataset's decoder recipes whose record exists, in DECODER_NAMES' order."""
-    records = ((d, load(comparison_name(dataset, d), results_dir)) for d in DECODER_NAMES)
-    return {d: r for d, r in records if r is not None}
+    """{row label: record} of the dataset's compared recipes whose record exists, in recipes.compared's order."""
+    records = ((label, load(name, results_dir)) for label, name in compared(dataset))
+    return {label: r for label, r in records if r is not None}
 
 
 def _row(cells):
@@ -89,13 +89,13 @@ def runs_table(records):
 
 def section(dataset, records):
     comparison = COMPARISONS[dataset]
-    names = [comparison_name(dataset, d) for d in DECODER_NAMES]
+    rows = compared(dataset)
     lines = ['### {}, {} epochs each'.format(TITLES[dataset], comparison.epochs), '']
     if not records:
         return lines + ['Not yet run: `python scripts/reproduce.py {}` trains them one after the other and writes '
                         '`docs/results/{}-DECODER.json`, from which this table is generated.'.format(
-                            ' '.join(names), dataset), '']
-    missing = [n for n, d in zip(names, DECODER_NAMES) if d not in records]
+                            ' '.join(name for _, name in rows), dataset), '']
+    missing = [name for label, name in rows if label not in records]
     lines += [SCORED[comparison.recipe.which].format_map(next(iter(records.values()))['splits']), '']
     lines += (camvid_table(records) + [''] + class_table(records) if dataset == 'camvid' else kitti_table(records))
     lines += ['', 'train s/image: the epochs\' wall time less their validation (steps and checkpoints) over the images '

@@ -43,9 +43,20 @@ def with_decoder(comparison, decoder, *flags):
                                       flip=comparison.flip)
 
 
+# Rows of a comparison beside the decoders: (row label, recipe name, decoder, flags); camvid-fcn8-median is CamVid's
+# median-frequency class weights (SegNet's) against none (camvid-fcn8)
+VARIANTS = {'camvid': [('fcn8 --class-weights median', 'camvid-fcn8-median', 'fcn8', ('--class-weights', 'median'))],
+            'kitti': []}
+
+
+def compared(dataset):
+    """[(row label, recipe name)] of a comparison: one per decoder, in --decoder's order, then its variants."""
+    return ([(d, comparison_name(dataset, d)) for d in DECODER_NAMES]
+            + [(label, name) for label, name, _, _ in VARIANTS[dataset]])
+
+
 RECIPES = dict(PUBLISHED, **{comparison_name(dataset, decoder): with_decoder(comparison, decoder)
                              for dataset, comparison in COMPARISONS.items() for decoder in DECODER_NAMES})
-# CamVid's class weights at the comparison's budget: median-frequency weights (SegNet's) against none (camvid-fcn8)
-CLASS_WEIGHTS = {'camvid-fcn8-median': 'camvid-fcn8'}
-RECIPES['camvid-fcn8-median'] = with_decoder(COMPARISONS['camvid'], 'fcn8', '--class-weights', 'median')
+RECIPES.update({name: with_decoder(COMPARISONS[dataset], decoder, *flags)
+                for dataset, variants in VARIANTS.items() for _, name, decoder, flags in variants})
 RESULTS_DIR = os.path.join('docs', 'results')

@@ -3,7 +3,7 @@ bundled sample and of --dataset shapes, and training_settings(), the flags given
 import os
 
 from ..data.datasets import detect
-from ..model.names import LADDERS
+from ..model.names import FULL_LADDER, LADDERS
 from ..system import bundled
 from ..system.files import InputError
 
@@ -18,7 +18,7 @@ RECORDED = dict(epochs=40, batch_size=4, learning_rate=3e-4, keep_prob=0.5, imag
                 l2_scale=1e-3, skip_scaling=False, fc_width=None, fc6_kernel=None, no_augment=False, seed=0,
                 threads=0, precision=None, init_from=None, repeat=1, checkpoint_minutes=10.0, data_dir=DEFAULT_DATA,
                 vgg_weights=None, dataset=None, decoder='fcn8', class_weights=None, lr_schedule='poly', warmup=0.05,
-                freeze_blocks=0, encoder_width=1.0, dice=False, ladder_stages=5)
+                freeze_blocks=0, encoder_width=1.0, dice=False, ladder_stages=FULL_LADDER)
 DEFAULTS = dict(RECORDED, vgg_dir='data', runs_dir='runs', which='best')
 # The bundled sample (6 training images): what makes `python main.py` on a fresh clone end with a usable model
 # within minutes (measured in docs/training.md, "First run on the sample"). Flags given on the command line still win.
@@ -48,7 +48,7 @@ def training_settings(args):
         if args.ladder_stages is not None:
             raise InputError('--ladder-stages applies to --decoder {}, not {}'.format(' or '.join(LADDERS),
                                                                                      settings['decoder']))
-        settings['ladder_stages'] = 5  # the shapes recipe's is its U-Net's
+        settings['ladder_stages'] = FULL_LADDER  # the shapes recipe's is its U-Net's
     return settings
 
 

@@ -11,7 +11,7 @@ whole without it. Every variable lives under decoder/ (kept float32 by int8 expo
 bilinear and class scores start at zero, as in FCN. Widths (ladder_width) scale with the encoder's.
 """
 from ..system.tfcompat import tf
-from .names import DECODER_NAMES, LADDER_STAGES, LADDERS
+from .names import DECODER_NAMES, FULL_LADDER, LADDER_STAGES, LADDERS
 from .blocks import (adaptive_avg_pool, conv, dropout, finish, max_pool_with_argmax, resize_bins, score, unpool,
                      upsample)
 
@@ -108,14 +108,14 @@ def _ladder(end_points, num_classes, l2_scale, crop_to, join, stages):
         return finish(out, crop_to), ends
 
 
-def unet(end_points, num_classes, keep_prob=None, l2_scale=1e-3, crop_to=None, stages=5):
+def unet(end_points, num_classes, keep_prob=None, l2_scale=1e-3, crop_to=None, stages=FULL_LADDER):
     """U-Net on VGG16: the ladder (_ladder) over the `stages` deepest stages, each concatenated to the upsampled
     features. keep_prob: fc7, the ladder's start, has it."""
     return _ladder(end_points, num_classes, l2_scale, crop_to, lambda up, skip, stage: tf.concat([up, skip], -1),
                    stages)
 
 
-def linknet(end_points, num_classes, keep_prob=None, l2_scale=1e-3, crop_to=None, stages=5):
+def linknet(end_points, num_classes, keep_prob=None, l2_scale=1e-3, crop_to=None, stages=FULL_LADDER):
     """LinkNet on VGG16: the ladder (_ladder) over the `stages` deepest stages, each reduced by a 1x1 conv to the
     upsampled width and added. keep_prob: fc7, the ladder's start, has it."""
     def add(up, skip, stage):

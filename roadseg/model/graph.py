@@ -8,7 +8,7 @@ from ..system.files import InputError
 from ..system.tfcompat import tf
 from . import decoders
 from .heads import add_inference_outputs
-from .names import LADDERS, SKIP_SCALING
+from .names import FULL_LADDER, LADDERS, SKIP_SCALING
 from .vgg import encoder_stages
 
 TrainingGraph = collections.namedtuple('TrainingGraph', [
@@ -24,7 +24,7 @@ def build(model, sess, vgg_path, decoder, task, class_weights=None, wrap_optimiz
 
     model: a module with load_vgg, layers and optimize (main); decoder: the run's settings l2_scale,
     skip_scaling and optional decoder (roadseg/model/decoders.py; default fcn8; the FCN ones are model.layers'
-    variants), ladder_stages (U-Net and LinkNet; default 5) and freeze_blocks (0-5); task: the run's
+    variants), ladder_stages (U-Net and LinkNet; default FULL_LADDER) and freeze_blocks (0-5); task: the run's
     (roadseg/task/), which gives the label placeholders (correct_label), the loss and the inference heads.
     class_weights, wrap_optimizer: the loss's options (a Udacity optimize() gets them only when set). Returns a
     TrainingGraph.
@@ -46,7 +46,7 @@ def build(model, sess, vgg_path, decoder, task, class_weights=None, wrap_optimiz
                           fc7=layer7)
         options = {'skip_scaling': decoder['skip_scaling']} if name in SKIP_SCALING else {}
         if name in LADDERS:
-            options['stages'] = decoder.get('ladder_stages', 5)
+            options['stages'] = decoder.get('ladder_stages', FULL_LADDER)
         output, _ = decoders.DECODERS[name](end_points, num_classes, keep_prob=keep_prob,
                                             l2_scale=decoder['l2_scale'], crop_to=image_input, **options)
     model_vars = tf.trainable_variables() + frozen  # what best/ holds: every weight of the model

@@ -28,6 +28,7 @@ DECODER_NAMES = ('fcn8', 'fcn16', 'fcn32', 'segnet', 'unet', 'linknet', 'psp')
 SKIP_SCALING = ('fcn8', 'fcn16', 'fcn32', 'psp')
 LADDERS = ('unet', 'linknet')  # the decoders whose ladder can stop early (--ladder-stages)
 LADDER_STAGES = (1, 2, 3, 4, 5)  # encoder stages a ladder joins, the deepest first; 5: down to full resolution
+FULL_LADDER = LADDER_STAGES[-1]  # the default, and what runs recorded before --ladder-stages joined
 # The endings of the model's weight variables (the encoder's conv*/filter, biases; the decoders' kernel, bias):
 # what checkpoints and frozen graphs count as parameters, not Adam's slots (.../Adam) or the run's counters.
 WEIGHT_SUFFIXES = ('/filter', '/biases', '/kernel', '/bias')
