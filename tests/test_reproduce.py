@@ -12,6 +12,7 @@ from roadseg.system.files import InputError
 
 sys.path.insert(0, os.path.join(ROOT, 'scripts'))
 import reproduce  # noqa: E402
+import recipes  # noqa: E402
 
 
 def test_recipes():
@@ -33,7 +34,8 @@ def test_recipes():
 @pytest.mark.parametrize('dataset,epochs', [('camvid', 5), ('kitti', 12)])
 def test_decoder_recipes(dataset, epochs):
     """A recipe per decoder: its data set's recipe with --epochs (5 x 367 CamVid images, 12 x 208 KITTI ones) and
-    --decoder changed, and nothing else; CamVid's score the last model, KITTI's the kept one, plain."""
+    --decoder changed, and nothing else; CamVid's score the last model, KITTI's the kept one, plain. Each variant
+    (recipes.VARIANTS) is that with its flags set, none given twice."""
     base = dataset
     from roadseg.model.names import DECODER_NAMES
     parser = cli.build_parser()
@@ -46,7 +48,15 @@ def test_decoder_recipes(dataset, epochs):
                                                                  reproduce.RECIPES[base].data_dir)
         assert reproduce.command(name).endswith('--decoder {} --runs-dir runs/reproduce/{}'.format(decoder, name))
     assert reproduce.RECIPES[base].which == {'camvid': 'last', 'kitti': 'best'}[dataset]
-    assert len([n for n in reproduce.RECIPES if n.startswith(dataset + '-')]) == len(DECODER_NAMES)
+    variants = recipes.VARIANTS[dataset]
+    for _, name, decoder, flags in variants:  # the same with the variant's flags set, each once
+        recipe = reproduce.RECIPES[name]
+        changed = vars(parser.parse_args(list(flags)))
+        changed = {k: v for k, v in changed.items() if v is not None}
+        assert vars(parser.parse_args(recipe.flags.split())) == dict(settings, epochs=epochs, decoder=decoder,
+                                                                     **changed)
+        assert all(recipe.flags.split().count(flag) == 1 for flag in flags[::2])
+    assert len([n for n in reproduce.RECIPES if n.startswith(dataset + '-')]) == len(DECODER_NAMES) + len(variants)
 
 
 def test_a_run_of_other_settings_is_refused(tmp_path):
