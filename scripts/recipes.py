@@ -47,12 +47,12 @@ def with_decoder(comparison, decoder, *flags):
 
 
 # Rows of a comparison beside the decoders: (row label, recipe name, decoder, flags); camvid-fcn8-median is CamVid's
-# median-frequency class weights (SegNet's) against none (camvid-fcn8), camvid-fcn8-median-poly adds the KITTI
-# recipe's learning rate (poly decay from 3e-4 after a 5% warm-up) in place of the constant 1e-4
+# median-frequency class weights (SegNet's) against none (camvid-fcn8); MEDIAN_POLY adds the KITTI recipe's learning
+# rate (poly decay from 3e-4 after a 5% warm-up) in place of the constant 1e-4, for FCN-8s and the full U-Net ladder
+MEDIAN_POLY = ('--class-weights', 'median', '--learning-rate', '3e-4', '--lr-schedule', 'poly', '--warmup', '0.05')
 VARIANTS = {'camvid': [('fcn8 --class-weights median', 'camvid-fcn8-median', 'fcn8', ('--class-weights', 'median')),
-                       ('fcn8 --class-weights median, poly 3e-4', 'camvid-fcn8-median-poly', 'fcn8',
-                        ('--class-weights', 'median', '--learning-rate', '3e-4', '--lr-schedule', 'poly',
-                         '--warmup', '0.05'))],
+                       ('fcn8 --class-weights median, poly 3e-4', 'camvid-fcn8-median-poly', 'fcn8', MEDIAN_POLY),
+                       ('unet --class-weights median, poly 3e-4', 'camvid-unet-median-poly', 'unet', MEDIAN_POLY)],
             'kitti': []}
 
 

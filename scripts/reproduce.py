@@ -24,7 +24,8 @@ Recipes:
   kitti-DECODER   the kitti recipe with --decoder DECODER for 12 epochs (2,496 images), scored plain
           (DECODER: fcn8 fcn16 fcn32 segnet unet linknet psp; docs/decoders.md tabulates them)
   camvid-fcn8-median  camvid-fcn8 with median-frequency class weights (--class-weights median)
-  camvid-fcn8-median-poly  camvid-fcn8-median with the kitti recipe's learning rate (poly from 3e-4, 5% warm-up)
+  camvid-fcn8-median-poly, camvid-unet-median-poly  camvid-fcn8-median with the kitti recipe's learning rate
+          (poly from 3e-4, 5% warm-up), and the same for --decoder unet
 Run it with nothing else computing beside it: the wall time it records is the machine's.
 """
 import argparse

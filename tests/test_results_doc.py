@@ -148,7 +148,7 @@ def test_decoder_tables_from_records(tmp_path, monkeypatch, capsys):
             'Recorded at commit `0123456789ab` (the training\'s commit not recorded) |') in rows
     assert 'last model, the end of the fixed budget, scored on the 101 validation images' in text
     assert ('Not yet run: `python scripts/reproduce.py camvid-fcn16 camvid-fcn32 camvid-segnet camvid-linknet '
-            'camvid-fcn8-median-poly`.') in text
+            'camvid-fcn8-median-poly camvid-unet-median-poly`.') in text
     assert '| `unet` | 2,496 | 95.00 | 88.00 | 0.910 | 9 of 12 | 1.200 | - | - | 18.50 |' in rows  # no fcn8 row
     assert 'chosen on the 24 selection images (`splits/select.txt`), scored on the 57 report-split images' in text
     assert 'Not yet run: `python scripts/reproduce.py kitti-fcn8 kitti-fcn16 kitti-fcn32 kitti-segnet ' \
