@@ -92,7 +92,7 @@ def test_evaluate_flip_writes_its_own_folder(tiny_run):
 
 def test_defaults_are_the_poly_recipe_and_the_sample_keeps_its_own(tmp_path, monkeypatch, capsys):
     """On the full data `python main.py` trains 40 epochs of batch 4, poly from 3e-4 after a 5% warm-up; without
-    it, the bundled sample's constant-rate recipe, printed as flags."""
+    it, the bundled sample's own recipe, printed as flags."""
     from roadseg import cli
     full = cli.training_settings(cli.build_parser().parse_args(['--data-dir', SAMPLE]))
     assert {k: full[k] for k in ('epochs', 'batch_size', 'learning_rate', 'lr_schedule', 'warmup')} == \
@@ -100,6 +100,6 @@ def test_defaults_are_the_poly_recipe_and_the_sample_keeps_its_own(tmp_path, mon
     monkeypatch.chdir(tmp_path)  # no data/data_road here
     sample = cli.training_settings(cli.build_parser().parse_args(['--epochs', '2']))
     assert {k: sample[k] for k in ('epochs', 'batch_size', 'repeat', 'learning_rate', 'lr_schedule', 'warmup')} == \
-        dict(epochs=2, batch_size=2, repeat=4, learning_rate=3e-4, lr_schedule='constant', warmup=0.0)
+        dict(epochs=2, batch_size=2, repeat=4, learning_rate=3e-4, lr_schedule='poly', warmup=0.0)
     assert capsys.readouterr().out.rstrip().endswith(', with --batch-size 2 --learning-rate 0.0003 --lr-schedule '
-                                                     'constant --repeat 4 --warmup 0')
+                                                     'poly --repeat 4 --warmup 0')

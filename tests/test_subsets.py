@@ -115,7 +115,7 @@ def test_one_class_end_to_end(tmp_path, tiny_vgg_dir):
     """--classes road on Cityscapes: config.json records it and a binary task; the run rebuilds the same two-class
     dataset; --evaluate scores MaxF1, AP and road IoU; --predict writes class maps of road, overlays and a legend,
     no KITTI submission files."""
-    data, _ = cityscapes_tree(str(tmp_path / 'cityscapes'))
+    data, _, _ = cityscapes_tree(str(tmp_path / 'cityscapes'))
     run, metrics, predictions = train_evaluate_predict(tmp_path, tiny_vgg_dir, data, ['--classes', 'road'])
     with open(os.path.join(run, 'config.json')) as f:
         config = json.load(f)
@@ -132,12 +132,12 @@ def test_one_class_end_to_end(tmp_path, tiny_vgg_dir):
         overall['max_f1'], overall['average_precision'], overall['iou']))
     assert overall['max_f1'] > 0.8 and overall['average_precision'] > 0.8 and overall['iou'] > 0.7
     assert os.path.isfile(os.path.join(run, 'evaluation_best', 'pr_curve.png'))
-    out = tmp_path / 'out'
+    out = tmp_path / 'new' / 'out'  # where train_evaluate_predict's --predict wrote
     assert sorted(os.listdir(str(out))) == ['legend.png', 's0.png', 's0_overlay.png', 's1.png', 's1_overlay.png']
     for predicted, parts in predictions:
         assert set(np.unique(predicted)) <= {0, 1}
         assert iou(predicted == 1, parts == ROAD) > 0.5
-    image = np.asarray(Image.open(str(tmp_path / 'in' / 's0.png'))).astype(np.float32)
+    image = np.asarray(Image.open(str(tmp_path / 'new' / 'in' / 's0.png'))).astype(np.float32)
     overlay = np.asarray(Image.open(str(out / 's0_overlay.png')))
     road = predictions[0][0] == 1
     np.testing.assert_array_equal(overlay[~road], image[~road])  # only road is painted, in Cityscapes' road colour

@@ -22,7 +22,7 @@ RECORDED = dict(epochs=40, batch_size=4, learning_rate=3e-4, keep_prob=0.5, imag
 DEFAULTS = dict(RECORDED, vgg_dir='data', runs_dir='runs', which='best')
 # The bundled sample (6 training images): what makes `python main.py` on a fresh clone end with a usable model
 # within minutes (measured in docs/training.md, "First run on the sample"). Flags given on the command line still win.
-SAMPLE_RECIPE = dict(epochs=4, batch_size=2, repeat=4, learning_rate=3e-4, lr_schedule='constant', warmup=0.0)
+SAMPLE_RECIPE = dict(epochs=6, batch_size=2, repeat=4, learning_rate=3e-4, lr_schedule='poly', warmup=0.0)
 # --dataset shapes --multi-label: the recipe meant to finish within 5 minutes on 2 cores at 128x128
 # (docs/multi-label.md); flags given on the command line still win. SHAPES_IMAGES: training, validation and test
 # images generated; many distinct training images seen few times each learn more than few seen many times.
