@@ -93,8 +93,8 @@ def section(dataset, records):
     lines = ['### {}, {} epochs each'.format(TITLES[dataset], comparison.epochs), '']
     if not records:
         return lines + ['Not yet run: `python scripts/reproduce.py {}` trains them one after the other and writes '
-                        '`docs/results/{}-DECODER.json`, from which this table is generated.'.format(
-                            ' '.join(name for _, name in rows), dataset), '']
+                        '`docs/results/NAME.json` for each, from which this table is generated.'.format(
+                            ' '.join(name for _, name in rows)), '']
     missing = [name for label, name in rows if label not in records]
     lines += [SCORED[comparison.recipe.which].format_map(next(iter(records.values()))['splits']), '']
     lines += (camvid_table(records) + [''] + class_table(records) if dataset == 'camvid' else kitti_table(records))

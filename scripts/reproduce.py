@@ -15,12 +15,14 @@ Recipes:
   kitti   the best full-budget KITTI recipe measured, poly decay from 3e-4 after a 5% warm-up, 40 epochs of batch 4
           (8,320 images; the defaults of `python main.py`), its kept epoch (chosen on the selection split) scored
           on the report split, plain and with --flip
-  camvid  README's CamVid command: 352x480, 33 epochs of batch 4 (12,111 images), Adam 1e-4 constant, no class
-          weights (median-frequency weights against none at 1,835 images: camvid-fcn8-median below); its
-          last model scored on the validation images (CamVid has no other split to choose an epoch on)
+  camvid  README's CamVid command: 352x480, 33 epochs of batch 4 (12,111 images), the kitti recipe's learning rate
+          (poly decay from 3e-4 after a 5% warm-up), no class weights (median-frequency weights against none at
+          1,835 images: camvid-fcn8-median below); its last model scored on the validation images (CamVid has no
+          other split to choose an epoch on)
   sample  the first run on the bundled sample (data/sample: 6 training, 3 validation images), as `python main.py`
           runs it on a fresh clone
-  camvid-DECODER  the camvid recipe with --decoder DECODER for 5 epochs (1,835 images), its last model scored
+  camvid-DECODER  the camvid recipe with --decoder DECODER for 5 epochs (1,835 images) at Adam 1e-4 constant, its
+          last model scored
   kitti-DECODER   the kitti recipe with --decoder DECODER for 12 epochs (2,496 images), scored plain
           (DECODER: fcn8 fcn16 fcn32 segnet unet linknet psp; docs/decoders.md tabulates them)
   camvid-fcn8-median  camvid-fcn8 with median-frequency class weights (--class-weights median)

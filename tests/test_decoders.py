@@ -13,6 +13,7 @@ from conftest import SAMPLE, TINY_SHAPE, error_line, run_cli
 from test_cross_stack import MAIN, other, serve  # noqa: F401 (other: the other stack's python, a fixture)
 from roadseg import runs, task
 from roadseg.model import blocks, decoders, freeze, heads, vgg
+from roadseg.model.names import FULL_LADDER
 from roadseg.serving import export
 from roadseg.system.files import InputError
 from roadseg.system.tfcompat import tf
@@ -114,17 +115,20 @@ def onnx_probabilities(path, images):
     return session.run(['probabilities'], {'image_input': images})[0]
 
 
-@pytest.fixture(scope='module', params=NAMES + ['unet-3'])
+TRAINED = [(name, FULL_LADDER) for name in NAMES] + [('unet', 3)]  # (decoder, --ladder-stages) of decoder_run
+
+
+@pytest.fixture(scope='module', params=TRAINED, ids=lambda p: p[0] if p[1] == FULL_LADDER else '{}-{}'.format(*p))
 def decoder_run(request, tiny_vgg_dir, tmp_path_factory):
-    """(decoder, run folder): two steps of each decoder on the sample, conv1 frozen; unet-3: U-Net with
+    """(decoder, ladder stages, run folder): two steps of each decoder on the sample, conv1 frozen; and U-Net with
     --ladder-stages 3."""
-    runs = tmp_path_factory.mktemp('runs-' + request.param)
-    name, _, stages = request.param.partition('-')
-    ladder = ['--ladder-stages', stages] if stages else []
+    name, stages = request.param
+    runs = tmp_path_factory.mktemp('runs-{}-{}'.format(name, stages))
+    ladder = ['--ladder-stages', stages] if stages != FULL_LADDER else []
     assert run_cli('--decoder', name, *ladder, '--data-dir', SAMPLE, '--vgg-dir', tiny_vgg_dir, '--runs-dir', runs,
                    '--epochs', 1, '--batch-size', 3, '--freeze-blocks', 1, *TINY_SHAPE) == 0
     (run,) = glob.glob(str(runs / '*'))
-    return request.param, run
+    return name, stages, run
 
 
 def frozen_probabilities(path, images):
@@ -134,10 +138,10 @@ def frozen_probabilities(path, images):
 
 
 def test_each_decoder_trains_evaluates_predicts_and_exports(decoder_run, tmp_path):
-    name, run = decoder_run
+    name, stages, run = decoder_run
     with open(os.path.join(run, 'config.json')) as f:
         config = json.load(f)
-    assert (config['decoder'], config['ladder_stages']) == (name.split('-')[0], int((name + '-5').split('-')[1]))
+    assert (config['decoder'], config['ladder_stages']) == (name, stages)
     assert run_cli('--evaluate', run) == 0
     with open(os.path.join(run, 'evaluation_best', 'metrics.json')) as f:
         assert 0 <= json.load(f)['overall']['average_precision'] <= 1
@@ -153,7 +157,7 @@ def test_each_decoder_trains_evaluates_predicts_and_exports(decoder_run, tmp_pat
 
 
 def test_the_other_stack_loads_each_decoder(decoder_run, other, tmp_path):
-    name, run = decoder_run
+    run = decoder_run[-1]
     run_copy = str(tmp_path / 'run')
     shutil.copytree(run, run_copy, ignore=shutil.ignore_patterns('export*', 'evaluation_*'))
     other(MAIN, '--export', run_copy, '--format', 'frozen')
