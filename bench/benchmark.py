@@ -44,15 +44,16 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from roadseg.system import cpu  # noqa: E402  (before TensorFlow: it describes the build TensorFlow will load)
-from roadseg.system.tfcompat import session_config, tf  # noqa: E402
+from roadseg.system.tfcompat import tf  # noqa: E402
 from roadseg import runs  # noqa: E402
-from roadseg import task  # noqa: E402
-from roadseg.model import decoders, freeze, graph as model_graph, heads, vgg  # noqa: E402
-from roadseg.serving import export, inference, onnx_backend, quantize  # noqa: E402
+from roadseg.model import decoders, freeze, vgg  # noqa: E402
+from roadseg.serving import export, onnx_backend, quantize  # noqa: E402
 from roadseg.system.files import write_bytes_atomic  # noqa: E402
 import graph_cost  # noqa: E402
-import main  # noqa: E402
 import peers  # noqa: E402
+from contenders import Frozen, OrtBackend, TFModel, interleaved  # noqa: E402
+from tables import (PARTS, TF, export_ratios, print_decoder_table, print_export_ratios, print_ratios,  # noqa: E402
+                    print_table, ratios)
 
 
 def fcn8_flops(height, width, widths, fc_width, fc6_kernel, num_classes=2):
@@ -79,99 +80,6 @@ def sgemm_gflops(n=2048, runs=5):
         a @ b
         times.append(time.perf_counter() - start)
     return 2 * n ** 3 / statistics.median(times) / 1e9
-
-
-DECODER = {'l2_scale': 1e-3, 'skip_scaling': False}  # the training defaults (FCN-8s)
-
-
-class TFModel:
-    """The project's training graph (model/graph.py) on a random VGG SavedModel, in its own tf.Graph."""
-
-    def __init__(self, vgg_path, threads, inter, bf16=False, decoder='fcn8'):
-        self.graph = tf.Graph()
-        with self.graph.as_default():
-            self.sess = tf.Session(graph=self.graph, config=session_config(threads, inter, bf16))
-            tf.set_random_seed(0)
-            net = model_graph.build(main, self.sess, vgg_path, dict(DECODER, decoder=decoder), task.kitti())
-            self.image, self.keep_prob, self.label, self.lr = net.image_input, net.keep_prob, net.correct_label, \
-                net.learning_rate
-            self.train_op, self.loss, self.prob = net.train_op, net.loss, net.probabilities
-
-    def train_step(self, images, labels):
-        with self.graph.as_default():
-            feed = {self.image: images, self.label: labels, self.keep_prob: 0.5, self.lr: 1e-4}
-            start = time.perf_counter()
-            self.sess.run(self.train_op, feed)
-            return time.perf_counter() - start
-
-    def forward(self, images):
-        with self.graph.as_default():
-            feed = {self.image: images, self.keep_prob: 1.0}
-            start = time.perf_counter()
-            self.sess.run(self.prob, feed)
-            return time.perf_counter() - start
-
-    def export(self, folder, image_shape):
-        """Checkpoint + frozen graph in a run folder, as training writes them."""
-        os.makedirs(os.path.join(folder, 'best'))
-        with self.graph.as_default():
-            tf.train.Saver().save(self.sess, os.path.join(folder, 'best', 'model'))
-            freeze.write_frozen(self.sess, os.path.join(folder, 'best', runs.FROZEN), task.kitti(), image_shape)
-        runs.write_config(folder, {'image_shape': list(image_shape)})
-
-
-class Frozen:
-    """The frozen graph as the product loads it (inference.Segmenter), in a session with these settings."""
-
-    def __init__(self, folder, threads, inter, bf16=False):
-        model = inference.Segmenter(folder, backend='tensorflow', precision='fp32')
-        assert model.frozen
-        model.close()
-        self.graph = model.graph
-        self.image = self.graph.get_tensor_by_name(heads.IMAGE_INPUT + ':0')
-        self.prob = self.graph.get_tensor_by_name(heads.PROBABILITIES + ':0')
-        self.sess = tf.Session(graph=self.graph, config=session_config(threads, inter, bf16))
-
-    def forward(self, images):
-        with self.graph.as_default():
-            start = time.perf_counter()
-            self.sess.run(self.prob, {self.image: images})
-            return time.perf_counter() - start
-
-
-class OrtBackend:
-    """The product's ONNX Runtime backend (onnx_backend.OnnxRuntime) on the folder's export of precision."""
-
-    def __init__(self, folder, threads, precision='fp32'):
-        self.model = onnx_backend.OnnxRuntime(runs.TrainedRun(folder), threads, precision)
-
-    def forward(self, images):
-        start = time.perf_counter()
-        self.model.run(images)
-        return time.perf_counter() - start
-
-
-def timed(fn, runs, warmup=1):
-    for _ in range(warmup):
-        fn()
-    return statistics.median(fn() for _ in range(runs))
-
-
-def interleaved(contenders, repeats, runs):
-    """{name: [seconds per round]} over repeats rounds of A B A B ..., each a median of `runs` calls."""
-    per_round = {name: [] for name in contenders}
-    for _ in range(repeats):
-        for name, (_, _, fn) in contenders.items():
-            per_round[name].append(timed(fn, runs))
-    return per_round
-
-
-PARTS = ('train', 'infer')
-PRECISIONS = ('fp32', 'bf16', 'int8')
-TF = 'TensorFlow'
-# the product's row per (part, precision): what `python main.py` trains with and --evaluate/--predict run
-PRODUCT_ROWS = {('train', 'fp32'): 'TF train', ('train', 'bf16'): 'TF train bf16',
-                ('infer', 'fp32'): 'TF infer (frozen)', ('infer', 'bf16'): 'TF infer bf16 (frozen)'}
 
 
 def versions():
@@ -336,24 +244,6 @@ def decoder_contenders(kind, batch, models, rng, h, w):
     return rows, of
 
 
-def print_decoder_table(rows):
-    """Per decoder, batch and precision: training and inference s/image, against FCN-8s where it was measured."""
-    print('\n| decoder | batch | precision | train s/image | x fcn8 | infer s/image | x fcn8 | parameters (M) | '
-          'forward GFLOP/image |')
-    print('|---|---:|---|---:|---:|---:|---:|---:|---:|')
-    keys = sorted({(r['decoder'], r['batch'], r['precision']) for r in rows}, key=lambda k: (k[1], k[2]))
-    for decoder, batch, precision in keys:
-        cells = []
-        for part in PARTS:
-            found = {r['decoder']: r for r in rows if (r['part'], r['batch'], r['precision']) == (part, batch, precision)}
-            mine, base = found.get(decoder), found.get('fcn8')
-            cells += ['{:.4f}'.format(mine['s_per_image']) if mine else '-',
-                      '{:.2f}'.format(mine['s_per_image'] / base['s_per_image']) if mine and base else '-']
-        any_row = next(r for r in rows if r['decoder'] == decoder)
-        print('| {} | {} | {} | {} | {:.2f} | {:.2f} |'.format(decoder, batch, precision, ' | '.join(cells),
-                                                              any_row['parameters'] / 1e6, any_row['gflop_per_image']))
-
-
 def measure(args, info, parts):
     """Time the given parts in this process; returns {'rows': [...], 'parts': {part: settings}}."""
     h, w = args.shape
@@ -407,76 +297,6 @@ def measure(args, info, parts):
                'widths': list(widths), 'fc_width': fc_width, 'fc6_kernel': fc6_kernel,
                'TF_ENABLE_ONEDNN_OPTS': os.environ.get('TF_ENABLE_ONEDNN_OPTS')}
     return {'cpu': info, 'rows': rows, 'parts': {part: setting for part in parts}}
-
-
-def print_table(rows):
-    print('\n| what | batch | precision | s/image | GFLOP/s | % of sgemm |')
-    print('|---|---:|---|---:|---:|---:|')
-    for r in rows:
-        print('| {} | {} | {} | {:.4f} | {:.1f} | {:.0f} |'.format(r['what'], r['batch'], r['precision'],
-                                                                   r['s_per_image'], r['gflops'], r['pct_of_sgemm']))
-
-
-def _ratio(batch, part, precision, ours, theirs):
-    """TensorFlow's speed over a peer's (>1: TensorFlow faster), of the medians and per round."""
-    rounds = [y / x for x, y in zip(ours['rounds_s_per_image'], theirs['rounds_s_per_image'])]
-    return {'batch': batch, 'part': part, 'precision': precision, 'tf': ours['what'], 'peer': theirs['what'],
-            'tf_s_per_image': ours['s_per_image'], 'peer_s_per_image': theirs['s_per_image'],
-            'speed': theirs['s_per_image'] / ours['s_per_image'], 'rounds_min': min(rounds), 'rounds_max': max(rounds)}
-
-
-def ratios(rows):
-    """Per batch and part: the product's TensorFlow row against the fastest peer row of each precision, and
-    TensorFlow's fastest row against the fastest peer row in any precision ('any')."""
-    out = []
-    for batch in sorted({r['batch'] for r in rows}):
-        for part in PARTS:
-            mine = [r for r in rows if r['batch'] == batch and r['part'] == part]
-            peer_rows = [r for r in mine if r['engine'] != TF]
-            if not peer_rows:
-                continue
-            for precision in PRECISIONS:
-                ours = [r for r in mine if r['what'] == PRODUCT_ROWS.get((part, precision))]
-                theirs = [r for r in peer_rows if r['precision'] == precision]
-                if ours and theirs:
-                    out.append(_ratio(batch, part, precision, ours[0], min(theirs, key=lambda r: r['s_per_image'])))
-            tf_rows = [r for r in mine if r['engine'] == TF]
-            out.append(_ratio(batch, part, 'any', min(tf_rows, key=lambda r: r['s_per_image']),
-                              min(peer_rows, key=lambda r: r['s_per_image'])))
-    return out
-
-
-def print_ratios(found):
-    print('\nTensorFlow against the fastest peer (speed > 1: TensorFlow faster; rounds: the ratio of each round\'s '
-          'neighbouring measurements)')
-    for r in found:
-        print('batch {:2d} {:5s} {:4s}: {} {:.4f} s/image vs {} {:.4f}: {:.2f}x (rounds {:.2f}-{:.2f}x)'.format(
-            r['batch'], r['part'], r['precision'], r['tf'], r['tf_s_per_image'], r['peer'], r['peer_s_per_image'],
-            r['speed'], r['rounds_min'], r['rounds_max']))
-
-
-def export_ratios(rows):
-    """Per batch and precision: ONNX Runtime on the project's export against ONNX Runtime on the PyTorch peer's
-    export of the same network (same rounds, interleaved)."""
-    out = []
-    for batch in sorted({r['batch'] for r in rows}):
-        for precision in ('fp32', 'int8'):
-            found = {r['what']: r for r in rows if r['batch'] == batch}
-            ours = found.get('ONNX Runtime infer {} (project export)'.format(precision))
-            theirs = found.get('ONNX Runtime infer {} (PyTorch export)'.format(precision))
-            if ours and theirs:
-                out.append(_ratio(batch, 'infer', precision, ours, theirs))
-    return out
-
-
-def print_export_ratios(found):
-    if found:
-        print('\nONNX Runtime on the project\'s export against the PyTorch peer\'s export (speed > 1: the project\'s '
-              'faster)')
-    for r in found:
-        print('batch {:2d} {}: {:.4f} s/image vs {:.4f}: {:.2f}x (rounds {:.2f}-{:.2f}x)'.format(
-            r['batch'], r['precision'], r['tf_s_per_image'], r['peer_s_per_image'], r['speed'], r['rounds_min'],
-            r['rounds_max']))
 
 
 def parse_args(argv=None):

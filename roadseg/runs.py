@@ -14,6 +14,7 @@ import os
 
 from . import task as tasks
 from .data import datasets, splits
+from .model.names import decoder_of
 from .system.files import InputError, finish_run_dir, first_line, new_run_dir, write_bytes_atomic
 
 CONFIG = 'config.json'
@@ -95,12 +96,6 @@ def record_commit(config, commit, resumed):
         config['commit'] = commit
     elif commit != config.get('commit') and commit not in config.get('resumed_commits', []):
         config['resumed_commits'] = config.get('resumed_commits', []) + [commit]
-
-
-def decoder_of(config):
-    """The decoder a run's settings name (roadseg/model/decoders.py): `decoder`, else for runs from before
-    --decoder fcn<N> from their `fcn` (8, 16 or 32), fcn8 when neither is recorded."""
-    return config.get('decoder') or 'fcn{}'.format(config.get('fcn', 8))
 
 
 def _flag_value(value):

@@ -1,4 +1,5 @@
-"""bench/benchmark.py: its help, the peer it compares each TensorFlow row with, and a short run's JSON."""
+"""bench/benchmark.py: its help, the peer it compares each TensorFlow row with (bench/tables.py), and a short run's
+JSON."""
 import json
 import os
 import subprocess
@@ -10,6 +11,7 @@ from conftest import ROOT
 
 sys.path.insert(0, os.path.join(ROOT, 'bench'))
 import benchmark  # noqa: E402
+import tables  # noqa: E402
 import peers  # noqa: E402
 
 
@@ -40,7 +42,7 @@ def test_ratios_take_the_fastest_peer_per_precision():
                 rounds=[0.033, 0.027]),
             row('TF train', 'TensorFlow', 'fp32', 0.631, 'train'),
             row('PyTorch train fp32 (channels_last)', 'PyTorch', 'fp32', 0.674, 'train')]
-    found = {(r['part'], r['precision']): r for r in benchmark.ratios(rows)}
+    found = {(r['part'], r['precision']): r for r in tables.ratios(rows)}
     assert sorted(found) == [('infer', 'any'), ('infer', 'bf16'), ('infer', 'fp32'), ('train', 'any'),
                              ('train', 'fp32')]  # int8: no TensorFlow row of its own
     fp32 = found[('infer', 'fp32')]
@@ -60,12 +62,12 @@ def test_export_ratios_pair_the_two_exports_per_precision():
             row('ONNX Runtime infer int8 (project export)', 'ONNX Runtime', 'int8', 0.040),
             row('ONNX Runtime infer int8 (PyTorch export)', 'ONNX Runtime', 'int8', 0.036),
             row('TF infer (frozen)', 'TensorFlow', 'fp32', 0.060)]
-    found = {r['precision']: r for r in benchmark.export_ratios(rows)}
+    found = {r['precision']: r for r in tables.export_ratios(rows)}
     assert sorted(found) == ['fp32', 'int8']
     assert found['fp32']['speed'] == pytest.approx(0.077 / 0.070)
     assert (found['fp32']['rounds_min'], found['fp32']['rounds_max']) == pytest.approx((0.076 / 0.071, 0.078 / 0.069))
     assert found['int8']['speed'] == pytest.approx(0.036 / 0.040)
-    assert benchmark.export_ratios(rows[:1]) == []
+    assert tables.export_ratios(rows[:1]) == []
 
 
 def test_short_run_json(tmp_path):
@@ -87,7 +89,7 @@ def test_short_run_json(tmp_path):
     if peers.installed('torch'):
         want |= {'PyTorch infer fp32 (NCHW)', 'PyTorch infer fp32 (channels_last)'}
     assert want <= set(rows)
-    assert all(r['s_per_image'] > 0 and r['precision'] in benchmark.PRECISIONS for r in rows.values())
+    assert all(r['s_per_image'] > 0 and r['precision'] in tables.PRECISIONS for r in rows.values())
     if len(want) > 2:
         assert [r['precision'] for r in result['ratios'] if r['part'] == 'infer'][0] == 'fp32'
         assert 'TensorFlow against the fastest peer' in proc.stdout

@@ -12,6 +12,7 @@ from roadseg.evaluation import palette
 from roadseg.data.datasets import (IGNORE, SPLITS, CamVid, Cityscapes, Folder, KittiRoad, Shapes, detect, get_dataset,
                               median_frequency_weights)
 from roadseg.data.datasets.cityscapes import LABELS
+from roadseg.data.datasets.base import default_colors
 from roadseg.system.files import InputError
 
 CAMVID = os.path.join(ROOT, 'data', 'CamVid')
@@ -172,7 +173,7 @@ def test_folder_indices_and_val_subfolders(tmp_path):
     palette_mask.save(os.path.join(root, 'masks', 'val', 'v0.png'))
     save(os.path.join(root, 'images', 'val', 'v0.png'), frame(1, 4))
     ds = Folder(root)
-    assert ds.colors == palette.default_colors(2)
+    assert ds.colors == default_colors(2)
     assert [s.stem for s in ds.samples('train')] == ['p0', 'p1'] and [s.stem for s in ds.samples('val')] == ['v0']
     assert ds.load(ds.samples('train')[0])[1].tolist() == [[0, 1, IGNORE, IGNORE]]
     assert ds.load(ds.samples('val')[0])[1].tolist() == [[1, 0, 0, 1]]  # palette indices, not colours
@@ -281,7 +282,7 @@ def test_overlay_and_colorize():
 
 
 def test_legend():
-    colors = palette.default_colors(3)
+    colors = default_colors(3)
     assert len(set(colors)) == 3 and (0, 0, 0) not in colors
     small = np.asarray(palette.legend(['a', 'b'], colors[:2], swatch=10, pad=4))
     img = np.asarray(palette.legend(['a', 'b', 'a longer class name'], colors, swatch=10, pad=4))

@@ -6,19 +6,6 @@ from PIL import Image, ImageDraw, ImageFont
 from .metrics import THRESHOLD
 
 
-def default_colors(num_classes):
-    """num_classes distinct RGB tuples: the PASCAL VOC palette (bits of the index interleaved), black skipped."""
-    colors = []
-    for index in range(1, num_classes + 1):
-        rgb, c = [0, 0, 0], index
-        for shift in range(7, -1, -1):
-            for channel in range(3):
-                rgb[channel] |= ((c >> channel) & 1) << shift
-            c >>= 3
-        colors.append(tuple(rgb))
-    return colors
-
-
 def _table(colors, ignore_index, ignore_color):
     """(256, 3) uint8 lookup: class index -> colour, ignore_index -> ignore_color, anything else flagged."""
     table = np.zeros((256, 3), np.uint8)

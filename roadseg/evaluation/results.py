@@ -27,8 +27,8 @@ import time
 import numpy as np
 
 from ..data.datasets import SELECT
-from ..model.names import WEIGHT_SUFFIXES
-from ..runs import TrainedRun, decoder_of
+from ..model.names import WEIGHT_SUFFIXES, decoder_of
+from ..runs import TrainedRun
 from ..system.commit import git_commit
 from ..system.cpu import cpu_class, describe
 from ..system.files import InputError

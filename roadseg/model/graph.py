@@ -3,12 +3,11 @@ any module with them), the run's task's labels, loss (a softmax task's is the mo
 heads, and the run's own counters."""
 import collections
 
-from ..runs import decoder_of
 from ..system.files import InputError
 from ..system.tfcompat import tf
 from . import decoders
 from .heads import add_inference_outputs
-from .names import FULL_LADDER, LADDERS, SKIP_SCALING
+from .names import FULL_LADDER, LADDERS, SKIP_SCALING, decoder_of
 from .vgg import encoder_stages
 
 TrainingGraph = collections.namedtuple('TrainingGraph', [

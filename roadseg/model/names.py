@@ -1,4 +1,5 @@
-"""The one list of the model's tensor names; importing it loads no TensorFlow.
+"""The one list of the model's tensor names, the decoders' names and which a run's settings name (decoder_of);
+importing it loads no TensorFlow.
 
 The encoder SavedModel takes `image_input` (float32 (N, H, W, 3) RGB 0..255) and `keep_prob` and gives
 `layer3_out`, `layer4_out`, `layer7_out` and every stage by name, `conv1_2_out` .. `conv5_3_out`, `pool1_out` ..
@@ -32,3 +33,9 @@ FULL_LADDER = LADDER_STAGES[-1]  # the default, and what runs recorded before --
 # The endings of the model's weight variables (the encoder's conv*/filter, biases; the decoders' kernel, bias):
 # what checkpoints and frozen graphs count as parameters, not Adam's slots (.../Adam) or the run's counters.
 WEIGHT_SUFFIXES = ('/filter', '/biases', '/kernel', '/bias')
+
+
+def decoder_of(config):
+    """The decoder a run's settings name (roadseg/model/decoders.py): `decoder`, else for runs from before
+    --decoder fcn<N> from their `fcn` (8, 16 or 32), fcn8 when neither is recorded."""
+    return config.get('decoder') or 'fcn{}'.format(config.get('fcn', 8))

@@ -15,7 +15,8 @@ from ..model import decoders, graph as model_graph
 from ..model.freeze import write_frozen
 from ..model.vgg import check_stages
 from ..model.vgg_sources import maybe_build_vgg
-from ..runs import FROZEN, Run, TrainedRun, check_init_from, check_splits, decoder_of, record_commit
+from ..model.names import decoder_of
+from ..runs import FROZEN, Run, TrainedRun, check_init_from, check_splits, record_commit
 from ..system import cpu
 from ..system.commit import code_commit
 from ..system.files import InputError, append_line

@@ -68,6 +68,19 @@ class Dataset(object):
         return decode_values(read_value_mask(sample.label), self.table, sample.label)
 
 
+def default_colors(num_classes):
+    """num_classes distinct RGB tuples: the PASCAL VOC palette (bits of the index interleaved), black skipped."""
+    colors = []
+    for index in range(1, num_classes + 1):
+        rgb, c = [0, 0, 0], index
+        for shift in range(7, -1, -1):
+            for channel in range(3):
+                rgb[channel] |= ((c >> channel) & 1) << shift
+            c >>= 3
+        colors.append(tuple(rgb))
+    return colors
+
+
 def load_sample(sample, load_label):
     """(image, class map from load_label(sample), or None without a label); InputError if the sizes differ."""
     image = read_image(sample.image)

@@ -8,8 +8,7 @@ import numpy as np
 from ..images import image_files, read_image
 from ..splits import every_nth
 from ...system.files import InputError
-from ...evaluation.palette import default_colors
-from .base import IGNORE, Dataset, pair_masks, unlabelled, value_table
+from .base import IGNORE, Dataset, default_colors, pair_masks, unlabelled, value_table
 from .folder_labels import FolderLabels
 
 CLASSES_JSON = 'classes.json'

@@ -17,11 +17,10 @@ import os
 
 import numpy as np
 
-from ...evaluation.palette import default_colors
 from ...system.files import InputError
 from ..images import image_files, read_image
 from ..splits import every_nth
-from .base import IGNORE, Dataset, Sample, decode_values, read_value_mask
+from .base import IGNORE, Dataset, Sample, decode_values, default_colors, read_value_mask
 
 
 def read_label_spec(path, spec):
