@@ -144,7 +144,10 @@ def test_each_decoder_trains_evaluates_predicts_and_exports(decoder_run, tmp_pat
     assert (config['decoder'], config['ladder_stages']) == (name, stages)
     assert run_cli('--evaluate', run) == 0
     with open(os.path.join(run, 'evaluation_best', 'metrics.json')) as f:
-        assert 0 <= json.load(f)['overall']['average_precision'] <= 1
+        overall = json.load(f)['overall']
+    with open(os.path.join(run, 'history.jsonl')) as f:
+        kept = [e for e in map(json.loads, f) if e.get('best')][-1]
+    assert overall['iou'] == pytest.approx(kept['val_iou'], abs=1e-3)  # the model validation kept, scored again
     assert run_cli('--predict', TEST_IMAGES, '--output', tmp_path / 'out', '--checkpoint', run) == 0
     assert len(glob.glob(str(tmp_path / 'out' / '*_overlay.png'))) == len(os.listdir(TEST_IMAGES))
     written = export.export_run(run, ('frozen', 'saved_model', 'onnx'))

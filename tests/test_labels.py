@@ -17,6 +17,7 @@ from roadseg.cli.flags import build_parser
 from roadseg.data.datasets import IGNORE, get_dataset, positive_weights
 from roadseg.evaluation import int8 as int8_accuracy, palette
 from roadseg.evaluation.evaluate import evaluate_run
+from roadseg.model.freeze import read_frozen
 from roadseg.runs import TrainedRun
 from roadseg.serving.export import export_run
 from roadseg.serving.inference import Segmenter
@@ -319,6 +320,11 @@ def test_labels_exports_give_probabilities_and_boolean_masks(labels_run):
     batch = np.random.RandomState(2).uniform(0, 255, (1, 64, 64, 3)).astype(np.float32)
     onnx_probs, onnx_masks = session.run(None, {'image_input': batch})
     assert onnx_probs.shape == onnx_masks.shape == (1, 64, 64, 5) and onnx_masks.dtype == bool
+    assert (onnx_masks == (onnx_probs > 0.5)).all()
+    with tf.Graph().as_default() as graph, tf.Session(graph=graph) as sess:  # the frozen graph, in TensorFlow
+        tf.import_graph_def(read_frozen(os.path.join(export, 'frozen_inference.pb')), name='')
+        frozen_probs = sess.run('probabilities:0', {'image_input:0': batch})
+    assert np.abs(onnx_probs - frozen_probs).max() < 1e-4
 
 
 def test_labels_prediction_files_and_evaluation(labels_run, tmp_path):
@@ -335,7 +341,10 @@ def test_labels_prediction_files_and_evaluation(labels_run, tmp_path):
         assert written.shape == (30, 40) and set(np.unique(written)) <= {0, 255}
         assert ((written == 255) == masks[..., c]).all()
     results = evaluate_run(labels_run, out_dir=str(tmp_path / 'evaluation'))
-    assert len(results['class_max_f1']) == 5 and results['mean_iou'] is not None
+    assert len(results['class_max_f1']) == 5
+    with open(os.path.join(labels_run, 'history.jsonl')) as f:
+        kept = [e for e in map(json.loads, f) if e.get('best')][-1]
+    assert results['mean_iou'] == pytest.approx(kept['val_iou'], abs=1e-3)  # the kept epoch's validation score
     assert os.path.exists(str(tmp_path / 'evaluation' / 'class_iou.png'))
     assert any(n.startswith('worst_') for n in os.listdir(str(tmp_path / 'evaluation')))
 
@@ -358,7 +367,9 @@ def test_old_run_without_task_key_still_evaluates(tiny_run, tmp_path):
     with open(path, 'w') as f:
         json.dump(config, f)
     results = evaluate_run(run, out_dir=str(tmp_path / 'evaluation'))
-    assert 0 <= results['overall']['max_f1'] <= 1
+    same = evaluate_run(tiny_run, out_dir=str(tmp_path / 'evaluation_with_task'))  # the run as it was written
+    for key in ('max_f1', 'average_precision', 'iou'):
+        assert results['overall'][key] == pytest.approx(same['overall'][key], abs=1e-9)
     assert os.path.exists(str(tmp_path / 'evaluation' / 'pr_curve.png'))
 
 
@@ -417,6 +428,13 @@ def test_labels_int8_export_measures_each_label(labels_run):
         accuracy = json.load(f)['accuracy']
     keys = {'mean_iou'} | {'iou_' + n for n in ('circle', 'triangle', 'square', 'pentagon', 'unknown')}
     assert set(accuracy['fp32']) == set(accuracy['int8']) == set(accuracy['change']) == keys
+    # the fp32 side is --evaluate's score of model.onnx, in points; the change is int8 minus it, label by label
+    fp32 = evaluate_run(run, out_dir=os.path.join(run, 'evaluation_onnx'), backend='onnxruntime', precision='fp32')
+    assert accuracy['fp32']['mean_iou'] == pytest.approx(100 * fp32['mean_iou'], abs=1e-6)
+    for name, iou in zip(fp32['classes'], fp32['class_iou']):
+        assert accuracy['fp32']['iou_' + name] == pytest.approx(100 * iou, abs=1e-6)
+    for k in keys:
+        assert accuracy['change'][k] == pytest.approx(accuracy['int8'][k] - accuracy['fp32'][k], abs=1e-9)
 
 
 def test_summary_names_the_kept_epoch_by_mean_iou(tmp_path, capsys):

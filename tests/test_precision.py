@@ -81,6 +81,14 @@ def test_bf16_synonym_trains_and_evaluates_in_bf16(tiny_vgg_dir, tmp_path):
     assert run_cli('--evaluate', run, '--data-dir', SAMPLE, '--precision', 'fp32') == 0
     metrics = json.load(open(os.path.join(run, 'evaluation_best_fp32', 'metrics.json')))
     assert metrics['precision'] == 'fp32' and metrics['bf16'] is False
+    assert run_cli('--evaluate', run, '--data-dir', SAMPLE, '--bf16') == 0
+    bf16 = json.load(open(os.path.join(run, 'evaluation_best_bf16', 'metrics.json')))
+    assert bf16['precision'] == 'bf16' and bf16['bf16'] is True
+    with open(os.path.join(run, 'history.jsonl')) as f:
+        kept = [e for e in map(json.loads, f) if e.get('best')][-1]
+    # the model trained in bf16 scores in bf16 as its own validation did, and in fp32 close to it
+    assert bf16['overall']['iou'] == pytest.approx(kept['val_iou'], abs=1e-3)
+    assert abs(metrics['overall']['iou'] - bf16['overall']['iou']) < 0.02
 
 
 def test_segmenter_follows_the_rule(tiny_run, monkeypatch, tmp_path):

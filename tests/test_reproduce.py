@@ -41,6 +41,9 @@ def test_decoder_recipes(dataset, epochs):
     from roadseg.model.names import DECODER_NAMES
     parser = cli.build_parser()
     settings = vars(parser.parse_args(recipes.COMPARISONS[dataset].recipe.flags.split()))
+    assert {k: settings[k] for k in ('epochs', 'batch_size', 'learning_rate', 'lr_schedule', 'warmup')} == {
+        'camvid': dict(epochs=33, batch_size=4, learning_rate=1e-4, lr_schedule='constant', warmup=0.0),
+        'kitti': dict(epochs=40, batch_size=4, learning_rate=3e-4, lr_schedule='poly', warmup=0.05)}[dataset]
     published = vars(parser.parse_args(reproduce.RECIPES[base].flags.split()))
     assert published == dict(settings, **({'learning_rate': 3e-4, 'lr_schedule': 'poly', 'warmup': 0.05}
                                           if dataset == 'camvid' else {}))
@@ -95,6 +98,10 @@ def test_reproduce_a_finished_run(tiny_run, tmp_path, monkeypatch, capsys):
         record = json.load(f)
     assert record['command'] == 'python main.py {} --runs-dir runs/reproduce/tiny'.format(flags)
     assert set(record['evaluation']) == {'plain', 'flip'} and record['evaluation']['flip']['flip_tta']
+    run_dir = os.path.join('runs', 'reproduce', 'tiny', os.path.basename(tiny_run))
+    for kind, folder in (('plain', 'evaluation_best'), ('flip', 'evaluation_best_flip')):
+        with open(os.path.join(run_dir, folder, 'metrics.json')) as f:  # the numbers recorded are --evaluate's
+            assert record['evaluation'][kind]['overall'] == json.load(f)['overall']
     assert record['images_trained'] == 6 and record['kept_epoch'] == 1
     assert (record['scored'], record['scored_epoch'], record['decoder']) == ('kept', 1, 'fcn8')
     frozen = tf.GraphDef()
