@@ -20,7 +20,8 @@ def print_decoder_table(rows):
     for decoder, batch, precision in keys:
         cells = []
         for part in PARTS:
-            found = {r['decoder']: r for r in rows if (r['part'], r['batch'], r['precision']) == (part, batch, precision)}
+            found = {r['decoder']: r for r in rows
+                     if (r['part'], r['batch'], r['precision']) == (part, batch, precision)}
             mine, base = found.get(decoder), found.get('fcn8')
             cells += ['{:.4f}'.format(mine['s_per_image']) if mine else '-',
                       '{:.2f}'.format(mine['s_per_image'] / base['s_per_image']) if mine and base else '-']

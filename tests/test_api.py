@@ -31,11 +31,12 @@ def run_python(code):
     return proc.stdout
 
 
-def test_import_is_cheap():
+def test_import_is_cheap(tiny_run):
     """`import roadseg` loads no TensorFlow, nor does resolving Segmenter; creating one does."""
     out = run_python('import roadseg\nprint("tensorflow" in sys.modules)\nroadseg.Segmenter\n'
-                     'print("tensorflow" in sys.modules)\n')
-    assert out.split()[-2:] == ['False', 'False']
+                     'print("tensorflow" in sys.modules)\nroadseg.Segmenter({!r}, backend="tensorflow").close()\n'
+                     'print("tensorflow" in sys.modules)\n'.format(tiny_run))
+    assert out.split()[-3:] == ['False', 'False', 'True']
 
 
 # Imported in a fresh process whose command line names an inference mode (the start-up choice used to read it)

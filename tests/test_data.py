@@ -28,8 +28,11 @@ def test_resizing_keeps_labels_discrete(shape):
     small = batches.resize_classes(classes, shape)
     assert small.shape == shape and set(np.unique(small)) <= {0, 1, kitti.IGNORE}
     assert batches.resize_rgb(image, shape).shape == shape + (3,)
-    prob = batches.resize_prob(small.astype(np.float32), classes.shape)
-    assert prob.shape == classes.shape
+    road = (small == 1).astype(np.float32)  # a probability map: 1 on the road, 0 elsewhere
+    prob = batches.resize_prob(road, classes.shape)
+    assert prob.shape == classes.shape and 0 <= prob.min() and prob.max() <= 1
+    assert np.allclose(batches.resize_prob(np.full(shape, 0.25, np.float32), classes.shape), 0.25)
+    assert prob[classes == 0].mean() < 0.2 and prob[classes == 1].mean() > 0.8  # where the road was, it stays
 
 
 def test_augmentation_keeps_image_and_label_aligned():

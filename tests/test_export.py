@@ -265,9 +265,12 @@ def test_old_run_without_probabilities(tmp_path):
     assert os.path.isfile(export_run(str(run), ('frozen',))['frozen'])
 
 
-def test_export_command(varied_run):
+def test_export_command(varied_run, tmp_path):
     """python main.py --export RUN --format onnx writes only that format and names the file."""
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, 'main.py'), '--export', varied_run, '--format', 'onnx'],
+    run = str(tmp_path / 'run')
+    shutil.copytree(varied_run, run, ignore=shutil.ignore_patterns('export*'))  # the other tests' exports left out
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, 'main.py'), '--export', run, '--format', 'onnx'],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert os.path.join(varied_run, 'export', 'model.onnx') in proc.stdout
+    assert os.path.join(run, 'export', 'model.onnx') in proc.stdout
+    assert os.listdir(os.path.join(run, 'export')) == ['model.onnx']

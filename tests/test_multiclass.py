@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from conftest import ROOT, run_cli
+from roadseg.serving.inference import Segmenter
 from roadseg.system.tfcompat import tf
 import main
 import project_tests
@@ -65,13 +66,19 @@ def _check_run(run, tmp_path, num_classes):
     assert os.path.exists(os.path.join(run, 'best', 'evaluation', 'class_iou.png'))
     assert run_cli('--evaluate', run) == 0
     metrics = json.load(open(os.path.join(run, 'evaluation_best', 'metrics.json')))
-    assert len(metrics['class_iou']) == num_classes and 0 <= metrics['pixel_accuracy'] <= 1
+    assert len(metrics['class_iou']) == num_classes
+    with open(os.path.join(run, 'history.jsonl')) as f:
+        kept = [e for e in map(json.loads, f) if e.get('best')][-1]
+    assert metrics['mean_iou'] == pytest.approx(kept['val_iou'], abs=1e-3)  # the model validation kept
     images = tmp_path / 'images'
     images.mkdir()
-    Image.fromarray(np.random.RandomState(0).randint(0, 255, (40, 60, 3), np.uint8)).save(str(images / 'a.png'))
+    image = np.random.RandomState(0).randint(0, 255, (40, 60, 3), np.uint8)
+    Image.fromarray(image).save(str(images / 'a.png'))
     assert run_cli('--predict', images, '--checkpoint', run, '--output', tmp_path / 'out') == 0
     classes = np.asarray(Image.open(str(tmp_path / 'out' / 'a.png')))
-    assert classes.shape == (40, 60) and classes.max() < num_classes
+    with Segmenter(run) as model:
+        probs, _ = model.predict(image)
+    assert classes.shape == (40, 60) and (classes == np.argmax(probs, -1)).all()
     assert sorted(os.listdir(str(tmp_path / 'out'))) == ['a.png', 'a_overlay.png', 'legend.png']
 
 

@@ -85,9 +85,14 @@ def test_flip_averages_with_the_mirror_image(learned_run, road_data):
 
 
 def test_evaluate_flip_writes_its_own_folder(tiny_run):
+    assert run_cli('--evaluate', tiny_run, '--data-dir', SAMPLE) == 0
+    plain_path = os.path.join(tiny_run, 'evaluation_best', 'metrics.json')
+    plain_bytes = open(plain_path, 'rb').read()
     assert run_cli('--evaluate', tiny_run, '--data-dir', SAMPLE, '--flip') == 0
     metrics = json.load(open(os.path.join(tiny_run, 'evaluation_best_flip', 'metrics.json')))
     assert metrics['flip_tta'] is True and math.isfinite(metrics['overall']['max_f1'])
+    assert open(plain_path, 'rb').read() == plain_bytes, 'the plain report is left as it was'
+    assert metrics['overall'] != json.loads(plain_bytes)['overall'], 'the mirrored predictions were averaged in'
 
 
 def test_defaults_are_the_poly_recipe_and_the_sample_keeps_its_own(tmp_path, monkeypatch, capsys):

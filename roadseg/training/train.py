@@ -233,8 +233,8 @@ def train(config, model, runs_dir, vgg_dir, workers, resume=None, given=None):
 
 
 def train_epochs(model, sess, net, run, data, workers, ckpt, epoch_end, learning_rate, done):
-    """model.train_nn from epoch done on (learning_rate: a rate or a schedule); the exit code when training stopped early or this rank is done,
-    None when the chief goes on to write the outputs."""
+    """model.train_nn from epoch done on (learning_rate: a rate or a schedule); the exit code when training
+    stopped early or this rank is done, None when the chief goes on to write the outputs."""
     config = run.config
     try:
         with workers.stop_guard():
