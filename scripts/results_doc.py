@@ -53,8 +53,13 @@ def headline(r):
             text += ' (`--flip`: {} / {} / {:.3f})'.format(pct(f['max_f1']), pct(f['average_precision']), f['iou'])
         return text
     e = r['evaluation']['plain']
-    return 'mIoU **{}**, pixel accuracy {}, mean class accuracy {}'.format(
+    text = 'mIoU **{}**, pixel accuracy {}, mean class accuracy {}'.format(
         pct(e['mean_iou'], 1), pct(e['pixel_accuracy'], 1), pct(e['mean_class_accuracy'], 1))
+    if 'flip' in r['evaluation']:
+        f = r['evaluation']['flip']
+        text += ' (`--flip`: {} / {} / {})'.format(pct(f['mean_iou'], 1), pct(f['pixel_accuracy'], 1),
+                                                   pct(f['mean_class_accuracy'], 1))
+    return text
 
 
 def splits_phrase(r):
@@ -88,12 +93,18 @@ def road_table(r):
 
 
 def class_table(r):
-    e = r['evaluation']['plain']
-    rows = ['| class | IoU | accuracy | labelled pixels |', '|---|---:|---:|---:|']
-    for name, iou, acc, pixels in zip(e['classes'], e['class_iou'], e['class_accuracy'], e['class_pixels']):
-        rows.append('| {} | {} | {} | {:,} |'.format(name, pct(iou, 1), pct(acc, 1), pixels))
+    """Per class: IoU, accuracy, labelled pixels, and IoU with `--flip` where the record has it."""
+    e, f = r['evaluation']['plain'], r['evaluation'].get('flip')
+    flip_iou = f['class_iou'] if f else [None] * len(e['classes'])
+    rows = ['| class | IoU | accuracy | labelled pixels |' + (' IoU, `--flip` |' if f else ''),
+            '|---|---:|---:|---:|' + ('---:|' if f else '')]
+    for name, iou, acc, pixels, flipped in zip(e['classes'], e['class_iou'], e['class_accuracy'], e['class_pixels'],
+                                               flip_iou):
+        rows.append('| {} | {} | {} | {:,} |'.format(name, pct(iou, 1), pct(acc, 1), pixels) +
+                    (' {} |'.format(pct(flipped, 1)) if f else ''))
     rows.append('| **mean** | **{}** | {} | {:,} |'.format(pct(e['mean_iou'], 1), pct(e['mean_class_accuracy'], 1),
-                                                          e['pixels']))
+                                                          e['pixels']) +
+                (' **{}** |'.format(pct(f['mean_iou'], 1)) if f else ''))
     return rows
 
 

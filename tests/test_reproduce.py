@@ -24,11 +24,12 @@ def test_recipes():
     assert all(cli.RECORDED[k] == v for k, v in kitti.items() if v is not None)
     sample = vars(cli.build_parser().parse_args(reproduce.RECIPES['sample'].flags.split()))
     assert all(cli.SAMPLE_RECIPE[k] == sample[k] for k in cli.SAMPLE_RECIPE)
-    assert reproduce.RECIPES['kitti'].flip and not reproduce.RECIPES['camvid'].flip
     assert '--class-weights' not in reproduce.RECIPES['camvid'].flags
     assert reproduce.evaluate_commands('kitti', 'RUN') == {'': ['--evaluate', 'RUN'],
                                                            'flip': ['--evaluate', 'RUN', '--flip']}
-    assert reproduce.evaluate_commands('camvid', 'RUN') == {'': ['--evaluate', 'RUN', '--which', 'last']}
+    assert reproduce.evaluate_commands('camvid', 'RUN') == {'': ['--evaluate', 'RUN', '--which', 'last'],
+                                                            'flip': ['--evaluate', 'RUN', '--which', 'last', '--flip']}
+    assert reproduce.evaluate_commands('sample', 'RUN') == {'': ['--evaluate', 'RUN', '--which', 'last']}
 
 
 @pytest.mark.parametrize('dataset,epochs', [('camvid', 5), ('kitti', 12)])

@@ -191,6 +191,14 @@ def test_a_published_record_of_the_last_model(tmp_path):
     assert '| Pole | 1.0 | 90.0 | 100 |' in text
     assert '| CamVid | mIoU **55.0**, pixel accuracy 88.0, mean class accuracy 60.0; last epoch 5 of 5 |' in \
         results_doc.headline_text({'camvid': record})
+    flipped = dict(record['evaluation']['plain'], mean_iou=0.56, pixel_accuracy=0.885, mean_class_accuracy=0.61,
+                   class_iou=[0.91] + record['evaluation']['plain']['class_iou'][1:])
+    record['evaluation']['flip'] = flipped  # scored again with --flip: a column of its own, and in the headline
+    text = results_doc.results_text({'camvid': record})
+    assert '| class | IoU | accuracy | labelled pixels | IoU, `--flip` |' in text
+    assert '| Sky | 90.0 | 90.0 | 100 | 91.0 |' in text and '| **mean** | **55.0** | 60.0 | 1,000 | **56.0** |' in text
+    assert ('| CamVid | mIoU **55.0**, pixel accuracy 88.0, mean class accuracy 60.0 (`--flip`: 56.0 / 88.5 / 61.0); '
+            'last epoch 5 of 5 |') in results_doc.headline_text({'camvid': record})
 
 
 def test_a_damaged_record_is_one_error_line(tmp_path, monkeypatch, capsys):
