@@ -256,7 +256,8 @@ def test_tiny_run_records_the_commit_that_trained_it(tiny_run):
     import re
     import subprocess
     from roadseg.runs import read_config
-    head = subprocess.run(['git', '-C', ROOT, 'rev-parse', 'HEAD'], stdout=subprocess.PIPE, universal_newlines=True)
+    head = subprocess.run(['git', '-C', ROOT, 'rev-parse', 'HEAD'], stdout=subprocess.PIPE, universal_newlines=True,
+                          timeout=30)
     recorded = read_config(tiny_run)['commit']
     if head.returncode:  # not a git checkout: nothing to record
         assert recorded is None
