@@ -52,8 +52,8 @@ from roadseg.system.files import write_bytes_atomic  # noqa: E402
 import graph_cost  # noqa: E402
 import peers  # noqa: E402
 from contenders import Frozen, OrtBackend, TFModel, interleaved  # noqa: E402
-from tables import (PARTS, TF, export_ratios, print_decoder_table, print_export_ratios, print_ratios,  # noqa: E402
-                    print_table, ratios)
+from speed_tables import (PARTS, TF, export_ratios, print_decoder_table, print_export_ratios,  # noqa: E402
+                          print_ratios, print_table, ratios)
 
 
 def fcn8_flops(height, width, widths, fc_width, fc6_kernel, num_classes=2):

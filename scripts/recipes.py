@@ -22,9 +22,8 @@ KITTI = Recipe('--epochs 40 --batch-size 4 --learning-rate 3e-4 --lr-schedule po
 # CAMVID's constant 1e-4, plain
 PUBLISHED = {
     'kitti': KITTI,
-    'camvid': CAMVID._replace(flags=CAMVID.flags.replace('--learning-rate 1e-4 --lr-schedule constant --warmup 0',
-                                                         '--learning-rate 3e-4 --lr-schedule poly --warmup 0.05'),
-                              flip=True),
+    'camvid': CAMVID._replace(flags='--dataset camvid --data-dir data/CamVid --image-shape 352 480 --epochs 33 '
+                                    '--batch-size 4 --learning-rate 3e-4 --lr-schedule poly --warmup 0.05', flip=True),
     'sample': Recipe('--data-dir data/sample --epochs 6 --batch-size 2 --repeat 4 --learning-rate 3e-4 '
                      '--lr-schedule poly --warmup 0', False, 'data/sample', 'last'),
 }

@@ -17,8 +17,8 @@ Recipes:
           on the report split, plain and with --flip
   camvid  README's CamVid command: 352x480, 33 epochs of batch 4 (12,111 images), the kitti recipe's learning rate
           (poly decay from 3e-4 after a 5% warm-up), no class weights (median-frequency weights against none at
-          1,835 images: camvid-fcn8-median below); its last model scored on the validation images (CamVid has no
-          other split to choose an epoch on), plain and with --flip
+          1,835 images and Adam 1e-4 constant: camvid-fcn8-median below); its last model scored on the validation
+          images (CamVid has no other split to choose an epoch on), plain and with --flip
   sample  the first run on the bundled sample (data/sample: 6 training, 3 validation images), as `python main.py`
           runs it on a fresh clone
   camvid-DECODER  the camvid recipe with --decoder DECODER for 5 epochs (1,835 images) at Adam 1e-4 constant, its

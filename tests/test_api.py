@@ -33,10 +33,12 @@ def run_python(code):
 
 def test_import_is_cheap(tiny_run):
     """`import roadseg` loads no TensorFlow, nor does resolving Segmenter; creating one does."""
-    out = run_python('import roadseg\nprint("tensorflow" in sys.modules)\nroadseg.Segmenter\n'
-                     'print("tensorflow" in sys.modules)\nroadseg.Segmenter({!r}, backend="tensorflow").close()\n'
-                     'print("tensorflow" in sys.modules)\n'.format(tiny_run))
-    assert out.split()[-3:] == ['False', 'False', 'True']
+    out = run_python('import roadseg\nprint("loaded:", "tensorflow" in sys.modules)\nroadseg.Segmenter\n'
+                     'print("loaded:", "tensorflow" in sys.modules)\n'
+                     'roadseg.Segmenter({!r}, backend="tensorflow").close()\n'
+                     'print("loaded:", "tensorflow" in sys.modules)\n'.format(tiny_run))
+    # stderr (TensorFlow's warnings) shares the output: only the marked lines count
+    assert [line.split()[-1] for line in out.splitlines() if line.startswith('loaded: ')] == ['False', 'False', 'True']
 
 
 # Imported in a fresh process whose command line names an inference mode (the start-up choice used to read it)

@@ -1,5 +1,5 @@
-"""bench/benchmark.py: its help, the peer it compares each TensorFlow row with (bench/tables.py), and a short run's
-JSON."""
+"""bench/benchmark.py: its help, the peer it compares each TensorFlow row with (bench/speed_tables.py), and a
+short run's JSON."""
 import json
 import os
 import subprocess
@@ -11,7 +11,7 @@ from conftest import ROOT
 
 sys.path.insert(0, os.path.join(ROOT, 'bench'))
 import benchmark  # noqa: E402
-import tables  # noqa: E402
+import speed_tables as tables  # noqa: E402
 import peers  # noqa: E402
 
 

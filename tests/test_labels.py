@@ -264,14 +264,15 @@ def test_tasks_of_configs_old_and_new():
 
 @pytest.fixture(scope='module')
 def labels_run(tiny_vgg_dir, tmp_path_factory):
-    """A finished one-epoch multi-label run of the tiny FCN-8s (the shapes recipe otherwise) on 8 grey shapes
-    images, exported."""
+    """A finished multi-label run of the tiny FCN-8s (the shapes recipe otherwise) on 8 grey shapes images, 3 epochs
+    of 4 passes at 1e-2: enough for it to mark labels (validation mean IoU about 0.05), exported."""
     runs = tmp_path_factory.mktemp('labels_runs')
     counts, cli_settings.SHAPES_IMAGES = cli_settings.SHAPES_IMAGES, (8, 4, 2)
     try:
         assert run_cli('--dataset', 'shapes', '--multi-label', '--grayscale', '--vgg-dir', tiny_vgg_dir,
-                       '--encoder-width', 1, '--decoder', 'fcn8', '--runs-dir', runs, '--epochs', 1, '--batch-size', 4,
-                       '--image-shape', 64, 64, '--class-weights', 'balanced') == 0
+                       '--encoder-width', 1, '--decoder', 'fcn8', '--runs-dir', runs, '--epochs', 3, '--repeat', 4,
+                       '--learning-rate', 1e-2, '--batch-size', 4, '--image-shape', 64, 64,
+                       '--class-weights', 'balanced') == 0
     finally:
         cli_settings.SHAPES_IMAGES = counts
     (run,) = [str(p) for p in runs.iterdir()]
@@ -285,7 +286,8 @@ def test_labels_run_records_its_task_and_predicts_masks(labels_run):
     assert config['task'] == 'labels' and config['class_names'][-1] == 'unknown'
     recipe = {k: config[k] for k in ('dice', 'no_augment', 'keep_prob', 'learning_rate', 'lr_schedule',
                                      'decoder', 'ladder_stages')}
-    assert recipe == dict(dice=True, no_augment=True, keep_prob=1.0, learning_rate=1e-3, lr_schedule='poly',
+    # the shapes recipe's settings, but for those given (the fixture's learning rate and decoder)
+    assert recipe == dict(dice=True, no_augment=True, keep_prob=1.0, learning_rate=1e-2, lr_schedule='poly',
                           decoder='fcn8', ladder_stages=5)
     assert config['dataset_options'] == {'multi_label': True, 'grayscale': True, 'counts': [8, 4, 2],
                                          'size': [64, 64]}
@@ -320,7 +322,7 @@ def test_labels_exports_give_probabilities_and_boolean_masks(labels_run):
     batch = np.random.RandomState(2).uniform(0, 255, (1, 64, 64, 3)).astype(np.float32)
     onnx_probs, onnx_masks = session.run(None, {'image_input': batch})
     assert onnx_probs.shape == onnx_masks.shape == (1, 64, 64, 5) and onnx_masks.dtype == bool
-    assert (onnx_masks == (onnx_probs > 0.5)).all()
+    assert (onnx_masks == (onnx_probs > 0.5)).all() and onnx_masks.any()
     with tf.Graph().as_default() as graph, tf.Session(graph=graph) as sess:  # the frozen graph, in TensorFlow
         tf.import_graph_def(read_frozen(os.path.join(export, 'frozen_inference.pb')), name='')
         frozen_probs = sess.run('probabilities:0', {'image_input:0': batch})
@@ -344,7 +346,7 @@ def test_labels_prediction_files_and_evaluation(labels_run, tmp_path):
     assert len(results['class_max_f1']) == 5
     with open(os.path.join(labels_run, 'history.jsonl')) as f:
         kept = [e for e in map(json.loads, f) if e.get('best')][-1]
-    assert results['mean_iou'] == pytest.approx(kept['val_iou'], abs=1e-3)  # the kept epoch's validation score
+    assert kept['val_iou'] > 0 and results['mean_iou'] == pytest.approx(kept['val_iou'], abs=1e-3)  # kept epoch's
     assert os.path.exists(str(tmp_path / 'evaluation' / 'class_iou.png'))
     assert any(n.startswith('worst_') for n in os.listdir(str(tmp_path / 'evaluation')))
 
@@ -407,19 +409,11 @@ def test_shapes_unknown_blob_is_concave():
     assert _outline(1, 30, 64, 64, 0.0, rng) is None  # a circle is drawn as an ellipse
 
 
-def test_labels_video(labels_run, tmp_path, monkeypatch):
-    """Each frame comes out as the run's task paints the label masks Segmenter finds in it (within H.264's error).
-    The one-epoch model's probabilities stay under 0.5; raised by 0.2 they mark labels, so that painting shows."""
+def test_labels_video(labels_run, tmp_path):
+    """Each frame comes out as the run's task paints the label masks Segmenter finds in it (within H.264's error)."""
     import imageio
     from roadseg.data.datasets.shapes import render_labels
-    from roadseg.serving import video
     from roadseg.serving.video import overlay_video
-
-    class Marking(Segmenter):
-        def _run(self, batch):
-            return np.minimum(super(Marking, self)._run(batch) + 0.2, 1.0)
-
-    monkeypatch.setattr(video, 'Segmenter', Marking)
     src, out = str(tmp_path / 'in.mp4'), str(tmp_path / 'out.mp4')
     frames = [render_labels((48, 64), 0, 'test', i, grayscale=True)[0] for i in range(3)]
     with imageio.get_writer(src, format='ffmpeg', fps=5, codec='libx264', quality=10, macro_block_size=1) as writer:
@@ -427,18 +421,17 @@ def test_labels_video(labels_run, tmp_path, monkeypatch):
             writer.append_data(frame)
     count, _ = overlay_video(labels_run, src, out, batch_size=2)
     assert count == 3
-    with imageio.get_reader(src) as r_in, imageio.get_reader(out) as r_out, Marking(labels_run) as model:
+    with imageio.get_reader(src) as r_in, imageio.get_reader(out) as r_out, Segmenter(labels_run) as model:
         pairs = [(np.asarray(a), np.asarray(b)) for a, b in zip(r_in, r_out)]
         painted = [model.task.paint(a, model.predict(a)[0]) for a, _ in pairs]
     assert len(pairs) == 3
     marked = 0
     for (decoded, written), want in zip(pairs, painted):
-        # the painted frame, not the plain one (H.264 blurs the colours' edges: mean errors about 12 against 38)
-        assert np.abs(written.astype(int) - want).mean() < 0.4 * np.abs(written.astype(int) - decoded).mean()
-        changed = np.abs(want.astype(int) - decoded).max(-1) > 40
+        changed = np.abs(want.astype(int) - decoded).max(-1) > 40  # where a label's colour is blended in
         marked += changed.sum()
-        if changed.any():
-            assert np.abs(written.astype(int) - decoded)[changed].mean() > 20
+        if changed.any():  # painted there, not plain (H.264 blurs the colours' edges)
+            to_painted = np.abs(written.astype(int) - want)[changed].mean()
+            assert to_painted < 0.4 * np.abs(written.astype(int) - decoded)[changed].mean()
     assert marked > 0, 'the model marks some label in some frame'
 
 

@@ -13,9 +13,9 @@ from ..evaluation import report
 from ..evaluation.overlays import session_overlays, write_images
 from ..model import decoders, graph as model_graph
 from ..model.freeze import write_frozen
+from ..model.names import decoder_of
 from ..model.vgg import check_stages
 from ..model.vgg_sources import maybe_build_vgg
-from ..model.names import decoder_of
 from ..runs import FROZEN, Run, TrainedRun, check_init_from, check_splits, record_commit
 from ..system import cpu
 from ..system.commit import code_commit

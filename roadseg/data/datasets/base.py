@@ -1,4 +1,5 @@
-"""The dataset interface (samples of a split, image + class map loading, mask checks) and class weights.
+"""The dataset interface (samples of a split, image + class map loading, mask checks), class weights and the
+default class colours.
 
 A dataset has `name`, `class_names`, `colors` (RGB tuples, one per class), `num_classes`,
 `ignore_index` (255), `samples(split)` for 'train', 'val', 'test', 'select' -> [Sample], `load(sample)` ->
