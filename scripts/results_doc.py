@@ -95,17 +95,16 @@ def road_table(r):
 def class_table(r):
     """Per class: IoU, accuracy, labelled pixels, and IoU with `--flip` where the record has it."""
     e, f = r['evaluation']['plain'], r['evaluation'].get('flip')
-    flip_iou = f['class_iou'] if f else [None] * len(e['classes'])
-    rows = ['| class | IoU | accuracy | labelled pixels |' + (' IoU, `--flip` |' if f else ''),
-            '|---|---:|---:|---:|' + ('---:|' if f else '')]
-    for name, iou, acc, pixels, flipped in zip(e['classes'], e['class_iou'], e['class_accuracy'], e['class_pixels'],
-                                               flip_iou):
-        rows.append('| {} | {} | {} | {:,} |'.format(name, pct(iou, 1), pct(acc, 1), pixels) +
-                    (' {} |'.format(pct(flipped, 1)) if f else ''))
-    rows.append('| **mean** | **{}** | {} | {:,} |'.format(pct(e['mean_iou'], 1), pct(e['mean_class_accuracy'], 1),
-                                                          e['pixels']) +
-                (' **{}** |'.format(pct(f['mean_iou'], 1)) if f else ''))
-    return rows
+    rows = [['class', 'IoU', 'accuracy', 'labelled pixels'], ['---', '---:', '---:', '---:']]
+    rows += [[name, pct(iou, 1), pct(acc, 1), '{:,}'.format(pixels)]
+             for name, iou, acc, pixels in zip(e['classes'], e['class_iou'], e['class_accuracy'], e['class_pixels'])]
+    rows.append(['**mean**', '**{}**'.format(pct(e['mean_iou'], 1)), pct(e['mean_class_accuracy'], 1),
+                 '{:,}'.format(e['pixels'])])
+    if f:
+        flipped = [pct(iou, 1) for iou in f['class_iou']] + ['**{}**'.format(pct(f['mean_iou'], 1))]
+        for row, cell in zip(rows, ['IoU, `--flip`', '---:'] + flipped):
+            row.append(cell)
+    return ['|{}|'.format('|'.join(row)) if row is rows[1] else '| {} |'.format(' | '.join(row)) for row in rows]
 
 
 def curve_columns(r):

@@ -116,8 +116,8 @@ def _write(root, record):
 
 def test_decoder_tables_from_records(tmp_path, monkeypatch, capsys):
     """docs/decoders.md's tables are what the decoder recipes' records generate: a row per record in --decoder's
-    order, then the variants' (recipes.VARIANTS), training cost as a multiple of fcn8's (marked where fcn8 ran on another machine), the runs' commands,
-    machines and dates; --check fails on a record changed since, and passes once regenerated."""
+    order, then the variants' (recipes.VARIANTS), training cost as a multiple of fcn8's (marked where fcn8 ran on
+    another machine), the runs' commands, machines and dates; --check fails on a record changed since, and passes once regenerated."""
     root = str(tmp_path)
     _docs_tree(root)
     monkeypatch.setattr(results_doc, 'ROOT', root)
