@@ -20,6 +20,7 @@ os.environ.setdefault('ROADSEG_PRECISION', 'fp32')
 
 import project_tests  # noqa: E402
 from roadseg import cli  # noqa: E402
+from roadseg.evaluation.report import read_history  # noqa: E402
 from roadseg.model import vgg_weights  # noqa: E402
 import main  # noqa: E402
 
@@ -54,6 +55,11 @@ def tiny_run(tiny_vgg_dir, tmp_path_factory):
                    '--batch-size', 3, *TINY_SHAPE) == 0
     (run,) = [p for p in runs.iterdir()]
     return str(run)
+
+
+def kept_entry(run):
+    """The history.jsonl entry of the epoch a finished run kept (the last marked best)."""
+    return [e for e in read_history(os.path.join(run, 'history.jsonl')) if e.get('best')][-1]
 
 
 def run_main(*argv, **kwargs):

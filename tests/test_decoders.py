@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import project_tests
-from conftest import SAMPLE, TINY_SHAPE, error_line, run_cli
+from conftest import SAMPLE, TINY_SHAPE, error_line, kept_entry, run_cli
 from test_cross_stack import MAIN, other, serve  # noqa: F401 (other: the other stack's python, a fixture)
 from roadseg import runs, task
 from roadseg.model import blocks, decoders, freeze, heads, vgg
@@ -145,8 +145,7 @@ def test_each_decoder_trains_evaluates_predicts_and_exports(decoder_run, tmp_pat
     assert run_cli('--evaluate', run) == 0
     with open(os.path.join(run, 'evaluation_best', 'metrics.json')) as f:
         overall = json.load(f)['overall']
-    with open(os.path.join(run, 'history.jsonl')) as f:
-        kept = [e for e in map(json.loads, f) if e.get('best')][-1]
+    kept = kept_entry(run)
     assert overall['iou'] == pytest.approx(kept['val_iou'], abs=1e-3)  # the model validation kept, scored again
     assert run_cli('--predict', TEST_IMAGES, '--output', tmp_path / 'out', '--checkpoint', run) == 0
     assert len(glob.glob(str(tmp_path / 'out' / '*_overlay.png'))) == len(os.listdir(TEST_IMAGES))

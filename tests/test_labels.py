@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import SAMPLE, TINY_SHAPE, error_line, run_cli
+from conftest import SAMPLE, TINY_SHAPE, error_line, kept_entry, run_cli
 from roadseg import task
 from roadseg.cli import settings as cli_settings
 from roadseg.cli.flags import build_parser
@@ -344,8 +344,7 @@ def test_labels_prediction_files_and_evaluation(labels_run, tmp_path):
         assert ((written == 255) == masks[..., c]).all()
     results = evaluate_run(labels_run, out_dir=str(tmp_path / 'evaluation'))
     assert len(results['class_max_f1']) == 5
-    with open(os.path.join(labels_run, 'history.jsonl')) as f:
-        kept = [e for e in map(json.loads, f) if e.get('best')][-1]
+    kept = kept_entry(labels_run)
     assert kept['val_iou'] > 0 and results['mean_iou'] == pytest.approx(kept['val_iou'], abs=1e-3)  # kept epoch's
     assert os.path.exists(str(tmp_path / 'evaluation' / 'class_iou.png'))
     assert any(n.startswith('worst_') for n in os.listdir(str(tmp_path / 'evaluation')))

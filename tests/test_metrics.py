@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import SAMPLE, run_cli
+from conftest import SAMPLE, kept_entry, run_cli
 from roadseg.data.datasets import IGNORE
 from roadseg.evaluation.metrics import RoadEvaluator, summarize
 
@@ -56,8 +56,7 @@ def test_evaluate_command_on_tiny_run(tiny_run, capsys):
     results = json.load(open(os.path.join(out, 'metrics.json')))
     assert set(results) >= {'overall', 'um', 'umm', 'uu', 'checkpoint', 'images'}
     assert results['images'] == 3
-    with open(os.path.join(tiny_run, 'history.jsonl')) as f:
-        kept = [e for e in map(json.loads, f) if e.get('best')][-1]
+    kept = kept_entry(tiny_run)
     assert results['overall']['iou'] == pytest.approx(kept['val_iou'], abs=1e-3)  # as training validated it
     assert results['overall']['max_f1'] == pytest.approx(kept['val_max_f1'], abs=1e-3)
     assert os.path.getsize(os.path.join(out, 'pr_curve.png')) > 1000

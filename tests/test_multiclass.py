@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, kept_entry, run_cli
 from roadseg.serving.inference import Segmenter
 from roadseg.system.tfcompat import tf
 import main
@@ -67,8 +67,7 @@ def _check_run(run, tmp_path, num_classes):
     assert run_cli('--evaluate', run) == 0
     metrics = json.load(open(os.path.join(run, 'evaluation_best', 'metrics.json')))
     assert len(metrics['class_iou']) == num_classes
-    with open(os.path.join(run, 'history.jsonl')) as f:
-        kept = [e for e in map(json.loads, f) if e.get('best')][-1]
+    kept = kept_entry(run)
     assert metrics['mean_iou'] == pytest.approx(kept['val_iou'], abs=1e-3)  # the model validation kept
     images = tmp_path / 'images'
     images.mkdir()

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from conftest import SAMPLE, TINY_SHAPE, error_line, run_cli
+from conftest import SAMPLE, TINY_SHAPE, error_line, kept_entry, run_cli
 from test_cpu import EPYC_AVX2, NO_FLAGS, SAPPHIRE_RAPIDS, ZEN4, info_for
 from roadseg.serving.inference import Segmenter
 from roadseg.system import cpu
@@ -84,8 +84,7 @@ def test_bf16_synonym_trains_and_evaluates_in_bf16(tiny_vgg_dir, tmp_path):
     assert run_cli('--evaluate', run, '--data-dir', SAMPLE, '--bf16') == 0
     bf16 = json.load(open(os.path.join(run, 'evaluation_best_bf16', 'metrics.json')))
     assert bf16['precision'] == 'bf16' and bf16['bf16'] is True
-    with open(os.path.join(run, 'history.jsonl')) as f:
-        kept = [e for e in map(json.loads, f) if e.get('best')][-1]
+    kept = kept_entry(run)
     # the model trained in bf16 scores in bf16 about as its own validation did, and in fp32 close to that
     # (MaxF1 sweeps the thresholds: bf16's rounding moves it little where the fixed threshold's IoU could jump)
     assert bf16['overall']['max_f1'] == pytest.approx(kept['val_max_f1'], abs=0.02)
