@@ -73,6 +73,9 @@ class Run:
                                  'own settings'.format(key.replace('_', '-'), _flag_value(value), config_path,
                                                        _flag_value(config.get(key))))
         config.update((key, given[key]) for key in RESUMABLE_CHANGES if given.get(key) is not None)
+        if config.get('half_size_epochs', 0) >= config['epochs']:
+            raise InputError('--epochs {} must be more than the run\'s {} half-size epochs ({})'.format(
+                config['epochs'], config['half_size_epochs'], config_path))
         return cls(config, path)
 
     def create(self, runs_dir):

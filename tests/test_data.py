@@ -59,3 +59,21 @@ def test_batches_cover_the_set_once_per_epoch():
     assert [b[0].shape for b in epoch] == [(4, 64, 192, 3), (2, 64, 192, 3)]
     assert all(b[1].shape == b[0].shape[:3] + (2,) for b in epoch)
     assert all(set(np.unique(b[1])) <= {0.0, 1.0} for b in epoch)
+
+
+def test_first_epochs_draw_from_their_own_set_and_resume_at_their_size():
+    """EpochBatches(first=(2, the set at 32x96)): epochs 1-2 yield that set, later epochs the set itself, in the
+    order the epoch's random stream gives either; a resumed stream takes the set of the epoch it resumes at."""
+    pairs = kitti.list_training_pairs(os.path.join(SAMPLE, 'training'))
+    load = lambda p: kitti.load_pair(*p)
+    data, half = batches.TrainingSet(pairs, load, (64, 192)), batches.TrainingSet(pairs, load, (32, 96))
+    stream = batches.EpochBatches(data, augment=False, seed=5, first=(2, half))
+    epochs = [list(stream(4)) for _ in range(3)]
+    assert [{(im.shape[1:], labels.shape[1:]) for im, labels in epoch} for epoch in epochs] == \
+        [{((32, 96, 3), (32, 96, 2))}] * 2 + [{((64, 192, 3), (64, 192, 2))}]
+    for epoch, (shape, chosen) in enumerate((((32, 96), half), ((32, 96), half), ((64, 192), data))):
+        resumed = batches.EpochBatches(data, augment=False, seed=5, first=(2, half))
+        resumed.resume_at(epoch)
+        images = np.concatenate([b[0] for b in resumed(4)])
+        order = batches.epoch_rng(5, epoch).permutation(len(data))
+        assert images.shape[1:3] == shape and np.array_equal(images, chosen.images[order])

@@ -296,3 +296,14 @@ def test_legend():
         assert (row == color).all(axis=-1).any()
     with pytest.raises(ValueError):
         palette.legend(['a'], colors)
+
+
+def test_shapes_are_drawn_at_the_training_size():
+    """load_for(sample, shape): shapes drawn at that size (as --image-shape would draw them), not resized."""
+    big = get_dataset('shapes', None, size=(64, 64), counts=(2, 1, 1), multi_label=True)
+    small = get_dataset('shapes', None, size=(32, 32), counts=(2, 1, 1), multi_label=True)
+    (sample, _) = big.samples('train')
+    image, labels = big.load_for(sample, (32, 32))
+    assert image.shape == (32, 32, 3) and labels.shape == (32, 32, 5)
+    assert all(np.array_equal(a, b) for a, b in zip((image, labels), small.load(sample)))
+    assert all(np.array_equal(a, b) for a, b in zip(big.load(sample), big.load_for(sample, (64, 64))))

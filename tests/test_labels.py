@@ -167,6 +167,13 @@ def test_shapes_recipe_and_the_flags_that_win_over_it(capsys):
     assert parse('--decoder', 'linknet', '--ladder-stages', '2')['ladder_stages'] == 2
     given = parse('--epochs', '5', '--l2-scale', '0')
     assert (given['epochs'], given['l2_scale'], given['decoder']) == (5, 0.0, 'unet')
+    # the recipe's half-size epochs: its share (3 of 8) of the epochs given, none where the shape cannot halve
+    assert [parse('--epochs', e)['half_size_epochs'] for e in ('2', '5', '16')] == [0, 1, 6]
+    assert parse('--epochs', '16', '--half-size-epochs', '0')['half_size_epochs'] == 0
+    capsys.readouterr()
+    assert parse('--image-shape', '96', '96')['half_size_epochs'] == 0
+    assert 'note: all epochs at 96x96: the shapes recipe trains 3 of 8 at half size only where --image-shape is a ' \
+        'multiple of 64' in capsys.readouterr().out
     with pytest.raises(SystemExit):
         build_parser().parse_args(['--augment', '--no-augment'])
     assert 'not allowed with argument' in error_line(capsys)
@@ -265,14 +272,14 @@ def test_tasks_of_configs_old_and_new():
 @pytest.fixture(scope='module')
 def labels_run(tiny_vgg_dir, tmp_path_factory):
     """A finished multi-label run of the tiny FCN-8s (the shapes recipe otherwise) on 8 grey shapes images, 3 epochs
-    of 4 passes at 1e-2: enough for it to mark labels (validation mean IoU about 0.05), exported."""
+    of 4 passes at 1e-2, all at 64x64: enough for it to mark labels (validation mean IoU about 0.05), exported."""
     runs = tmp_path_factory.mktemp('labels_runs')
     counts, cli_settings.SHAPES_IMAGES = cli_settings.SHAPES_IMAGES, (8, 4, 2)
     try:
         assert run_cli('--dataset', 'shapes', '--multi-label', '--grayscale', '--vgg-dir', tiny_vgg_dir,
                        '--encoder-width', 1, '--decoder', 'fcn8', '--runs-dir', runs, '--epochs', 3, '--repeat', 4,
                        '--learning-rate', 1e-2, '--batch-size', 4, '--image-shape', 64, 64,
-                       '--class-weights', 'balanced') == 0
+                       '--class-weights', 'balanced', '--half-size-epochs', 0) == 0
     finally:
         cli_settings.SHAPES_IMAGES = counts
     (run,) = [str(p) for p in runs.iterdir()]
@@ -285,10 +292,10 @@ def test_labels_run_records_its_task_and_predicts_masks(labels_run):
         config = json.load(f)
     assert config['task'] == 'labels' and config['class_names'][-1] == 'unknown'
     recipe = {k: config[k] for k in ('dice', 'no_augment', 'keep_prob', 'learning_rate', 'lr_schedule',
-                                     'decoder', 'ladder_stages')}
-    # the shapes recipe's settings, but for those given (the fixture's learning rate and decoder)
+                                     'decoder', 'ladder_stages', 'half_size_epochs')}
+    # the shapes recipe's settings, but for those given (the fixture's learning rate, decoder, half-size epochs)
     assert recipe == dict(dice=True, no_augment=True, keep_prob=1.0, learning_rate=1e-2, lr_schedule='poly',
-                          decoder='fcn8', ladder_stages=5)
+                          decoder='fcn8', ladder_stages=5, half_size_epochs=0)
     assert config['dataset_options'] == {'multi_label': True, 'grayscale': True, 'counts': [8, 4, 2],
                                          'size': [64, 64]}
     with open(os.path.join(labels_run, 'history.jsonl')) as f:

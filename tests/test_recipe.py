@@ -1,12 +1,15 @@
-"""Training recipes: learning-rate schedules, frozen encoder blocks, flip test-time augmentation."""
+"""Training recipes: learning-rate schedules, frozen encoder blocks, half-size epochs, flip test-time augmentation."""
 import json
 import math
 import os
+import shutil
 
 import numpy as np
 import pytest
 
 from conftest import SAMPLE, TINY_SHAPE, error_line, road_test_images, run_cli
+from roadseg.model.names import IMAGE_INPUT
+from roadseg.runs import FROZEN
 from roadseg.serving.inference import Segmenter
 from roadseg.system.tfcompat import tf
 from roadseg.training import schedule
@@ -23,6 +26,11 @@ def test_schedules_by_hand():
     assert constant(0.25) == pytest.approx(3e-4 * 0.55) and constant(0.75) == 3e-4
     with pytest.raises(ValueError):
         schedule.learning_rate_at('step', 1e-3)
+    twice = schedule.restarted_at(poly, 0.25)  # --half-size-epochs 1 of --epochs 4
+    assert twice(0.0) == pytest.approx(1e-3) and twice(0.125) == pytest.approx(1e-3 * 0.5 ** 0.9)
+    assert twice(0.25) == pytest.approx(1e-3) and twice(0.625) == pytest.approx(1e-3 * 0.5 ** 0.9)
+    with pytest.raises(ValueError):
+        schedule.restarted_at(poly, 1.0)
 
 
 def test_bad_warmup_is_one_error(capsys):
@@ -72,6 +80,42 @@ def test_frozen_blocks_keep_their_weights_and_are_saved(tiny_vgg_dir, tmp_path, 
     assert not np.array_equal(trained['conv3_1/filter'], start['conv3_1/filter'])
     last = tf.train.latest_checkpoint(os.path.join(run, 'last'))
     assert not any(name.startswith('conv1_1/filter/Adam') for name, _ in tf.train.list_variables(last))
+
+
+def test_half_size_epochs_train_first_at_half_the_shape(tiny_vgg_dir, tmp_path, capsys):
+    """--half-size-epochs 1: announced, recorded, two epochs trained, the kept model frozen at 64x192; a resume
+    that leaves no full-size epoch is refused."""
+    runs = tmp_path / 'runs'
+    assert run_cli('--data-dir', SAMPLE, '--vgg-dir', tiny_vgg_dir, '--runs-dir', runs, '--epochs', 2,
+                   '--batch-size', 3, '--half-size-epochs', 1, *TINY_SHAPE) == 0
+    assert 'Recipe: learning rate poly 0.0003, warm-up over 5% of the run, epoch 1 at 32x96 and epoch 2 at 64x192, ' \
+        'the schedule over each' in capsys.readouterr().out
+    (run,) = [str(p) for p in runs.iterdir()]
+    config = json.load(open(os.path.join(run, 'config.json')))
+    assert config['half_size_epochs'] == 1
+    with open(os.path.join(run, 'history.jsonl')) as f:
+        assert [json.loads(line)['epoch'] for line in f] == [1, 2]
+    graph_def = tf.GraphDef.FromString(open(os.path.join(run, 'best', FROZEN), 'rb').read())
+    (image_input,) = [n for n in graph_def.node if n.name == IMAGE_INPUT]
+    assert [d.size for d in image_input.attr['shape'].shape.dim] == [-1, 64, 192, 3]
+    partial = os.path.join(str(tmp_path), 'copy.partial')
+    shutil.copytree(run, partial)
+    assert run_cli('--resume', partial, '--epochs', 1) == 2
+    assert error_line(capsys) == 'error: --epochs 1 must be more than the run\'s 1 half-size epochs ({})'.format(
+        os.path.join(partial, 'config.json'))
+
+
+@pytest.mark.parametrize('flags, message', [
+    (['--data-dir', SAMPLE, '--half-size-epochs', -1], '--half-size-epochs must be 0 or more, got -1'),
+    (['--data-dir', SAMPLE, '--half-size-epochs', 2, '--epochs', 2],
+     '--half-size-epochs 2 must be fewer than --epochs (2)'),
+    (['--data-dir', SAMPLE, '--half-size-epochs', 1, '--image-shape', 96, 128],
+     '--half-size-epochs trains at half --image-shape, so that must be multiples of 64; got 96 128'),
+])
+def test_half_size_epochs_that_cannot_work(flags, message, tmp_path, capsys):
+    assert run_cli('--runs-dir', tmp_path, *flags) == 2
+    assert error_line(capsys) == 'error: ' + message
+    assert not os.listdir(str(tmp_path))
 
 
 def test_flip_averages_with_the_mirror_image(learned_run, road_data):

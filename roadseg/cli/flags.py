@@ -74,6 +74,10 @@ def _training_flags(add, d):
         .format(d['keep_prob']))
     add('--image-shape', type=int, nargs=2, metavar=('HEIGHT', 'WIDTH'),
         help='network input size, multiples of 32 (default {} {})'.format(*d['image_shape']))
+    add('--half-size-epochs', type=int, metavar='N',
+        help='train the first N epochs on images of half --image-shape\'s height and width (progressive resizing: '
+             'cheaper steps that learn the coarse layout first; --image-shape then multiples of 64; default {})'
+        .format(d['half_size_epochs']))
     add('--dataset', choices=tuple(DATASET_NAMES),
         help='data format: {} (default detected from --data-dir\'s layout)'.format(', '.join(DATASET_NAMES)))
     add('--data-dir', help='the data folder (default {}, KITTI Road; if that is missing, the bundled sample '

@@ -67,6 +67,8 @@ def check_flags(args, mode):
         value = getattr(args, name)
         if value is not None and value <= 0:
             raise InputError('--{} must be positive, got {}'.format(name.replace('_', '-'), value))
+    if args.half_size_epochs is not None and args.half_size_epochs < 0:
+        raise InputError('--half-size-epochs must be 0 or more, got {}'.format(args.half_size_epochs))
     if args.checkpoint_minutes is not None and args.checkpoint_minutes < 0:
         raise InputError('--checkpoint-minutes must be 0 (every epoch) or more, got {}'.format(args.checkpoint_minutes))
     if args.warmup is not None and not 0 <= args.warmup < 1:

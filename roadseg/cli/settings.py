@@ -18,7 +18,7 @@ RECORDED = dict(epochs=40, batch_size=4, learning_rate=3e-4, keep_prob=0.5, imag
                 l2_scale=1e-3, skip_scaling=False, fc_width=None, fc6_kernel=None, no_augment=False, seed=0,
                 threads=0, precision=None, init_from=None, repeat=1, checkpoint_minutes=10.0, data_dir=DEFAULT_DATA,
                 vgg_weights=None, dataset=None, decoder='fcn8', class_weights=None, lr_schedule='poly', warmup=0.05,
-                freeze_blocks=0, encoder_width=1.0, dice=False, ladder_stages=FULL_LADDER)
+                freeze_blocks=0, encoder_width=1.0, dice=False, ladder_stages=FULL_LADDER, half_size_epochs=0)
 DEFAULTS = dict(RECORDED, vgg_dir='data', runs_dir='runs', which='best')
 # The bundled sample (6 training images): what makes `python main.py` on a fresh clone end with a usable model
 # within minutes (measured in docs/training.md, "First run on the sample"). Flags given on the command line still win.
@@ -27,8 +27,8 @@ SAMPLE_RECIPE = dict(epochs=6, batch_size=2, repeat=4, learning_rate=3e-4, lr_sc
 # (docs/multi-label.md); flags given on the command line still win. SHAPES_IMAGES: training, validation and test
 # images generated; many distinct training images seen few times each learn more than few seen many times.
 SHAPES_RECIPE = dict(encoder_width=0.25, decoder='unet', ladder_stages=3, dice=True, keep_prob=1.0, no_augment=True,
-                     l2_scale=0.0, epochs=4, batch_size=4, learning_rate=1e-3, lr_schedule='poly', warmup=0.0,
-                     image_shape=[128, 128])
+                     l2_scale=0.0, epochs=8, half_size_epochs=3, batch_size=4, learning_rate=1e-3, lr_schedule='poly',
+                     warmup=0.0, image_shape=[128, 128])
 SHAPES_IMAGES = (3072, 32, 8)
 SHAPES_FLAGS = ('multi_label', 'grayscale')
 DATASET_FLAGS = SHAPES_FLAGS + ('classes',)  # recorded as the run's dataset_options; --resume keeps the run's own
@@ -44,6 +44,12 @@ def training_settings(args):
     """The training flags with defaults filled in; the bundled sample's recipe when the default KITTI data is
     absent. The dataset is detected from the data folder's layout unless --dataset names it."""
     settings = _settings(args)
+    half = settings['half_size_epochs']
+    if half and half >= settings['epochs']:
+        raise InputError('--half-size-epochs {} must be fewer than --epochs ({})'.format(half, settings['epochs']))
+    if half and any(side % 64 for side in settings['image_shape']):
+        raise InputError('--half-size-epochs trains at half --image-shape, so that must be multiples of 64; got '
+                         '{} {}'.format(*settings['image_shape']))
     if settings['decoder'] not in LADDERS:
         if args.ladder_stages is not None:
             raise InputError('--ladder-stages applies to --decoder {}, not {}'.format(' or '.join(LADDERS),
@@ -65,6 +71,8 @@ def _settings(args):
         settings['data_dir'] = None
         if options:
             settings.update({k: v for k, v in SHAPES_RECIPE.items() if k not in given})
+            if 'half_size_epochs' not in given:
+                settings['half_size_epochs'] = _shapes_half_size_epochs(settings['epochs'], settings['image_shape'])
             settings['dataset_options'] = dict(settings.get('dataset_options', {}), counts=list(SHAPES_IMAGES),
                                                size=settings['image_shape'], **options)
         return settings
@@ -85,3 +93,14 @@ def _settings(args):
         data_dir, SAMPLE_DIR, ', with ' + recipe_flags(recipe) if recipe else ''))
     settings.update(recipe, data_dir=SAMPLE_DIR, dataset='kitti_road')
     return settings
+
+
+def _shapes_half_size_epochs(epochs, image_shape):
+    """The shapes recipe's half-size epochs in a run of `epochs` at image_shape: its share of them (3 of 8, rounded
+    down), none (with a note) where image_shape is not a multiple of 64."""
+    half = epochs * SHAPES_RECIPE['half_size_epochs'] // SHAPES_RECIPE['epochs']
+    if half and any(side % 64 for side in image_shape):
+        print('note: all epochs at {}x{}: the shapes recipe trains {} of {} at half size only where --image-shape is '
+              'a multiple of 64'.format(image_shape[0], image_shape[1], half, epochs))
+        return 0
+    return half

@@ -165,10 +165,12 @@ def prefetch(iterable, depth=2, poll=0.1):
 class EpochBatches:
     """get_batches_fn(batch_size) of the Udacity project: each call is the next epoch, and epoch e always draws
     from the random stream (seed, e), so a resumed run sees the data an uninterrupted one would. With
-    rank/size (data-parallel training) each call yields rank's shard of the epoch (batches.shard)."""
+    rank/size (data-parallel training) each call yields rank's shard of the epoch (batches.shard). With
+    first=(N, TrainingSet) epochs 1..N draw from that set (the same samples at another size: --half-size-epochs)."""
 
-    def __init__(self, dataset, augment=True, seed=0, repeat=1, prefetch_depth=2, rank=0, size=1):
+    def __init__(self, dataset, augment=True, seed=0, repeat=1, prefetch_depth=2, rank=0, size=1, first=None):
         self.dataset, self.augment, self.seed, self.repeat = dataset, augment, seed, repeat
+        self.first = first or (0, None)
         self.depth, self.rank, self.size = prefetch_depth, rank, size
         self.num_images = len(dataset)
         self.epoch, self.skip = 0, 0
@@ -187,6 +189,7 @@ class EpochBatches:
     def __call__(self, batch_size):
         rng = epoch_rng(self.seed, self.epoch)
         part = (self.rank, self.size, epoch_rng(self.seed, self.epoch, self.rank)) if self.size > 1 else None
-        epoch = self.dataset.batches(batch_size, rng, self.augment, self.repeat, self.skip, part)
+        dataset = self.first[1] if self.epoch < self.first[0] else self.dataset
+        epoch = dataset.batches(batch_size, rng, self.augment, self.repeat, self.skip, part)
         self.epoch, self.skip = self.epoch + 1, 0
         return prefetch(epoch, self.depth)

@@ -26,3 +26,11 @@ def learning_rate_at(kind, peak, warmup=0.0):
         u = min(max((t - warmup) / (1 - warmup), 0.0), 1.0)
         return peak * ((1 - u) ** POLY_POWER if kind == 'poly' else (1 + math.cos(math.pi * u)) / 2)
     return rate
+
+
+def restarted_at(schedule, split):
+    """The callable t -> rate `schedule` run twice: over t in [0, split) and again, from its start, over
+    [split, 1); split in (0, 1). --half-size-epochs: the half-size epochs are the first pass."""
+    if not 0 < split < 1:
+        raise ValueError('the restart must fall inside the run, at t in (0, 1), got {}'.format(split))
+    return lambda t: schedule(t / split) if t < split else schedule((t - split) / (1 - split))

@@ -60,7 +60,7 @@ def prepare_data(run, workers, resume):
     class_weights = task.class_weights(config.get('class_weights'), dataset)
     training_set = TrainingSet(dataset.samples('train'), dataset.load, config['image_shape'], task.training_labels)
     batches = EpochBatches(training_set, not config['no_augment'], config['seed'], config['repeat'],
-                           rank=workers.rank, size=workers.size)
+                           rank=workers.rank, size=workers.size, first=half_size_set(config, dataset, task))
     batch_size = config['batch_size']
     if batch_size > batches.num_images:
         print('note: --batch-size {} is larger than the {} training images; using {}'.format(
@@ -69,6 +69,16 @@ def prepare_data(run, workers, resume):
     # the kept epoch is chosen on the selection split when there is one, else on the validation split
     choose, report_only = (select_samples, report_samples) if select_samples else (report_samples, [])
     return Data(dataset, task, batches, batch_size, choose, report_only, class_weights)
+
+
+def half_size_set(config, dataset, task):
+    """(--half-size-epochs, the training samples at half --image-shape), or None when the run has none."""
+    half = config.get('half_size_epochs', 0)
+    if not half:
+        return None
+    shape = tuple(side // 2 for side in config['image_shape'])
+    return half, TrainingSet(dataset.samples('train'), lambda s: dataset.load_for(s, shape), shape,
+                             task.training_labels)
 
 
 def prepare_encoder(config, vgg_dir, workers):
@@ -97,10 +107,13 @@ def choose_precision(config):
 
 
 def learning_rate_value(config, learning_rate):
-    """train_nn's learning_rate_value: the rate itself, or the run's schedule (a callable of its progress)."""
+    """train_nn's learning_rate_value: the rate itself, or the run's schedule (a callable of its progress); with
+    half-size epochs the schedule runs over them, then again over the full-size ones."""
     kind, warmup = config.get('lr_schedule', 'constant'), config.get('warmup', 0.0)
-    return learning_rate if (kind, warmup) == ('constant', 0) else schedule.learning_rate_at(kind, learning_rate,
-                                                                                          warmup)
+    if (kind, warmup) == ('constant', 0):
+        return learning_rate
+    rate, half = schedule.learning_rate_at(kind, learning_rate, warmup), config.get('half_size_epochs', 0)
+    return schedule.restarted_at(rate, half / config['epochs']) if half else rate
 
 
 def announce(run, data, workers, learning_rate, rate):
@@ -113,15 +126,23 @@ def announce(run, data, workers, learning_rate, rate):
             data.batch_size, '{} validation images'.format(len(data.choose)) if not data.report else
             '{} selection images choose the kept epoch, {} report-split images are only measured'.format(
                 len(data.choose), len(data.report))))
-        if rate is not learning_rate or config.get('freeze_blocks'):
-            print('Recipe: learning rate {} {:g}{}{}'.format(
+        half = config.get('half_size_epochs', 0)
+        if rate is not learning_rate or config.get('freeze_blocks') or half:
+            print('Recipe: learning rate {} {:g}{}{}{}'.format(
                 config.get('lr_schedule', 'constant'), learning_rate,
                 ', warm-up over {:.0%} of the run'.format(config['warmup']) if config.get('warmup') else '',
-                ', conv1..conv{} frozen'.format(config['freeze_blocks']) if config.get('freeze_blocks') else ''))
+                ', conv1..conv{} frozen'.format(config['freeze_blocks']) if config.get('freeze_blocks') else '',
+                ', {} at {}x{} and {} at {}x{}, the schedule over each'.format(
+                    _epochs(1, half), *(s // 2 for s in config['image_shape']),
+                    _epochs(half + 1, config['epochs']), *config['image_shape']) if half else ''))
     if workers.size > 1:
         print('Horovod: {} ranks, each {} steps of {} images per epoch ({} images per step); learning rate {:g} '
               'x sqrt({}) = {:g}'.format(workers.size, steps, data.batch_size, workers.size * data.batch_size,
                                          config['learning_rate'], workers.size, learning_rate))
+
+
+def _epochs(first, last):
+    return 'epoch {}'.format(first) if first == last else 'epochs {}-{}'.format(first, last)
 
 
 def start_weights(sess, graph, ckpt, run, data, workers, resume):

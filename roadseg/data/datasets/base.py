@@ -64,6 +64,11 @@ class Dataset(object):
         """(uint8 RGB (H, W, 3), uint8 class map (H, W) with IGNORE, or None for an unlabelled sample)."""
         return load_sample(sample, self.load_label)
 
+    def load_for(self, sample, image_shape):
+        """load(sample) for training at image_shape (H, W): the files' own size, which the training set resizes
+        (a generated dataset draws the sample at image_shape)."""
+        return self.load(sample)
+
     def load_label(self, sample):
         """uint8 (H, W) class map of the sample's mask of class values, through `table`."""
         return decode_values(read_value_mask(sample.label), self.table, sample.label)

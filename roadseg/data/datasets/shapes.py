@@ -110,10 +110,14 @@ class Shapes(Dataset):
         return [Sample(sid, sid) for sid in ('shapes_{}_{:06d}'.format(split, i) for i in range(self.counts[split]))]
 
     def load(self, sample):
+        return self.load_for(sample, self.size)
+
+    def load_for(self, sample, image_shape):
+        """The sample drawn at image_shape (H, W): its noise and edges at that size, not a resized drawing."""
         _, split, index = sample.image.split('_')
         if self.multi_label:
-            return render_labels(self.size, self.seed, split, int(index), self.grayscale)
-        return render(self.size, self.seed, split, int(index))
+            return render_labels(tuple(image_shape), self.seed, split, int(index), self.grayscale)
+        return render(tuple(image_shape), self.seed, split, int(index))
 
     def load_label(self, sample):
         return self.load(sample)[1]
