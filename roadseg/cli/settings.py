@@ -2,6 +2,7 @@
 bundled sample and of --dataset shapes, and training_settings(), the flags given with all of these filled in."""
 import os
 
+from ..data.batches import half_shape
 from ..data.datasets import detect
 from ..model.names import FULL_LADDER, LADDERS
 from ..system import bundled
@@ -47,7 +48,7 @@ def training_settings(args):
     half = settings['half_size_epochs']
     if half and half >= settings['epochs']:
         raise InputError('--half-size-epochs {} must be fewer than --epochs ({})'.format(half, settings['epochs']))
-    if half and any(side % 64 for side in settings['image_shape']):
+    if half and half_shape(settings['image_shape']) is None:
         raise InputError('--half-size-epochs trains at half --image-shape, so that must be multiples of 64; got '
                          '{} {}'.format(*settings['image_shape']))
     if settings['decoder'] not in LADDERS:
@@ -99,7 +100,7 @@ def _shapes_half_size_epochs(epochs, image_shape):
     """The shapes recipe's half-size epochs in a run of `epochs` at image_shape: its share of them (3 of 8, rounded
     down), none (with a note) where image_shape is not a multiple of 64."""
     half = epochs * SHAPES_RECIPE['half_size_epochs'] // SHAPES_RECIPE['epochs']
-    if half and any(side % 64 for side in image_shape):
+    if half and half_shape(image_shape) is None:
         print('note: all epochs at {}x{}: the shapes recipe trains {} of {} at half size only where --image-shape is '
               'a multiple of 64'.format(image_shape[0], image_shape[1], half, epochs))
         return 0

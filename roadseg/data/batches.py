@@ -9,6 +9,12 @@ from PIL import Image
 from ..system.files import InputError
 
 
+def half_shape(image_shape):
+    """(H // 2, W // 2) of image_shape (H, W), what --half-size-epochs train at; None unless both halves are
+    multiples of 32, as the network's input must be."""
+    return None if any(side % 64 for side in image_shape) else tuple(side // 2 for side in image_shape)
+
+
 def resize_rgb(image, image_shape):
     """Bilinear resize of uint8 (H, W, 3) to image_shape (height, width)."""
     return np.asarray(Image.fromarray(image).resize((image_shape[1], image_shape[0]), Image.BILINEAR))

@@ -8,7 +8,7 @@ import time
 
 from .. import task as tasks
 from ..data import datasets
-from ..data.batches import EpochBatches, TrainingSet
+from ..data.batches import EpochBatches, TrainingSet, half_shape
 from ..evaluation import report
 from ..evaluation.overlays import session_overlays, write_images
 from ..model import decoders, graph as model_graph
@@ -76,7 +76,7 @@ def half_size_set(config, dataset, task):
     half = config.get('half_size_epochs', 0)
     if not half:
         return None
-    shape = tuple(side // 2 for side in config['image_shape'])
+    shape = half_shape(config['image_shape'])
     return half, TrainingSet(dataset.samples('train'), lambda s: dataset.load_for(s, shape), shape,
                              task.training_labels)
 
@@ -133,7 +133,7 @@ def announce(run, data, workers, learning_rate, rate):
                 ', warm-up over {:.0%} of the run'.format(config['warmup']) if config.get('warmup') else '',
                 ', conv1..conv{} frozen'.format(config['freeze_blocks']) if config.get('freeze_blocks') else '',
                 ', {} at {}x{} and {} at {}x{}, the schedule over each'.format(
-                    _epochs(1, half), *(s // 2 for s in config['image_shape']),
+                    _epochs(1, half), *half_shape(config['image_shape']),
                     _epochs(half + 1, config['epochs']), *config['image_shape']) if half else ''))
     if workers.size > 1:
         print('Horovod: {} ranks, each {} steps of {} images per epoch ({} images per step); learning rate {:g} '
