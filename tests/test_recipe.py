@@ -13,6 +13,7 @@ from roadseg.runs import FROZEN
 from roadseg.serving.inference import Segmenter
 from roadseg.system.tfcompat import tf
 from roadseg.training import schedule
+from roadseg.training.train import recipe_line
 
 
 def test_schedules_by_hand():
@@ -80,6 +81,19 @@ def test_frozen_blocks_keep_their_weights_and_are_saved(tiny_vgg_dir, tmp_path, 
     assert not np.array_equal(trained['conv3_1/filter'], start['conv3_1/filter'])
     last = tf.train.latest_checkpoint(os.path.join(run, 'last'))
     assert not any(name.startswith('conv1_1/filter/Adam') for name, _ in tf.train.list_variables(last))
+
+
+def test_the_recipe_line_names_the_restart_only_of_a_scheduled_rate():
+    """Half-size epochs announce the schedule run over each part only where the rate has a schedule; a constant
+    rate with nothing else to say gives no line."""
+    config = dict(half_size_epochs=3, epochs=8, image_shape=[128, 128], lr_schedule='poly', warmup=0.0,
+                  freeze_blocks=0)
+    assert recipe_line(config, 1e-3, scheduled=True) == 'Recipe: learning rate poly 0.001, epochs 1-3 at 64x64 ' \
+        'and epochs 4-8 at 128x128, the schedule over each'
+    constant = dict(config, lr_schedule='constant')
+    assert recipe_line(constant, 1e-3, scheduled=False) == 'Recipe: learning rate constant 0.001, epochs 1-3 at ' \
+        '64x64 and epochs 4-8 at 128x128'
+    assert recipe_line(dict(constant, half_size_epochs=0), 1e-3, scheduled=False) is None
 
 
 def test_half_size_epochs_train_first_at_half_the_shape(tiny_vgg_dir, tmp_path, capsys):

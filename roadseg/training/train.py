@@ -126,19 +126,28 @@ def announce(run, data, workers, learning_rate, rate):
             data.batch_size, '{} validation images'.format(len(data.choose)) if not data.report else
             '{} selection images choose the kept epoch, {} report-split images are only measured'.format(
                 len(data.choose), len(data.report))))
-        half = config.get('half_size_epochs', 0)
-        if rate is not learning_rate or config.get('freeze_blocks') or half:
-            print('Recipe: learning rate {} {:g}{}{}{}'.format(
-                config.get('lr_schedule', 'constant'), learning_rate,
-                ', warm-up over {:.0%} of the run'.format(config['warmup']) if config.get('warmup') else '',
-                ', conv1..conv{} frozen'.format(config['freeze_blocks']) if config.get('freeze_blocks') else '',
-                ', {} at {}x{} and {} at {}x{}, the schedule over each'.format(
-                    _epochs(1, half), *half_shape(config['image_shape']),
-                    _epochs(half + 1, config['epochs']), *config['image_shape']) if half else ''))
+        line = recipe_line(config, learning_rate, scheduled=rate is not learning_rate)
+        if line:
+            print(line)
     if workers.size > 1:
         print('Horovod: {} ranks, each {} steps of {} images per epoch ({} images per step); learning rate {:g} '
               'x sqrt({}) = {:g}'.format(workers.size, steps, data.batch_size, workers.size * data.batch_size,
                                          config['learning_rate'], workers.size, learning_rate))
+
+
+def recipe_line(config, learning_rate, scheduled):
+    """The "Recipe: ..." line of a run whose rate is scheduled (not constant), has frozen blocks or half-size
+    epochs, else None; the schedule runs over the half-size epochs and again over the rest only if scheduled."""
+    half, frozen = config.get('half_size_epochs', 0), config.get('freeze_blocks')
+    if not (scheduled or frozen or half):
+        return None
+    return 'Recipe: learning rate {} {:g}{}{}{}'.format(
+        config.get('lr_schedule', 'constant'), learning_rate,
+        ', warm-up over {:.0%} of the run'.format(config['warmup']) if config.get('warmup') else '',
+        ', conv1..conv{} frozen'.format(frozen) if frozen else '',
+        ', {} at {}x{} and {} at {}x{}{}'.format(
+            _epochs(1, half), *half_shape(config['image_shape']), _epochs(half + 1, config['epochs']),
+            *config['image_shape'], ', the schedule over each' if scheduled else '') if half else '')
 
 
 def _epochs(first, last):
