@@ -9,8 +9,8 @@ from PIL import Image
 from conftest import ROOT, SAMPLE
 from roadseg.data.datasets import kitti_road as kitti
 from roadseg.evaluation import palette
-from roadseg.data.datasets import (IGNORE, SPLITS, CamVid, Cityscapes, Folder, KittiRoad, Shapes, detect, get_dataset,
-                              median_frequency_weights)
+from roadseg.data.datasets import (IGNORE, SELECT, SPLITS, CamVid, Cityscapes, Folder, KittiRoad, Shapes, detect,
+                              get_dataset, median_frequency_weights)
 from roadseg.data.datasets.cityscapes import LABELS
 from roadseg.data.datasets.base import default_colors
 from roadseg.system.files import InputError
@@ -242,6 +242,17 @@ def test_shapes():
     assert not np.array_equal(Shapes(size=(37, 53), seed=4).load(samples[1])[1], classes)
     assert np.array_equal(ds.load_label(samples[1]), classes)
 
+
+
+def test_shapes_selection_split():
+    """A fourth count lists a selection split of its own images (chooses the kept epoch, val is then only
+    reported); without it there is none."""
+    ds = get_dataset('shapes', None, size=(32, 32), counts=(3, 2, 1, 4), multi_label=True)
+    assert [len(ds.samples(s)) for s in SPLITS + (SELECT,)] == [3, 2, 1, 4]
+    val, select = (np.stack([ds.load(s)[0] for s in ds.samples(split)]) for split in ('val', 'select'))
+    assert not any(np.array_equal(v, s) for v in val for s in select)
+    assert np.array_equal(ds.load(ds.samples('select')[1])[0], select[1])
+    assert get_dataset('shapes', None, size=(32, 32), counts=(3, 2, 1)).samples(SELECT) == []
 
 def test_shapes_labels_fit_the_image():
     """A shape is one solid colour under noise: inside its label the image varies far less than on noise."""

@@ -272,9 +272,10 @@ def test_tasks_of_configs_old_and_new():
 @pytest.fixture(scope='module')
 def labels_run(tiny_vgg_dir, tmp_path_factory):
     """A finished multi-label run of the tiny FCN-8s (the shapes recipe otherwise) on 8 grey shapes images, 3 epochs
-    of 4 passes at 1e-2, all at 64x64: enough for it to mark labels (validation mean IoU about 0.05), exported."""
+    of 4 passes at 1e-2, all at 64x64: enough for it to mark labels (validation mean IoU about 0.05), exported; 2
+    selection images choose its kept epoch, as the recipe's 64 do."""
     runs = tmp_path_factory.mktemp('labels_runs')
-    counts, cli_settings.SHAPES_IMAGES = cli_settings.SHAPES_IMAGES, (8, 4, 2)
+    counts, cli_settings.SHAPES_IMAGES = cli_settings.SHAPES_IMAGES, (8, 4, 2, 2)
     try:
         assert run_cli('--dataset', 'shapes', '--multi-label', '--grayscale', '--vgg-dir', tiny_vgg_dir,
                        '--encoder-width', 1, '--decoder', 'fcn8', '--runs-dir', runs, '--epochs', 3, '--repeat', 4,
@@ -296,11 +297,11 @@ def test_labels_run_records_its_task_and_predicts_masks(labels_run):
     # the shapes recipe's settings, but for those given (the fixture's learning rate, decoder, half-size epochs)
     assert recipe == dict(dice=True, no_augment=True, keep_prob=1.0, learning_rate=1e-2, lr_schedule='poly',
                           decoder='fcn8', ladder_stages=5, half_size_epochs=0)
-    assert config['dataset_options'] == {'multi_label': True, 'grayscale': True, 'counts': [8, 4, 2],
+    assert config['dataset_options'] == {'multi_label': True, 'grayscale': True, 'counts': [8, 4, 2, 2],
                                          'size': [64, 64]}
     with open(os.path.join(labels_run, 'history.jsonl')) as f:
         entry = json.loads(f.readline())
-    assert entry['best'] and {'val_iou', 'val_f1', 'val_max_f1', 'val_ap'} <= set(entry)
+    assert entry['best'] and {'val_iou', 'val_f1', 'val_max_f1', 'val_ap', 'report_iou', 'report_ap'} <= set(entry)
     image = np.random.RandomState(0).randint(0, 255, (50, 70, 3)).astype(np.uint8)
     with Segmenter(labels_run, backend='tensorflow') as tf_model, \
             Segmenter(labels_run, backend='onnxruntime', threads=1) as ort_model:
@@ -352,7 +353,8 @@ def test_labels_prediction_files_and_evaluation(labels_run, tmp_path):
     results = evaluate_run(labels_run, out_dir=str(tmp_path / 'evaluation'))
     assert len(results['class_max_f1']) == 5
     kept = kept_entry(labels_run)
-    assert kept['val_iou'] > 0 and results['mean_iou'] == pytest.approx(kept['val_iou'], abs=1e-3)  # kept epoch's
+    # --evaluate scores the validation split: the kept epoch's report split (the selection split chose it)
+    assert kept['report_iou'] > 0 and results['mean_iou'] == pytest.approx(kept['report_iou'], abs=1e-3)
     assert os.path.exists(str(tmp_path / 'evaluation' / 'class_iou.png'))
     assert any(n.startswith('worst_') for n in os.listdir(str(tmp_path / 'evaluation')))
 

@@ -6,7 +6,9 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .base import SPLITS, Dataset, Sample
+from .base import SELECT, SPLITS, Dataset, Sample
+
+STREAMS = SPLITS + (SELECT,)  # a split's random stream is its position here
 
 CORNERS = {2: 3, 3: 4, 4: 5}  # class index -> polygon corners (1 = circle)
 UNKNOWN = 5  # multi-label: a concave blob, none of the four shapes
@@ -20,7 +22,7 @@ def render(size, seed, split, index):
     noise (sigma 12) over the frame. The same arguments give the same sample (for one Pillow version).
     """
     h, w = size
-    rng = np.random.RandomState([seed, SPLITS.index(split), index])
+    rng = np.random.RandomState([seed, STREAMS.index(split), index])
     image = Image.fromarray(rng.randint(0, 256, (h, w, 3)).astype(np.uint8))
     label = Image.new('L', (w, h), 0)
     for _ in range(rng.randint(1, 5)):
@@ -64,7 +66,7 @@ def render_labels(size, seed, split, index, grayscale=False, alpha=0.6):
     where they overlap, and every pixel of a shape is labelled with it), then Gaussian noise (sigma 12);
     grayscale: the image in grey (three equal channels)."""
     h, w = size
-    rng = np.random.RandomState([seed, SPLITS.index(split), index, 1])
+    rng = np.random.RandomState([seed, STREAMS.index(split), index, 1])
     image = rng.randint(0, 256, (h, w, 3)).astype(np.float32)
     labels = np.zeros((h, w, UNKNOWN), np.uint8)
     for _ in range(rng.randint(2, 5)):
@@ -89,17 +91,19 @@ def render_labels(size, seed, split, index, grayscale=False, alpha=0.6):
 
 class Shapes(Dataset):
     """A zero-download set; no files. Sample ids are 'shapes_<split>_<index>'. multi_label: overlapping shapes,
-    one label each, plus "unknown" concave blobs (render_labels); grayscale: grey images (multi-label only)."""
+    one label each, plus "unknown" concave blobs (render_labels); grayscale: grey images (multi-label only).
+    A fourth count adds a selection split: its images choose the kept epoch, and val is then only reported."""
     name = 'shapes'
     class_names = ['background', 'circle', 'triangle', 'square', 'pentagon']
     colors = [(64, 64, 64), (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200)]
 
     def __init__(self, data_dir=None, size=(128, 128), counts=(256, 32, 16), seed=0, multi_label=False,
                  grayscale=False):
-        """size: (H, W) in pixels; counts: samples in train, val, test; data_dir is not used."""
+        """size: (H, W) in pixels; counts: samples in train, val, test[, select]; data_dir is not used."""
         self.data_dir = data_dir
         self.size = tuple(size)
-        self.counts = dict(zip(SPLITS, counts))
+        self.counts = dict(zip(STREAMS, counts))
+        self.splits = STREAMS[:len(counts)]
         self.seed = seed
         self.multi_label, self.grayscale = multi_label, grayscale
         if multi_label:
