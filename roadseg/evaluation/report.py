@@ -86,19 +86,32 @@ def read_history(history_path):
     return entries
 
 
+def curve_series(entries, curves):
+    """[(label, epochs, values in %)] of curves ((history key, label), ...: the task's history_curves) over
+    history entries: the validation split's numbers, report_* where a selection split chose the kept epoch
+    (KITTI, the shapes recipe), else val_*; entries without the key are left out."""
+    series = []
+    for key, label in curves:
+        report = 'report_' + key[len('val_'):]
+        key = report if any(report in e for e in entries) else key
+        shown = [e for e in entries if key in e]
+        series.append((label, [e['epoch'] for e in shown], [100 * e[key] for e in shown]))
+    return series
+
+
 def plot_history(path, history_path, curves):
-    """Training loss per epoch from history.jsonl, and curves ((history key, label), ...: the task's
-    history_curves) in % where the entries have them, as a PNG."""
+    """Training loss per epoch from history.jsonl, and the task's curves (curve_series) where the entries have
+    them, as a PNG."""
     entries = read_history(history_path)
     fig, ax = _pyplot().subplots(figsize=(7, 4))
     epochs = [e['epoch'] for e in entries]
     ax.plot(epochs, [e['loss'] for e in entries], 'b-', label='training loss')
     ax.set(xlabel='epoch', ylabel='cross-entropy', yscale='log')
-    drawn = [(key, label, [e for e in entries if key in e]) for key, label in curves]
-    if any(validated for _, _, validated in drawn):
+    drawn = curve_series(entries, curves)
+    if any(shown for _, shown, _ in drawn):
         ax2 = ax.twinx()
-        for (key, label, validated), style in zip(drawn, ('g.-', 'm.-')):
-            ax2.plot([e['epoch'] for e in validated], [100 * e[key] for e in validated], style, label=label)
+        for (label, shown, values), style in zip(drawn, ('g.-', 'm.-')):
+            ax2.plot(shown, values, style, label=label)
         ax2.set_ylabel('validation (%)')
         ax2.legend(loc='lower right')
     ax.legend(loc='upper right')
