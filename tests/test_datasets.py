@@ -243,7 +243,6 @@ def test_shapes():
     assert np.array_equal(ds.load_label(samples[1]), classes)
 
 
-
 def test_shapes_selection_split():
     """A fourth count lists a selection split of its own images (chooses the kept epoch, val is then only
     reported); without it there is none."""
@@ -253,6 +252,7 @@ def test_shapes_selection_split():
     assert not any(np.array_equal(v, s) for v in val for s in select)
     assert np.array_equal(ds.load(ds.samples('select')[1])[0], select[1])
     assert get_dataset('shapes', None, size=(32, 32), counts=(3, 2, 1)).samples(SELECT) == []
+
 
 def test_shapes_labels_fit_the_image():
     """A shape is one solid colour under noise: inside its label the image varies far less than on noise."""

@@ -150,7 +150,6 @@ def test_torn_history_line_does_not_break_the_plot(tmp_path):
     assert os.path.getsize(str(tmp_path / 'curve.png')) > 1000
 
 
-
 def test_curves_show_the_validation_split_where_a_selection_split_chose():
     """With a selection split (val_*) the curves labelled validation draw the validation split (report_*)."""
     from roadseg.evaluation import report as evaluate
@@ -159,6 +158,7 @@ def test_curves_show_the_validation_split_where_a_selection_split_chose():
         'validation IoU at 0.50', [1], [50.0])]
     alone = [dict(epoch=1, loss=0.5, val_iou=0.6, val_max_f1=0.8)]
     assert [values for _, _, values in evaluate.curve_series(alone, task.Binary.history_curves)] == [[80.0], [60.0]]
+
 
 def test_checkpoints_are_written_once_at_the_end_of_a_short_run(tmp_path, tiny_vgg_dir, monkeypatch):
     saves = []
