@@ -135,7 +135,7 @@ class TrainedRun:
     path names the run folder, its best/ or last/ folder (which checkpoint: that one, whatever which says), or
     a checkpoint prefix. Attributes: path (the run folder), which ('best' or 'last', as asked), and, read on
     first use: config (config.json as a dict), config_path, image_shape (h, w) the network runs at,
-    num_classes (None where the run did not record it), dataset_name, checkpoint (the prefix; last/ with a note
+    num_classes (None where the run did not record it), flips, dataset_name, checkpoint (the prefix; last/ with a note
     when best/ is missing), export_dir (RUN/export/ of best/, RUN/export_last/ of last/). InputError naming
     the file when config.json is missing or broken, or there is no checkpoint.
     """
@@ -183,6 +183,11 @@ class TrainedRun:
     @property
     def num_classes(self):
         return self.config.get('num_classes')
+
+    @property
+    def flips(self):
+        """The test-time flips the run predicts with (--flip; model/prediction.py FLIPS), 'none' by default."""
+        return self.config.get('flip') or 'none'
 
     @property
     def dataset_name(self):

@@ -254,6 +254,21 @@ def test_shapes_selection_split():
     assert get_dataset('shapes', None, size=(32, 32), counts=(3, 2, 1)).samples(SELECT) == []
 
 
+def test_shapes_train_shapes_crowd_the_training_images_only():
+    """train_shapes sets how many shapes a training image holds; the other splits keep 2-4, image for image."""
+    options = dict(size=(48, 48), counts=(24, 4, 2, 2), multi_label=True)
+    usual, crowded = Shapes(**options), Shapes(train_shapes=(5, 6), **options)
+    for split in ('val', 'test', 'select'):
+        for sample in usual.samples(split):
+            assert all(np.array_equal(a, b) for a, b in zip(usual.load(sample), crowded.load(sample)))
+
+    def covered(ds):  # labelled pixels (any label, counted once per label) per training image
+        return np.mean([ds.load(s)[1].sum() for s in ds.samples('train')])
+    assert covered(crowded) > 1.5 * covered(usual)
+    same = Shapes(train_shapes=(2, 4), **options)  # the default, drawn from the same random stream
+    assert all(np.array_equal(usual.load(s)[1], same.load(s)[1]) for s in usual.samples('train'))
+
+
 def test_shapes_labels_fit_the_image():
     """A shape is one solid colour under noise: inside its label the image varies far less than on noise."""
     ds = Shapes(size=(96, 96), counts=(20, 0, 0))

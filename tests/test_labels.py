@@ -293,12 +293,12 @@ def test_labels_run_records_its_task_and_predicts_masks(labels_run):
         config = json.load(f)
     assert config['task'] == 'labels' and config['class_names'][-1] == 'unknown'
     recipe = {k: config[k] for k in ('dice', 'no_augment', 'keep_prob', 'learning_rate', 'lr_schedule',
-                                     'decoder', 'ladder_stages', 'half_size_epochs')}
+                                     'decoder', 'ladder_stages', 'half_size_epochs', 'flip')}
     # the shapes recipe's settings, but for those given (the fixture's learning rate, decoder, half-size epochs)
     assert recipe == dict(dice=True, no_augment=True, keep_prob=1.0, learning_rate=1e-2, lr_schedule='poly',
-                          decoder='fcn8', ladder_stages=5, half_size_epochs=0)
+                          decoder='fcn8', ladder_stages=5, half_size_epochs=0, flip='d8')
     assert config['dataset_options'] == {'multi_label': True, 'grayscale': True, 'counts': [8, 4, 2, 2],
-                                         'size': [64, 64]}
+                                         'size': [64, 64], 'train_shapes': [3, 5]}
     with open(os.path.join(labels_run, 'history.jsonl')) as f:
         entry = json.loads(f.readline())
     assert entry['best'] and {'val_iou', 'val_f1', 'val_max_f1', 'val_ap', 'report_iou', 'report_ap'} <= set(entry)
@@ -352,11 +352,19 @@ def test_labels_prediction_files_and_evaluation(labels_run, tmp_path):
         assert ((written == 255) == masks[..., c]).all()
     results = evaluate_run(labels_run, out_dir=str(tmp_path / 'evaluation'))
     assert len(results['class_max_f1']) == 5
-    kept = kept_entry(labels_run)
-    # --evaluate scores the validation split: the kept epoch's report split (the selection split chose it)
-    assert kept['report_iou'] > 0 and results['mean_iou'] == pytest.approx(kept['report_iou'], abs=1e-3)
     assert os.path.exists(str(tmp_path / 'evaluation' / 'class_iou.png'))
     assert any(n.startswith('worst_') for n in os.listdir(str(tmp_path / 'evaluation')))
+    # --evaluate scores the validation split (the report split: the selection split chose the kept epoch) as the
+    # run predicts, averaged over its d8 flips: the numbers training wrote for its kept model at the end
+    with open(os.path.join(labels_run, 'best', 'evaluation', 'metrics.json')) as f:
+        at_the_end = json.load(f)
+    kept = kept_entry(labels_run)
+    assert at_the_end['flips'] == results['flips'] == 'd8' and at_the_end['epoch'] == kept['epoch']
+    assert results['mean_iou'] == pytest.approx(at_the_end['mean_iou'], abs=1e-3)
+    # one prediction per image, as the epochs were scored
+    single = evaluate_run(labels_run, out_dir=str(tmp_path / 'single'), flip='none')
+    assert kept['report_iou'] > 0 and single['mean_iou'] == pytest.approx(kept['report_iou'], abs=1e-3)
+    assert single['flips'] == 'none' and single['mean_iou'] != results['mean_iou']
 
 
 def test_multi_label_run_where_softmax_is_assumed(labels_run, tiny_vgg_dir, tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""Training recipes: learning-rate schedules, frozen encoder blocks, half-size epochs, flip test-time augmentation."""
+"""Training recipes: learning-rate schedules, frozen encoder blocks, half-size epochs, test-time flips."""
 import json
 import math
 import os
@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import SAMPLE, TINY_SHAPE, error_line, road_test_images, run_cli
+from roadseg.model import prediction
 from roadseg.model.names import IMAGE_INPUT
 from roadseg.runs import FROZEN
 from roadseg.serving.inference import Segmenter
@@ -140,6 +141,39 @@ def test_flip_averages_with_the_mirror_image(learned_run, road_data):
         straight, mirrored = plain.predict(image)[0], plain.predict(image[:, ::-1].copy())[0][:, ::-1]
         assert np.abs(straight - mirrored).max() > 0.1
         assert np.allclose(flip.predict(image)[0], (straight + mirrored) / 2, atol=1e-5)
+
+
+@pytest.mark.parametrize('flips, views', [('none', 1), ('h', 2), ('hv', 4), ('d8', 8)])
+def test_flips_average_the_mirror_images_predictions(flips, views):
+    """A model that sees position (it scales each pixel by a ramp across the image) under each mode's mirror
+    images: the average, by hand, of the ramp mirrored, upside down and transposed."""
+    ramp = np.arange(12, dtype=np.float64).reshape(3, 4)[None, :, :, None]  # (1, 3, 4, 1): rows 0-3, 4-7, 8-11
+    ramp = np.pad(ramp, ((0, 0), (0, 1), (0, 0), (0, 0)))  # (1, 4, 4, 1): square, for d8
+    batch = np.random.RandomState(0).rand(2, 4, 4, 3)
+    calls = []
+
+    def model(images):
+        calls.append(len(images))
+        return images[..., :1] * ramp
+    averaged = prediction.averaged_over_flips(model, flips)(batch)
+    r = ramp[0, ..., 0]
+    views_of_ramp = {'none': [r], 'h': [r, r[:, ::-1]], 'hv': [r, r[:, ::-1], r[::-1], r[::-1, ::-1]]}
+    views_of_ramp['d8'] = views_of_ramp['hv'] + [v.T for v in views_of_ramp['hv']]
+    expected = batch[..., :1] * np.mean(views_of_ramp[flips], 0)[None, :, :, None]
+    assert calls == [2 * views] and np.allclose(averaged, expected)
+
+
+def test_flip_d8_of_a_wide_image_is_one_error(tiny_run, tmp_path, capsys):
+    """d8 transposes the network's input: training and --evaluate refuse it for a wide one, writing nothing."""
+    assert run_cli('--runs-dir', tmp_path, '--data-dir', SAMPLE, '--flip', 'd8', '--image-shape', 64, 128) == 2
+    assert error_line(capsys) == ("error: --flip d8 swaps rows and columns, so the network's input must be square; "
+                                  "--image-shape is 64x128 (use --flip hv)")
+    assert not os.listdir(str(tmp_path))
+    assert run_cli('--evaluate', tiny_run, '--data-dir', SAMPLE, '--flip', 'd8') == 2
+    assert error_line(capsys) == ("error: --flip d8 swaps rows and columns, so the network's input must be square; "
+                                  "{}'s image_shape is 64x192 (use --flip hv)".format(os.path.join(tiny_run,
+                                                                                                   'config.json')))
+    assert not os.path.exists(os.path.join(tiny_run, 'evaluation_best_flip_d8'))
 
 
 def test_evaluate_flip_writes_its_own_folder(tiny_run):

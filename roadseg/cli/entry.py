@@ -41,12 +41,12 @@ def dispatch(args, model):
     if mode == 'video':
         from ..serving.video import overlay_video
         overlay_video(args.checkpoint, args.video, args.output, which=which, precision=args.precision,
-                      flip=bool(args.flip), backend=args.backend or 'auto', threads=args.threads or 0)
+                      flip=args.flip, backend=args.backend or 'auto', threads=args.threads or 0)
         return 0
     if mode == 'predict':
         from ..serving.predict import predict_folder
         return predict_folder(args.checkpoint, args.predict, args.output, which=which, precision=args.precision,
-                              flip=bool(args.flip), backend=args.backend or 'auto')
+                              flip=args.flip, backend=args.backend or 'auto')
     if mode == 'export':
         from ..runs import TrainedRun
         from ..serving.export import export_run
@@ -61,7 +61,7 @@ def dispatch(args, model):
         return 0
     if mode == 'evaluate':
         from ..evaluation.evaluate import evaluate_run
-        evaluate_run(args.evaluate, args.data_dir, which=which, precision=args.precision, flip=bool(args.flip),
+        evaluate_run(args.evaluate, args.data_dir, which=which, precision=args.precision, flip=args.flip,
                      backend=args.backend or 'auto',
                      threads=args.threads or 0)
         return 0

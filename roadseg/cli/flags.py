@@ -6,6 +6,7 @@ import difflib
 
 from ..data.datasets import DATASETS as DATASET_NAMES
 from ..model.names import DECODER_NAMES, LADDER_STAGES, LADDERS, SKIP_SCALING
+from ..model.prediction import FLIP_HELP, FLIPS
 from ..serving.layout import DEFAULT_FORMATS, FORMATS
 from ..serving.onnx_backend import BACKENDS
 from ..serving.quantize import CALIBRATION_IMAGES
@@ -161,8 +162,10 @@ def _mode_flags(add, d):
     add('--backend', choices=BACKENDS,
         help='inference engine of --evaluate, --video and --predict: TensorFlow, or ONNX Runtime on the run\'s '
              '--export ONNX model (default auto: TensorFlow, unless ONNX Runtime measured faster on this CPU class)')
-    add('--flip', action='store_true', default=None,
-        help='--evaluate, --video, --predict: average each prediction with that of the mirrored image (test-time '
-             'augmentation; twice the inference work)')
+    add('--flip', nargs='?', const='h', choices=list(FLIPS), metavar='MODE',
+        help='test-time augmentation: average each prediction over mirror images ({}; bare --flip is h). '
+             'Training: what the run predicts with (its test images and its kept model\'s final numbers on the '
+             'validation images; epochs are scored on one prediction each; default {}). --evaluate, --video, '
+             '--predict: in place of the run\'s own'.format(FLIP_HELP, d['flip']))
     add('--which', choices=('best', 'last'), help='which checkpoint --evaluate, --video, --predict and --export use '
                                                    '(default {})'.format(d['which']))

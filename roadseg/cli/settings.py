@@ -4,6 +4,7 @@ import os
 
 from ..data.batches import half_shape
 from ..data.datasets import detect
+from ..model.prediction import check_flips
 from ..model.names import FULL_LADDER, LADDERS
 from ..system import bundled
 from ..system.files import InputError
@@ -19,7 +20,8 @@ RECORDED = dict(epochs=40, batch_size=4, learning_rate=3e-4, keep_prob=0.5, imag
                 l2_scale=1e-3, skip_scaling=False, fc_width=None, fc6_kernel=None, no_augment=False, seed=0,
                 threads=0, precision=None, init_from=None, repeat=1, checkpoint_minutes=10.0, data_dir=DEFAULT_DATA,
                 vgg_weights=None, dataset=None, decoder='fcn8', class_weights=None, lr_schedule='poly', warmup=0.05,
-                freeze_blocks=0, encoder_width=1.0, dice=False, ladder_stages=FULL_LADDER, half_size_epochs=0)
+                freeze_blocks=0, encoder_width=1.0, dice=False, ladder_stages=FULL_LADDER, half_size_epochs=0,
+                flip='none')
 DEFAULTS = dict(RECORDED, vgg_dir='data', runs_dir='runs', which='best')
 # The bundled sample (6 training images): what makes `python main.py` on a fresh clone end with a usable model
 # within minutes (measured in docs/training.md, "First run on the sample"). Flags given on the command line still win.
@@ -31,8 +33,11 @@ SAMPLE_RECIPE = dict(epochs=6, batch_size=2, repeat=4, learning_rate=3e-4, lr_sc
 # a mean IoU 0.03-0.05 off the one of 1,024).
 SHAPES_RECIPE = dict(encoder_width=0.25, decoder='unet', ladder_stages=3, dice=True, keep_prob=1.0, no_augment=True,
                      l2_scale=0.0, epochs=8, half_size_epochs=3, batch_size=4, learning_rate=1e-3, lr_schedule='poly',
-                     warmup=0.0, image_shape=[128, 128])
+                     warmup=0.0, image_shape=[128, 128], flip='d8')
 SHAPES_IMAGES = (3072, 256, 8, 64)
+# Shapes in each training image, fewest and most: more than the 2-4 of the validation and test images, so more of
+# the training pixels are overlaps, where the labels are hardest (docs/multi-label.md).
+SHAPES_TRAIN_SHAPES = (3, 5)
 SHAPES_FLAGS = ('multi_label', 'grayscale')
 DATASET_FLAGS = SHAPES_FLAGS + ('classes',)  # recorded as the run's dataset_options; --resume keeps the run's own
 
@@ -53,6 +58,7 @@ def training_settings(args):
     if half and half_shape(settings['image_shape']) is None:
         raise InputError('--half-size-epochs trains at half --image-shape, so that must be multiples of 64; got '
                          '{} {}'.format(*settings['image_shape']))
+    check_flips(settings['flip'], settings['image_shape'], '--image-shape')
     if settings['decoder'] not in LADDERS:
         if args.ladder_stages is not None:
             raise InputError('--ladder-stages applies to --decoder {}, not {}'.format(' or '.join(LADDERS),
@@ -76,8 +82,13 @@ def _settings(args):
             settings.update({k: v for k, v in SHAPES_RECIPE.items() if k not in given})
             if 'half_size_epochs' not in given:
                 settings['half_size_epochs'] = _shapes_half_size_epochs(settings['epochs'], settings['image_shape'])
+            if 'flip' not in given and settings['image_shape'][0] != settings['image_shape'][1]:
+                print('note: --flip hv: the shapes recipe\'s d8 flips swap rows and columns, which only a square '
+                      '--image-shape allows')
+                settings['flip'] = 'hv'
             settings['dataset_options'] = dict(settings.get('dataset_options', {}), counts=list(SHAPES_IMAGES),
-                                               size=settings['image_shape'], **options)
+                                               size=settings['image_shape'], train_shapes=list(SHAPES_TRAIN_SHAPES),
+                                               **options)
         return settings
     if settings['dataset'] not in (None, 'kitti_road') and 'data_dir' not in given:
         raise InputError('--dataset {} needs --data-dir, the folder holding it (the default {} is KITTI Road\'s; '

@@ -9,14 +9,15 @@ from ..system.files import save_image_atomic
 from ..system.progress import bar
 
 
-def session_overlays(sess, probabilities, image_input, keep_prob, items, load, image_shape, task, batch_size=4):
+def session_overlays(sess, probabilities, image_input, keep_prob, items, load, image_shape, task, batch_size=4,
+                     flips='none'):
     """Yield (item, the task's overlay at the image's own size) for each item, load(item) -> uint8 RGB image,
-    predicted by a live session's probabilities (keep_prob fed 1.0)."""
+    predicted by a live session's probabilities (keep_prob fed 1.0), averaged over test-time flips."""
     for start in range(0, len(items), batch_size):
         chunk = items[start:start + batch_size]
         images = [load(item) for item in chunk]
         for item, image, probs in zip(chunk, images, predict_probabilities(
-                sess, probabilities, image_input, images, image_shape, batch_size, {keep_prob: 1.0})):
+                sess, probabilities, image_input, images, image_shape, batch_size, {keep_prob: 1.0}, flips)):
             yield item, task.paint(image, probs)
 
 

@@ -15,7 +15,7 @@ import os
 import numpy as np
 
 from ..model.names import IMAGE_INPUT, PROBABILITIES
-from ..model.prediction import predict_resized
+from ..model.prediction import averaged_over_flips, check_flips, predict_resized
 from ..runs import FROZEN
 from ..system import cpu
 from ..system.files import InputError
@@ -28,6 +28,15 @@ def _checked(image, index):
         raise InputError('image {}: expected uint8 RGB of shape (H, W, 3), got {} {}'.format(
             index, image.dtype, image.shape))
     return image
+
+
+def run_flips(run, flip=None):
+    """The test-time flips (prediction.FLIPS mode) of a runs.TrainedRun: flip when given (True: 'h', False:
+    'none'), else the run's own (config.json's "flip"; 'none' for runs without one); InputError when they do
+    not fit its image shape."""
+    flips = {True: 'h', False: 'none', None: run.flips}.get(flip, flip)
+    check_flips(flips, run.image_shape, '{}\'s image_shape'.format(run.config_path))
+    return flips
 
 
 class TFGraph:
@@ -82,18 +91,20 @@ class Segmenter:
     network runs at (from the run's config.json), num_classes, class_names, task (what the run predicts:
     roadseg/task/), prefix (the checkpoint), backend ('tensorflow' or 'onnxruntime'), precision ('fp32' or
     'bf16': cpu.choose_precision of precision, default auto; bf16=True is precision='bf16'; 'int8': the run's
-    model-int8.onnx, on backend='onnxruntime' only), flip (average with the horizontally mirrored image:
-    test-time augmentation, twice the work), model (that
+    model-int8.onnx, on backend='onnxruntime' only), flips (test-time augmentation: the average over mirror
+    images, model/prediction.py FLIPS: flip None is the run's own, config.json's "flip", else 'none'; True is
+    'h', the horizontally mirrored image too, twice the work), model (that
     backend's TFGraph or OnnxRuntime), frozen (True when TensorFlow's frozen file was used), graph (the
     tf.Graph; None with onnxruntime). threads: intra-op threads (0: the engine's choice). Loading runs the
     graph the files contain: load only models you trust.
     """
 
-    def __init__(self, run, which='best', threads=0, bf16=False, backend='auto', precision=None, flip=False):
+    def __init__(self, run, which='best', threads=0, bf16=False, backend='auto', precision=None, flip=None):
         cpu.choose_settings('infer')  # before TensorFlow is loaded (a no-op once it is)
         run, precision, backend = onnx_backend.resolve(run, which, 'bf16' if bf16 else precision, backend)
         self.run, self.prefix, self.image_shape = run, run.checkpoint, run.image_shape
         self.task = run.task()
+        self.flips = run_flips(run, flip)
         requested, info = precision or cpu.default_precision(), cpu.cpu_info()
         self.precision, self.precision_reason = cpu.choose_precision(requested, info)
         # bf16 is TensorFlow's rewrite: asked for, it rules out onnxruntime; chosen by auto, it prefers TensorFlow
@@ -105,7 +116,6 @@ class Segmenter:
             self.model = onnx_backend.OnnxRuntime(run, threads, self.precision)
         else:
             self.model = TFGraph(run, self.task, threads, self.precision == 'bf16')
-        self.flip = flip
         self.frozen = getattr(self.model, 'frozen', False)
         self.graph = getattr(self.model, 'graph', None)
         self.num_classes = self.model.num_classes
@@ -124,11 +134,8 @@ class Segmenter:
             yield probs, self.task.decide(probs)
 
     def _run(self, batch):
-        """The backend on a float32 (n, h, w, 3) batch; with flip, the mean of it and of its mirror image."""
-        probs = self.model.run(batch)
-        if self.flip:
-            probs = (probs + self.model.run(batch[:, :, ::-1])[:, :, ::-1]) / 2
-        return probs
+        """The backend on a float32 (n, h, w, 3) batch at the network's size, averaged over the run's flips."""
+        return averaged_over_flips(self.model.run, self.flips)(batch)
 
     def predict(self, images, batch_size=4):
         """Probabilities and the task's decision at the input's size: an (H, W, 3) uint8 image gives ((H, W, C),

@@ -44,7 +44,7 @@ def _read_chunk(paths, progress):
 
 
 def predict_folder(run, in_dir, out_dir, which='best', batch_size=4, precision=None, backend='auto',
-                   flip=False):
+                   flip=None):
     """Write the outputs (module docstring) of every image in in_dir to out_dir with run's `which` checkpoint
     (backend: see inference.Segmenter).
 

@@ -81,7 +81,7 @@ def _frames(reader, path):
 
 
 def overlay_video(checkpoint, video_in, video_out, which='best', batch_size=4, model=None, precision=None,
-                  flip=False, backend='auto', threads=0):
+                  flip=None, backend='auto', threads=0):
     """Write video_out: video_in with the run's predictions painted on (road in translucent green, or class
     colours), same fps and frame size.
 

@@ -8,26 +8,27 @@ multi-class data), the validation split does both and there are no report_* keys
 import time
 
 from ..evaluation import report
-from ..model.prediction import predict_probabilities
+from ..model.prediction import FLIPS, predict_probabilities
 from ..system.tfcompat import tf
 
 
 class Validator:
     """Scores the live model after each epoch, as the run's task says, on select_samples (which choose) and,
-    when there are any, report_samples (which are only reported)."""
+    when there are any, report_samples (which are only reported); one prediction per image. flips: the run's
+    test-time flips (model/prediction.py FLIPS), which kept_with_flips measures the kept model with."""
 
-    def __init__(self, sess, graph, dataset, task, select_samples, report_samples, image_shape):
+    def __init__(self, sess, graph, dataset, task, select_samples, report_samples, image_shape, flips='none'):
         self.sess, self.graph, self.dataset, self.task, self.image_shape = sess, graph, dataset, task, image_shape
-        self.select, self.report = select_samples, report_samples
+        self.select, self.report, self.flips = select_samples, report_samples, flips
 
-    def predict(self, images):
+    def predict(self, images, flips='none'):
         return predict_probabilities(self.sess, self.graph.probabilities, self.graph.image_input, images,
-                                     self.image_shape, 4, {self.graph.keep_prob: 1.0})
+                                     self.image_shape, 4, {self.graph.keep_prob: 1.0}, flips)
 
-    def _score(self, samples, prefix, entry, desc):
+    def _score(self, samples, prefix, entry, desc, flips='none'):
         t = time.time()
         scores = self.task.scores()
-        worst = report.score(samples, self.dataset, self.predict, scores, desc=desc)
+        worst = report.score(samples, self.dataset, lambda images: self.predict(images, flips), scores, desc=desc)
         results = scores.results()
         values = self.task.epoch_values(results)
         values.update(seconds=round(time.time() - t, 1), images=len(samples))
@@ -44,6 +45,23 @@ class Validator:
         if self.report:
             result, _ = self._score(self.report, 'report_', entry, 'Report split')
         return result, keep
+
+    def kept_with_flips(self, epoch, out_dir):
+        """The kept model, live in the session, on the report split (else the choosing split) averaged over the
+        run's flips, reported into out_dir as --evaluate would (metrics.json, plot, worst images). Returns its
+        closing line, or None for a run without flips or validation images."""
+        samples = self.report or self.select
+        if self.flips == 'none' or not samples:
+            return None
+        entry = {}
+        (scores, worst), _ = self._score(samples, 'flips_', entry, 'Kept model, flips {}'.format(self.flips),
+                                         self.flips)
+        report.write_report(out_dir, self.task, scores, worst, {
+            'checkpoint': 'best', 'epoch': epoch, 'images': len(samples), 'data_dir': self.dataset.data_dir,
+            'flip_tta': True, 'flips': self.flips})
+        split = 'report split' if self.report else 'validation'
+        return self.task.epoch_line('{}, kept epoch {}, averaged over {} flips ({}):'.format(
+            split, epoch, len(FLIPS[self.flips]), self.flips), 'flips_', entry, '').strip()
 
     def print_line(self, entry):
         """The validation line(s) of an epoch (a road run's name the threshold, which decides what is road)."""
@@ -66,9 +84,10 @@ class Validator:
         return values
 
 
-def summarize(history_path, num_val, task):
+def summarize(history_path, num_val, task, flipped=None):
     """The final lines: which epoch was kept, its validation numbers (and the report split's, for the kept and
-    the last epoch), and the task's warning for a useless model. num_val: images of the choosing split."""
+    the last epoch; flipped: Validator.kept_with_flips' line), and the task's warning for a useless model.
+    num_val: images of the choosing split."""
     entries = report.read_history(history_path)
     kept = [e for e in entries if e.get('best')]
     if not kept or not _has(kept[-1], 'val_'):
@@ -85,6 +104,8 @@ def summarize(history_path, num_val, task):
                                                                   entries[-1])):
             if _has(r, 'report_'):
                 print(task.epoch_line('report split, ' + what + ':', 'report_', r, '').strip())
+    if flipped:
+        print(flipped)
     warning = task.warning(e)
     if warning:
         print(warning)

@@ -12,6 +12,7 @@ STREAMS = SPLITS + (SELECT,)  # a split's random stream is its position here
 
 CORNERS = {2: 3, 3: 4, 4: 5}  # class index -> polygon corners (1 = circle)
 UNKNOWN = 5  # multi-label: a concave blob, none of the four shapes
+SHAPES_PER_IMAGE = (2, 4)  # multi-label: fewest and most shapes in an image (Shapes' train_shapes: in training ones)
 
 
 def render(size, seed, split, index):
@@ -59,17 +60,17 @@ def _outline(cls, r, cx, cy, start, rng):
     return [(cx + rk * math.cos(a), cy + rk * math.sin(a)) for rk, a in zip(radii, angles)]
 
 
-def render_labels(size, seed, split, index, grayscale=False, alpha=0.6):
+def render_labels(size, seed, split, index, grayscale=False, alpha=0.6, shapes=SHAPES_PER_IMAGE):
     """(uint8 RGB (H, W, 3), uint8 labels (H, W, 5): circle, triangle, square, pentagon, unknown) of multi-label
-    sample `index` of `split`: uniform noise, then 2-4 shapes of random kind (radius 15-30% of the shorter side,
-    so they often overlap), each blended over what lies below at opacity alpha (every shape stays visible
-    where they overlap, and every pixel of a shape is labelled with it), then Gaussian noise (sigma 12);
-    grayscale: the image in grey (three equal channels)."""
+    sample `index` of `split`: uniform noise, then shapes[0] to shapes[1] shapes (2-4) of random kind (radius
+    15-30% of the shorter side, so they often overlap), each blended over what lies below at opacity alpha
+    (every shape stays visible where they overlap, and every pixel of a shape is labelled with it), then
+    Gaussian noise (sigma 12); grayscale: the image in grey (three equal channels)."""
     h, w = size
     rng = np.random.RandomState([seed, STREAMS.index(split), index, 1])
     image = rng.randint(0, 256, (h, w, 3)).astype(np.float32)
     labels = np.zeros((h, w, UNKNOWN), np.uint8)
-    for _ in range(rng.randint(2, 5)):
+    for _ in range(rng.randint(shapes[0], shapes[1] + 1)):
         cls = rng.randint(1, UNKNOWN + 1)
         r = rng.uniform(0.15, 0.3) * min(h, w)
         cx, cy = rng.uniform(r, w - r), rng.uniform(r, h - r)
@@ -91,14 +92,16 @@ def render_labels(size, seed, split, index, grayscale=False, alpha=0.6):
 
 class Shapes(Dataset):
     """A zero-download set; no files. Sample ids are 'shapes_<split>_<index>'. multi_label: overlapping shapes,
-    one label each, plus "unknown" concave blobs (render_labels); grayscale: grey images (multi-label only).
-    A fourth count adds a selection split: its images choose the kept epoch, and val is then only reported."""
+    one label each, plus "unknown" concave blobs (render_labels); grayscale: grey images (multi-label only);
+    train_shapes: (fewest, most) shapes in a training image (multi-label only; the other splits keep
+    SHAPES_PER_IMAGE). A fourth count adds a selection split: its images choose the kept epoch, and val is then
+    only reported."""
     name = 'shapes'
     class_names = ['background', 'circle', 'triangle', 'square', 'pentagon']
     colors = [(64, 64, 64), (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200)]
 
     def __init__(self, data_dir=None, size=(128, 128), counts=(256, 32, 16), seed=0, multi_label=False,
-                 grayscale=False):
+                 grayscale=False, train_shapes=SHAPES_PER_IMAGE):
         """size: (H, W) in pixels; counts: samples in train, val, test[, select]; data_dir is not used."""
         self.data_dir = data_dir
         self.size = tuple(size)
@@ -106,6 +109,7 @@ class Shapes(Dataset):
         self.splits = STREAMS[:len(counts)]
         self.seed = seed
         self.multi_label, self.grayscale = multi_label, grayscale
+        self.train_shapes = tuple(train_shapes)
         if multi_label:
             self.class_names = self.class_names[1:] + ['unknown']
             self.colors = self.colors[1:] + [(145, 30, 180)]
@@ -120,7 +124,8 @@ class Shapes(Dataset):
         """The sample drawn at image_shape (H, W): its noise and edges at that size, not a resized drawing."""
         _, split, index = sample.image.split('_')
         if self.multi_label:
-            return render_labels(tuple(image_shape), self.seed, split, int(index), self.grayscale)
+            return render_labels(tuple(image_shape), self.seed, split, int(index), self.grayscale,
+                                 shapes=self.train_shapes if split == 'train' else SHAPES_PER_IMAGE)
         return render(tuple(image_shape), self.seed, split, int(index))
 
     def load_label(self, sample):
