@@ -425,6 +425,13 @@ def test_shapes_unknown_blob_is_concave():
     assert _outline(1, 30, 64, 64, 0.0, rng) is None  # a circle is drawn as an ellipse
 
 
+def _box5(image):
+    """float (H, W, 3): the mean of each pixel's 5x5 neighbourhood (edges repeated)."""
+    padded = np.pad(image.astype(np.float64), ((2, 2), (2, 2), (0, 0)), mode='edge')
+    h, w = image.shape[:2]
+    return np.mean([padded[dy:dy + h, dx:dx + w] for dy in range(5) for dx in range(5)], 0)
+
+
 def test_labels_video(labels_run, tmp_path):
     """Each frame comes out as the run's task paints the label masks Segmenter finds in it (within H.264's error)."""
     import imageio
@@ -447,9 +454,11 @@ def test_labels_video(labels_run, tmp_path):
     for (decoded, written), want in zip(pairs, painted):
         changed = np.abs(want.astype(int) - decoded).max(-1) > 40  # where a label's colour is blended in
         marked += changed.sum()
-        if changed.any():  # painted there, not plain (H.264 blurs the colours' edges and overlaps' stripes)
-            to_painted = np.abs(written.astype(int) - want)[changed].mean()
-            assert to_painted < 0.5 * np.abs(written.astype(int) - decoded)[changed].mean()
+        if changed.any():  # painted there, not plain; compared 5x5-averaged: H.264 keeps those, but blurs the
+            # colours' edges and the stripes where labels overlap
+            written, want, decoded = (_box5(a) for a in (written, want, decoded))
+            to_painted = np.abs(written - want)[changed].mean()
+            assert to_painted < 0.4 * np.abs(written - decoded)[changed].mean()
     assert marked > 0, 'the model marks some label in some frame'
 
 
