@@ -67,6 +67,7 @@ class Run:
         config.setdefault('decoder', decoder_of(config))  # runs from before --decoder
         config.setdefault('encoder_width', 1.0)  # runs from before --encoder-width
         config.setdefault('dice', False)  # runs from before --dice
+        config.setdefault('flip', 'none')  # runs from before --flip was recorded
         for key, value in sorted(given.items()):
             if key not in RESUMABLE_CHANGES and value != config.get(key):
                 raise InputError('--{} {} conflicts with the run\'s {} ({}); --resume continues a run with its '

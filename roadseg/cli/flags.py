@@ -166,6 +166,6 @@ def _mode_flags(add, d):
         help='test-time augmentation: average each prediction over mirror images ({}; bare --flip is h). '
              'Training: what the run predicts with (its test images and its kept model\'s final numbers on the '
              'validation images; epochs are scored on one prediction each; default {}). --evaluate, --video, '
-             '--predict: in place of the run\'s own'.format(FLIP_HELP, d['flip']))
+             '--predict: in place of the run\'s own'.format(FLIP_HELP, d['flip'] + ', the shapes recipe: d8'))
     add('--which', choices=('best', 'last'), help='which checkpoint --evaluate, --video, --predict and --export use '
                                                    '(default {})'.format(d['which']))

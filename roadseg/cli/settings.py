@@ -4,8 +4,8 @@ import os
 
 from ..data.batches import half_shape
 from ..data.datasets import detect
-from ..model.prediction import check_flips
 from ..model.names import FULL_LADDER, LADDERS
+from ..model.prediction import check_flips
 from ..system import bundled
 from ..system.files import InputError
 

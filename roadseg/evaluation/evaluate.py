@@ -2,6 +2,7 @@
 says (roadseg/task/)."""
 import os
 
+from ..model.prediction import FLIPS
 from ..serving import onnx_backend
 from ..serving.inference import Segmenter
 from ..system.files import InputError, check_writable_dir
@@ -37,9 +38,10 @@ def evaluate_run(run, data_dir=None, out_dir=None, which='best', batch_size=4, b
     out_dir = out_dir or os.path.join(run.path, 'evaluation_{}{}{}{}'.format(
         run.which, '_' + precision if precision else '', engine, flips_suffix(model.flips, run.flips)))
     check_writable_dir(out_dir, 'evaluation folder')
-    print('Evaluating {} ({}, {}: {}) on {} validation images of {}'.format(  # shapes: generated, no folder
-        model.prefix, model.backend, model.precision, model.precision_reason, len(samples),
-        dataset.data_dir or dataset.name))
+    print('Evaluating {} ({}, {}: {}{}) on {} validation images of {}'.format(  # shapes: generated, no folder
+        model.prefix, model.backend, model.precision, model.precision_reason,
+        '' if model.flips == 'none' else '; averaged over {} flips ({})'.format(len(FLIPS[model.flips]), model.flips),
+        len(samples), dataset.data_dir or dataset.name))
     if len(samples) < 10:
         print('warning: only {} validation images: the numbers are noisy'.format(len(samples)))
     scores = model.task.scores()

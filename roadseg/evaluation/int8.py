@@ -24,13 +24,14 @@ def accuracy_change(fp32, int8):
 def measure(run, dataset, threads=0, batch_size=4):
     """{'fp32': headline, 'int8': headline, 'images': n} of the run's (a runs.TrainedRun) two ONNX models on
     dataset's validation split, scored as --evaluate scores (the run's task's key_metrics: a multi-label run's
-    mean IoU and each label's IoU; LIMITS judge those it names)."""
+    mean IoU and each label's IoU; LIMITS judge those it names), one prediction per image as the files give
+    (without the run's test-time flips)."""
     samples = dataset.samples('val')
     if not samples:
         raise InputError('no validation images in {} to measure int8 against fp32 on'.format(dataset.data_dir))
     out = {'images': len(samples)}
     for precision in ('fp32', 'int8'):
-        with Segmenter(run, threads=threads, backend='onnxruntime', precision=precision) as model:
+        with Segmenter(run, threads=threads, backend='onnxruntime', precision=precision, flip='none') as model:
             scores = model.task.scores()
             score(samples, dataset, lambda images: (p for p, _ in model.predict_iter(images, batch_size)), scores,
                   worst=0, desc='Scoring ' + precision)

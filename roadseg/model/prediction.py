@@ -19,7 +19,7 @@ def check_flips(flips, image_shape, source):
     """InputError unless flips is a FLIPS mode that fits the network's image_shape (h, w), named by source
     ('--image-shape', a run's config.json)."""
     if flips not in FLIPS:
-        raise InputError('{}: flip {!r} is not one of {}'.format(source, flips, ', '.join(FLIPS)))
+        raise InputError('test-time flips {!r}: not one of {}'.format(flips, ', '.join(FLIPS)))
     if flips == 'd8' and image_shape[0] != image_shape[1]:
         raise InputError('--flip d8 swaps rows and columns, so the network\'s input must be square; {} is {}x{} (use '
                          '--flip hv)'.format(source, image_shape[0], image_shape[1]))

@@ -1,5 +1,6 @@
 """A training run as steps around the model's Udacity functions (main.py): open the run, prepare the data and
-the encoder, build the graph, start or resume, train with validation and checkpoints, write the outputs."""
+the encoder, build the graph, start or resume, train with validation and checkpoints, write the outputs
+(outputs.py)."""
 import collections
 import json
 import os
@@ -9,21 +10,18 @@ import time
 from .. import task as tasks
 from ..data import datasets
 from ..data.batches import EpochBatches, TrainingSet, half_shape
-from ..evaluation import report
-from ..evaluation.overlays import session_overlays, write_images
 from ..model import decoders, graph as model_graph
-from ..model.freeze import write_frozen
 from ..model.names import decoder_of
 from ..model.vgg import check_stages
 from ..model.vgg_sources import maybe_build_vgg
-from ..runs import FROZEN, Run, TrainedRun, check_init_from, check_splits, record_commit
+from ..runs import Run, TrainedRun, check_init_from, check_splits, record_commit
 from ..system import cpu
 from ..system.commit import code_commit
 from ..system.files import InputError, append_line
-from ..system.signals import deferred_stop
 from ..system.tfcompat import session_config, tf
 from . import schedule
 from .checkpoints import Checkpoints, restore
+from .outputs import write_outputs
 from .validation import Validator, summarize
 
 Data = collections.namedtuple('Data', 'dataset task batches batch_size choose report class_weights')
@@ -291,32 +289,3 @@ def train_epochs(model, sess, net, run, data, workers, ckpt, epoch_end, learning
         print('Horovod: the {} ranks ended with identical weights and optimizer state (sha256 {})'.format(
             workers.size, same[:16]))
     return None if workers.chief else 0
-
-
-def write_outputs(sess, net, run, data, ckpt, writer, validator):
-    """The chief's end of a run: the last checkpoints, the best model frozen, the loss curve, test images; with
-    test-time flips, the kept model measured with them into best/evaluation/. Returns that measurement's
-    closing line, or None."""
-    with deferred_stop():
-        ckpt.save()
-    writer.close()
-    image_shape = tuple(run.config['image_shape'])
-    flipped = None
-    if ckpt.restore_best():
-        write_frozen(sess, run.path('best', FROZEN), data.task, image_shape)
-        kept = [e for e in report.read_history(run.path('history.jsonl')) if e.get('best')]
-        if kept:
-            flipped = validator.kept_with_flips(kept[-1]['epoch'], run.path('best', 'evaluation'))
-    report.plot_history(run.path('loss_curve.png'), run.path('history.jsonl'), data.task.history_curves)
-    write_test_images(sess, net, data.dataset, data.task, image_shape, run.path('test_images'), validator.flips)
-    return flipped
-
-
-def write_test_images(sess, net, dataset, task, image_shape, out_dir, flips='none'):
-    """The task's overlays of the test split (else the validation split) at each image's size, averaged over
-    the run's test-time flips, with the task's legend.png when it has one."""
-    samples = dataset.samples('test') or dataset.samples('val')
-    overlays = session_overlays(sess, net.probabilities, net.image_input, net.keep_prob, samples,
-                                lambda sample: dataset.load(sample)[0], image_shape, task, flips=flips)
-    write_images(out_dir, ((os.path.basename(s.image) if os.path.splitext(s.image)[1] else s.stem + '.png', shown)
-                           for s, shown in overlays), len(samples), 'Test images', task.legend())

@@ -8,6 +8,7 @@ multi-class data), the validation split does both and there are no report_* keys
 import time
 
 from ..evaluation import report
+from ..evaluation.metrics import THRESHOLD
 from ..model.prediction import FLIPS, predict_probabilities
 from ..system.tfcompat import tf
 
@@ -58,7 +59,7 @@ class Validator:
                                          self.flips)
         report.write_report(out_dir, self.task, scores, worst, {
             'checkpoint': 'best', 'epoch': epoch, 'images': len(samples), 'data_dir': self.dataset.data_dir,
-            'flip_tta': True, 'flips': self.flips})
+            'threshold': THRESHOLD, 'flip_tta': True, 'flips': self.flips})
         split = 'report split' if self.report else 'validation'
         return self.task.epoch_line('{}, kept epoch {}, averaged over {} flips ({}):'.format(
             split, epoch, len(FLIPS[self.flips]), self.flips), 'flips_', entry, '').strip()
