@@ -298,7 +298,7 @@ def test_labels_run_records_its_task_and_predicts_masks(labels_run):
     assert recipe == dict(dice=True, no_augment=True, keep_prob=1.0, learning_rate=1e-2, lr_schedule='poly',
                           decoder='fcn8', ladder_stages=5, half_size_epochs=0, flip='d8')
     assert config['dataset_options'] == {'multi_label': True, 'grayscale': True, 'counts': [8, 4, 2, 2],
-                                         'size': [64, 64], 'train_shapes': [3, 6]}
+                                         'size': [64, 64], 'train_shapes': [4, 7]}
     with open(os.path.join(labels_run, 'history.jsonl')) as f:
         entry = json.loads(f.readline())
     assert entry['best'] and {'val_iou', 'val_f1', 'val_max_f1', 'val_ap', 'report_iou', 'report_ap'} <= set(entry)

@@ -37,7 +37,7 @@ SHAPES_RECIPE = dict(encoder_width=0.25, decoder='unet', ladder_stages=3, dice=T
 SHAPES_IMAGES = (3072, 256, 8, 64)
 # Shapes in each training image, fewest and most: more than the 2-4 of the validation and test images, so more of
 # the training pixels are overlaps, where the labels are hardest (docs/multi-label.md).
-SHAPES_TRAIN_SHAPES = (3, 6)
+SHAPES_TRAIN_SHAPES = (4, 7)
 SHAPES_FLAGS = ('multi_label', 'grayscale')
 DATASET_FLAGS = SHAPES_FLAGS + ('classes',)  # recorded as the run's dataset_options; --resume keeps the run's own
 
