@@ -24,6 +24,11 @@ EXPORT_DIRS = {'best': 'export', 'last': 'export_last'}  # checkpoint folder -> 
 RESUMABLE_CHANGES = ('epochs', 'threads', 'checkpoint_minutes', 'precision')  # what --resume may set anew
 
 
+def recorded_flips(config):
+    """The test-time flips a run's config predicts with (--flip; model/prediction.py FLIPS), 'none' by default."""
+    return config.get('flip') or 'none'
+
+
 def read_config(run_dir, missing=None):
     """The run's config.json as a dict. InputError when it is missing (the message `missing`, else one naming
     the file) or damaged (not a JSON object: cut short, edited by hand)."""
@@ -187,8 +192,7 @@ class TrainedRun:
 
     @property
     def flips(self):
-        """The test-time flips the run predicts with (--flip; model/prediction.py FLIPS), 'none' by default."""
-        return self.config.get('flip') or 'none'
+        return recorded_flips(self.config)
 
     @property
     def dataset_name(self):

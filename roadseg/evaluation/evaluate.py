@@ -2,7 +2,7 @@
 says (roadseg/task/)."""
 import os
 
-from ..model.prediction import FLIPS
+from ..model.prediction import flips_phrase
 from ..serving import onnx_backend
 from ..serving.inference import Segmenter
 from ..system.files import InputError, check_writable_dir
@@ -40,7 +40,7 @@ def evaluate_run(run, data_dir=None, out_dir=None, which='best', batch_size=4, b
     check_writable_dir(out_dir, 'evaluation folder')
     print('Evaluating {} ({}, {}: {}{}) on {} validation images of {}'.format(  # shapes: generated, no folder
         model.prefix, model.backend, model.precision, model.precision_reason,
-        '' if model.flips == 'none' else '; averaged over {} flips ({})'.format(len(FLIPS[model.flips]), model.flips),
+        '' if model.flips == 'none' else '; ' + flips_phrase(model.flips),
         len(samples), dataset.data_dir or dataset.name))
     if len(samples) < 10:
         print('warning: only {} validation images: the numbers are noisy'.format(len(samples)))

@@ -15,6 +15,11 @@ FLIP_HELP = ('h: the mirror image too (2 predictions), hv: mirrored left-right a
              'their transposes, the 8 symmetries of a square (square --image-shape only)')
 
 
+def flips_phrase(flips):
+    """How a report names a FLIPS mode: 'averaged over 8 flips (d8)'."""
+    return 'averaged over {} flips ({})'.format(len(FLIPS[flips]), flips)
+
+
 def check_flips(flips, image_shape, source):
     """InputError unless flips is a FLIPS mode that fits the network's image_shape (h, w), named by source
     ('--image-shape', a run's config.json)."""

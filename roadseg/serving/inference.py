@@ -124,6 +124,7 @@ class Segmenter:
             raise InputError('{}: the model gives {} classes, its run\'s config.json names {} ({} run)'.format(
                 self.prefix, self.num_classes, self.task.num_classes, self.task.name))
         self.class_names = list(self.task.class_names)
+        self._averaged = averaged_over_flips(self.model.run, self.flips)
 
     def predict_iter(self, images, batch_size=4):
         """Yield (probabilities float32 (H, W, C), the task's decision: classes uint8 (H, W) or masks bool
@@ -135,7 +136,7 @@ class Segmenter:
 
     def _run(self, batch):
         """The backend on a float32 (n, h, w, 3) batch at the network's size, averaged over the run's flips."""
-        return averaged_over_flips(self.model.run, self.flips)(batch)
+        return self._averaged(batch)
 
     def predict(self, images, batch_size=4):
         """Probabilities and the task's decision at the input's size: an (H, W, 3) uint8 image gives ((H, W, C),

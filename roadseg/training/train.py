@@ -14,7 +14,7 @@ from ..model import decoders, graph as model_graph
 from ..model.names import decoder_of
 from ..model.vgg import check_stages
 from ..model.vgg_sources import maybe_build_vgg
-from ..runs import Run, TrainedRun, check_init_from, check_splits, record_commit
+from ..runs import Run, TrainedRun, check_init_from, check_splits, record_commit, recorded_flips
 from ..system import cpu
 from ..system.commit import code_commit
 from ..system.files import InputError, append_line
@@ -248,7 +248,7 @@ def train(config, model, runs_dir, vgg_dir, workers, resume=None, given=None):
         ckpt = Checkpoints(sess, run, net, data.task, config['checkpoint_minutes'])
         done, resumed = start_weights(sess, net, ckpt, run, data, workers, resume)
         validator = Validator(sess, net, data.dataset, data.task, data.choose, data.report,
-                              tuple(config['image_shape']), config.get('flip') or 'none')
+                              tuple(config['image_shape']), recorded_flips(config))
         epoch_end = EpochEnd(sess, net, workers, run, ckpt, validator, resumed)
         code = train_epochs(model, sess, net, run, data, workers, ckpt, epoch_end, rate, done)
         if code is not None:

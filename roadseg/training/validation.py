@@ -9,7 +9,7 @@ import time
 
 from ..evaluation import report
 from ..evaluation.metrics import THRESHOLD
-from ..model.prediction import FLIPS, predict_probabilities
+from ..model.prediction import flips_phrase, predict_probabilities
 from ..system.tfcompat import tf
 
 
@@ -61,8 +61,8 @@ class Validator:
             'checkpoint': 'best', 'epoch': epoch, 'images': len(samples), 'data_dir': self.dataset.data_dir,
             'threshold': THRESHOLD, 'flip_tta': True, 'flips': self.flips})
         split = 'report split' if self.report else 'validation'
-        return self.task.epoch_line('{}, kept epoch {}, averaged over {} flips ({}):'.format(
-            split, epoch, len(FLIPS[self.flips]), self.flips), 'flips_', entry, '').strip()
+        return self.task.epoch_line('{}, kept epoch {}, {}:'.format(split, epoch, flips_phrase(self.flips)),
+                                    'flips_', entry, '').strip()
 
     def print_line(self, entry):
         """The validation line(s) of an epoch (a road run's name the threshold, which decides what is road)."""

@@ -81,9 +81,14 @@ def render_labels(size, seed, split, index, grayscale=False, alpha=0.6, shapes=S
             draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=1)
         else:
             draw.polygon(outline, fill=1)
-        inside = np.asarray(mask) > 0
-        image[inside] = (1 - alpha) * image[inside] + alpha * rng.randint(0, 256, 3)
-        labels[inside, cls - 1] = 1
+        color = rng.randint(0, 256, 3)
+        box = mask.getbbox()  # (x0, y0, x1, y1) of the shape's pixels: blending only there is what keeps it fast
+        if box is None:
+            continue
+        inside = np.asarray(mask.crop(box)) > 0
+        patch, members = image[box[1]:box[3], box[0]:box[2]], labels[box[1]:box[3], box[0]:box[2], cls - 1]
+        patch[inside] = (1 - alpha) * patch[inside] + alpha * color
+        members[inside] = 1
     image = np.clip(np.rint(image + rng.normal(0, 12, (h, w, 3))), 0, 255).astype(np.uint8)
     if grayscale:
         image = np.repeat(np.asarray(Image.fromarray(image).convert('L'))[..., None], 3, axis=-1)
@@ -110,6 +115,7 @@ class Shapes(Dataset):
         self.seed = seed
         self.multi_label, self.grayscale = multi_label, grayscale
         self.train_shapes = tuple(train_shapes)
+        self._kept = {}  # (sample id, (H, W)) -> a drawn non-training sample (load_for)
         if multi_label:
             self.class_names = self.class_names[1:] + ['unknown']
             self.colors = self.colors[1:] + [(145, 30, 180)]
@@ -121,12 +127,22 @@ class Shapes(Dataset):
         return self.load_for(sample, self.size)
 
     def load_for(self, sample, image_shape):
-        """The sample drawn at image_shape (H, W): its noise and edges at that size, not a resized drawing."""
+        """The sample drawn at image_shape (H, W): its noise and edges at that size, not a resized drawing. A
+        validation, selection or test sample is drawn once and kept (read-only), as it is scored every epoch."""
         _, split, index = sample.image.split('_')
+        key = (sample.image, tuple(image_shape))
+        if key in self._kept:
+            return self._kept[key]
         if self.multi_label:
-            return render_labels(tuple(image_shape), self.seed, split, int(index), self.grayscale,
-                                 shapes=self.train_shapes if split == 'train' else SHAPES_PER_IMAGE)
-        return render(tuple(image_shape), self.seed, split, int(index))
+            drawn = render_labels(tuple(image_shape), self.seed, split, int(index), self.grayscale,
+                                  shapes=self.train_shapes if split == 'train' else SHAPES_PER_IMAGE)
+        else:
+            drawn = render(tuple(image_shape), self.seed, split, int(index))
+        if split != 'train':  # the training samples are drawn once into batches.TrainingSet
+            for array in drawn:
+                array.setflags(write=False)
+            self._kept[key] = drawn
+        return drawn
 
     def load_label(self, sample):
         return self.load(sample)[1]
