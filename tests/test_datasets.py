@@ -1,4 +1,5 @@
 """The dataset layer on small trees the tests write (and the bundled KITTI sample), palettes, detection."""
+import functools
 import json
 import os
 
@@ -7,6 +8,7 @@ import pytest
 from PIL import Image
 
 from conftest import ROOT, SAMPLE
+from roadseg.data.batches import TrainingSet, drawing_processes
 from roadseg.data.datasets import kitti_road as kitti
 from roadseg.evaluation import palette
 from roadseg.data.datasets import (IGNORE, SELECT, SPLITS, CamVid, Cityscapes, Folder, KittiRoad, Shapes, detect,
@@ -333,3 +335,18 @@ def test_shapes_are_drawn_at_the_training_size():
     assert image.shape == (32, 32, 3) and labels.shape == (32, 32, 5)
     assert all(np.array_equal(a, b) for a, b in zip((image, labels), small.load(sample)))
     assert all(np.array_equal(a, b) for a, b in zip(big.load(sample), big.load_for(sample, (64, 64))))
+
+
+def test_shapes_training_set_is_drawn_in_processes_and_validation_samples_once():
+    """A generated dataset's training set is drawn in processes, the same arrays as in threads; a validation
+    sample (scored every epoch) is drawn once and kept read-only, a training one is not kept."""
+    ds = Shapes(size=(32, 32), counts=(9, 2, 1), multi_label=True)
+    assert drawing_processes(ds) >= 1 and drawing_processes(get_dataset(None, SAMPLE)) == 0
+    load = functools.partial(ds.load_for, image_shape=(16, 16))
+    forked = TrainingSet(ds.samples('train'), load, (16, 16), processes=2, encode=lambda c: c)
+    threaded = TrainingSet(ds.samples('train'), load, (16, 16), encode=lambda c: c)
+    assert forked.images.shape == (9, 16, 16, 3) and forked.classes.shape == (9, 16, 16, 5)
+    assert np.array_equal(forked.images, threaded.images) and np.array_equal(forked.classes, threaded.classes)
+    (val, _), train = ds.samples('val'), ds.samples('train')[0]
+    assert ds.load(val)[0] is ds.load(val)[0] and not ds.load(val)[1].flags.writeable
+    assert ds.load(train)[0] is not ds.load(train)[0] and ds.load(train)[0].flags.writeable

@@ -1,7 +1,9 @@
 """Format-free training input: resizing, the in-memory training set, augmentation, epochs, prefetching."""
+import multiprocessing
+import os
 import queue
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import numpy as np
 from PIL import Image
@@ -56,24 +58,38 @@ def shard(order, rank, size):
     return np.resize(np.asarray(order), per_rank * size)[rank::size]
 
 
+def drawing_processes(dataset):
+    """TrainingSet's processes for dataset: one per core where samples are drawn by Python code (a generated
+    dataset), else 0 (threads, which read and decode files in parallel)."""
+    return (os.cpu_count() or 1) if dataset.generated else 0
+
+
 class TrainingSet:
     """Training samples resized once to image_shape and kept in memory (289 KITTI pairs at 160x576: 80 MB).
 
     load(sample) -> (uint8 RGB (H, W, 3), uint8 label (H, W) or (H, W, C)) at the original size; encode(uint8
     labels (B, H, W[, C])) -> what a batch feeds as labels (a task's training_labels; default: two-class one-hot).
+    processes: load in that many forked processes (load must pickle), for samples drawn by Python code; threads
+    without it or where fork is missing.
     """
 
-    def __init__(self, samples, load, image_shape, encode=one_hot, workers=4):
+    def __init__(self, samples, load, image_shape, encode=one_hot, workers=4, processes=0):
         if not samples:
             raise InputError('no training samples')
         self.image_shape = tuple(image_shape)
         self.encode = encode
-        with ThreadPoolExecutor(workers) as pool:
-            loaded = list(pool.map(lambda s: self._resized(*load(s)), samples))
+        if processes and 'fork' in multiprocessing.get_all_start_methods():
+            with ProcessPoolExecutor(processes, multiprocessing.get_context('fork')) as pool:
+                loaded = [self._resized(*pair) for pair in pool.map(load, samples, chunksize=64)]
+        else:
+            with ThreadPoolExecutor(workers) as pool:
+                loaded = list(pool.map(lambda s: self._resized(*load(s)), samples))
         self.images = np.stack([im for im, _ in loaded])
         self.classes = np.stack([c for _, c in loaded])
 
     def _resized(self, image, classes):
+        if image.shape[:2] == self.image_shape and classes.shape[:2] == self.image_shape:
+            return image, classes
         return resize_rgb(image, self.image_shape), resize_classes(classes, self.image_shape)
 
     def __len__(self):

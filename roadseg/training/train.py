@@ -2,6 +2,7 @@
 the encoder, build the graph, start or resume, train with validation and checkpoints, write the outputs
 (outputs.py)."""
 import collections
+import functools
 import json
 import os
 import sys
@@ -9,7 +10,7 @@ import time
 
 from .. import task as tasks
 from ..data import datasets
-from ..data.batches import EpochBatches, TrainingSet, half_shape
+from ..data.batches import EpochBatches, TrainingSet, drawing_processes, half_shape
 from ..model import decoders, graph as model_graph
 from ..model.names import decoder_of
 from ..model.vgg import check_stages
@@ -56,7 +57,8 @@ def prepare_data(run, workers, resume):
             check_init_from(config)
     report_samples, select_samples = dataset.samples('val'), dataset.samples(datasets.SELECT)
     class_weights = task.class_weights(config.get('class_weights'), dataset)
-    training_set = TrainingSet(dataset.samples('train'), dataset.load, config['image_shape'], task.training_labels)
+    training_set = TrainingSet(dataset.samples('train'), dataset.load, config['image_shape'], task.training_labels,
+                               processes=drawing_processes(dataset))
     batches = EpochBatches(training_set, not config['no_augment'], config['seed'], config['repeat'],
                            rank=workers.rank, size=workers.size, first=half_size_set(config, dataset, task))
     batch_size = config['batch_size']
@@ -75,9 +77,8 @@ def half_size_set(config, dataset, task):
     if not half:
         return None
     shape = half_shape(config['image_shape'])
-    return half, TrainingSet(dataset.samples('train'), lambda s: dataset.load_for(s, shape), shape,
-                             task.training_labels)
-
+    return half, TrainingSet(dataset.samples('train'), functools.partial(dataset.load_for, image_shape=shape), shape,
+                             task.training_labels, processes=drawing_processes(dataset))
 
 def prepare_encoder(config, vgg_dir, workers):
     """vgg_dir/vgg (vgg_x<width> for --encoder-width), built at most once per machine (the machine's first rank

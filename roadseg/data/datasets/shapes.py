@@ -102,6 +102,7 @@ class Shapes(Dataset):
     SHAPES_PER_IMAGE). A fourth count adds a selection split: its images choose the kept epoch, and val is then
     only reported."""
     name = 'shapes'
+    generated = True
     class_names = ['background', 'circle', 'triangle', 'square', 'pentagon']
     colors = [(64, 64, 64), (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200)]
 
