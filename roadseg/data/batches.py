@@ -58,10 +58,10 @@ def shard(order, rank, size):
     return np.resize(np.asarray(order), per_rank * size)[rank::size]
 
 
-def drawing_processes(dataset):
+def drawing_processes(dataset, ranks=1):
     """TrainingSet's processes for dataset: one per core where samples are drawn by Python code (a generated
-    dataset), else 0 (threads, which read and decode files in parallel)."""
-    return (os.cpu_count() or 1) if dataset.generated else 0
+    dataset) by a process training alone, else 0 (threads; data-parallel ranks already share the cores)."""
+    return (os.cpu_count() or 1) if dataset.generated and ranks == 1 else 0
 
 
 class TrainingSet:

@@ -57,10 +57,12 @@ def prepare_data(run, workers, resume):
             check_init_from(config)
     report_samples, select_samples = dataset.samples('val'), dataset.samples(datasets.SELECT)
     class_weights = task.class_weights(config.get('class_weights'), dataset)
+    processes = drawing_processes(dataset, workers.size)
     training_set = TrainingSet(dataset.samples('train'), dataset.load, config['image_shape'], task.training_labels,
-                               processes=drawing_processes(dataset))
+                               processes=processes)
     batches = EpochBatches(training_set, not config['no_augment'], config['seed'], config['repeat'],
-                           rank=workers.rank, size=workers.size, first=half_size_set(config, dataset, task))
+                           rank=workers.rank, size=workers.size,
+                           first=half_size_set(config, dataset, task, processes))
     batch_size = config['batch_size']
     if batch_size > batches.num_images:
         print('note: --batch-size {} is larger than the {} training images; using {}'.format(
@@ -71,14 +73,15 @@ def prepare_data(run, workers, resume):
     return Data(dataset, task, batches, batch_size, choose, report_only, class_weights)
 
 
-def half_size_set(config, dataset, task):
-    """(--half-size-epochs, the training samples at half --image-shape), or None when the run has none."""
+def half_size_set(config, dataset, task, processes=0):
+    """(--half-size-epochs, the training samples at half --image-shape, drawn in `processes` processes (0:
+    threads)), or None when the run has none."""
     half = config.get('half_size_epochs', 0)
     if not half:
         return None
     shape = half_shape(config['image_shape'])
     return half, TrainingSet(dataset.samples('train'), functools.partial(dataset.load_for, image_shape=shape), shape,
-                             task.training_labels, processes=drawing_processes(dataset))
+                             task.training_labels, processes=processes)
 
 def prepare_encoder(config, vgg_dir, workers):
     """vgg_dir/vgg (vgg_x<width> for --encoder-width), built at most once per machine (the machine's first rank
