@@ -2,6 +2,7 @@
 import functools
 import json
 import os
+import pickle
 
 import numpy as np
 import pytest
@@ -351,3 +352,4 @@ def test_shapes_training_set_is_drawn_in_processes_and_validation_samples_once()
     (val, _), train = ds.samples('val'), ds.samples('train')[0]
     assert ds.load(val)[0] is ds.load(val)[0] and not ds.load(val)[1].flags.writeable
     assert ds.load(train)[0] is not ds.load(train)[0] and ds.load(train)[0].flags.writeable
+    assert pickle.loads(pickle.dumps(ds))._kept == {}  # a drawing process gets no kept samples

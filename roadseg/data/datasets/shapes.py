@@ -121,6 +121,9 @@ class Shapes(Dataset):
             self.class_names = self.class_names[1:] + ['unknown']
             self.colors = self.colors[1:] + [(145, 30, 180)]
 
+    def __getstate__(self):  # what a drawing process receives (batches.TrainingSet): no kept samples
+        return dict(self.__dict__, _kept={})
+
     def list_split(self, split):
         return [Sample(sid, sid) for sid in ('shapes_{}_{:06d}'.format(split, i) for i in range(self.counts[split]))]
 
