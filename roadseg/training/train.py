@@ -83,6 +83,7 @@ def half_size_set(config, dataset, task, processes=0):
     return half, TrainingSet(dataset.samples('train'), functools.partial(dataset.load_for, image_shape=shape), shape,
                              task.training_labels, processes=processes)
 
+
 def prepare_encoder(config, vgg_dir, workers):
     """vgg_dir/vgg (vgg_x<width> for --encoder-width), built at most once per machine (the machine's first rank
     builds it, the others wait)."""
