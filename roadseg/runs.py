@@ -192,6 +192,7 @@ class TrainedRun:
 
     @property
     def flips(self):
+        """recorded_flips of the run's config."""
         return recorded_flips(self.config)
 
     @property

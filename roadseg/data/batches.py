@@ -2,6 +2,8 @@
 import multiprocessing
 import os
 import queue
+import signal
+import sys
 import threading
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
@@ -58,10 +60,20 @@ def shard(order, rank, size):
     return np.resize(np.asarray(order), per_rank * size)[rank::size]
 
 
-def drawing_processes(dataset, ranks=1):
-    """TrainingSet's processes for dataset: one per core where samples are drawn by Python code (a generated
-    dataset) by a process training alone, else 0 (threads; data-parallel ranks already share the cores)."""
-    return (os.cpu_count() or 1) if dataset.generated and ranks == 1 else 0
+def drawing_processes(dataset, alone=True):
+    """Processes for TrainingSet to draw dataset's samples in: one per usable core for a generated dataset when
+    this process trains alone on Linux (fork), else 0 (threads; data-parallel ranks already share the cores and
+    hold live connections a fork would copy)."""
+    if not (dataset.generated and alone and sys.platform.startswith('linux')):
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
+    return cores if cores > 1 else 0
+
+
+def _ignore_interrupts():
+    """A drawing process leaves Ctrl-C to its parent and ends at SIGTERM (it inherits training's handlers)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 class TrainingSet:
@@ -69,8 +81,7 @@ class TrainingSet:
 
     load(sample) -> (uint8 RGB (H, W, 3), uint8 label (H, W) or (H, W, C)) at the original size; encode(uint8
     labels (B, H, W[, C])) -> what a batch feeds as labels (a task's training_labels; default: two-class one-hot).
-    processes: load in that many forked processes (load must pickle), for samples drawn by Python code; threads
-    without it or where fork is missing.
+    processes: load in that many forked processes (load must pickle; drawing_processes), else in threads.
     """
 
     def __init__(self, samples, load, image_shape, encode=one_hot, workers=4, processes=0):
@@ -78,9 +89,10 @@ class TrainingSet:
             raise InputError('no training samples')
         self.image_shape = tuple(image_shape)
         self.encode = encode
-        if processes and 'fork' in multiprocessing.get_all_start_methods():
-            with ProcessPoolExecutor(processes, multiprocessing.get_context('fork')) as pool:
-                loaded = [self._resized(*pair) for pair in pool.map(load, samples, chunksize=64)]
+        if processes:
+            chunk = max(1, min(64, len(samples) // (4 * processes)))
+            with ProcessPoolExecutor(processes, multiprocessing.get_context('fork'), _ignore_interrupts) as pool:
+                loaded = [self._resized(*pair) for pair in pool.map(load, samples, chunksize=chunk)]
         else:
             with ThreadPoolExecutor(workers) as pool:
                 loaded = list(pool.map(lambda s: self._resized(*load(s)), samples))

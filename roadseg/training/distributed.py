@@ -157,6 +157,7 @@ class Solo:
     """The whole job in this one process (training without --horovod): what train.py asks of its workers,
     each a no-op or the plain single-process behaviour."""
     rank, size, local_rank, chief = 0, 1, 0, True
+    alone = True  # no other rank shares this machine's cores or holds live connections (Horovod: False)
 
     def session_config(self, config):
         return config
@@ -203,6 +204,7 @@ class Solo:
 
 class Horovod(Solo):
     """This process as one rank of a `horovodrun -np N python main.py --horovod` job (module docstring)."""
+    alone = False
 
     def __init__(self):
         self.rank, self.size = init()

@@ -57,7 +57,7 @@ def prepare_data(run, workers, resume):
             check_init_from(config)
     report_samples, select_samples = dataset.samples('val'), dataset.samples(datasets.SELECT)
     class_weights = task.class_weights(config.get('class_weights'), dataset)
-    processes = drawing_processes(dataset, workers.size)
+    processes = drawing_processes(dataset, workers.alone)
     training_set = TrainingSet(dataset.samples('train'), dataset.load, config['image_shape'], task.training_labels,
                                processes=processes)
     batches = EpochBatches(training_set, not config['no_augment'], config['seed'], config['repeat'],
@@ -74,8 +74,8 @@ def prepare_data(run, workers, resume):
 
 
 def half_size_set(config, dataset, task, processes=0):
-    """(--half-size-epochs, the training samples at half --image-shape, drawn in `processes` processes (0:
-    threads)), or None when the run has none."""
+    """(--half-size-epochs, the training samples at half --image-shape), or None when the run has none; the
+    samples are drawn in `processes` processes, or threads with 0."""
     half = config.get('half_size_epochs', 0)
     if not half:
         return None

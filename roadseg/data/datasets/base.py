@@ -42,8 +42,7 @@ class Dataset(object):
     splits = SPLITS   # the splits list_split() lists; samples() of the others is []
     split_paths = ()  # the files (paths) that decide which image is in which split; () = folders alone
     subsets = False   # --classes may pick some of its classes (subset.py)
-    generated = False  # samples drawn by Python code (shapes.py), not read from files: the training set draws
-                       # them in processes (batches.TrainingSet), where threads would wait on each other
+    generated = False  # samples drawn by Python code, not read from files (shapes.py): batches.drawing_processes
 
     def __init__(self, data_dir):
         if not os.path.isdir(data_dir):

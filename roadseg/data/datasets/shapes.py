@@ -12,6 +12,7 @@ STREAMS = SPLITS + (SELECT,)  # a split's random stream is its position here
 
 CORNERS = {2: 3, 3: 4, 4: 5}  # class index -> polygon corners (1 = circle)
 UNKNOWN = 5  # multi-label: a concave blob, none of the four shapes
+KEPT_SPLITS = ('val', SELECT)  # drawn once and kept: scored after every epoch (320 at 128x128: 42 MB)
 SHAPES_PER_IMAGE = (2, 4)  # multi-label: fewest and most shapes in an image (Shapes' train_shapes: in training ones)
 
 
@@ -116,7 +117,7 @@ class Shapes(Dataset):
         self.seed = seed
         self.multi_label, self.grayscale = multi_label, grayscale
         self.train_shapes = tuple(train_shapes)
-        self._kept = {}  # (sample id, (H, W)) -> a drawn non-training sample (load_for)
+        self._kept = {}  # (sample id, (H, W)) -> a drawn sample of KEPT_SPLITS (load_for)
         if multi_label:
             self.class_names = self.class_names[1:] + ['unknown']
             self.colors = self.colors[1:] + [(145, 30, 180)]
@@ -132,7 +133,8 @@ class Shapes(Dataset):
 
     def load_for(self, sample, image_shape):
         """The sample drawn at image_shape (H, W): its noise and edges at that size, not a resized drawing. A
-        validation, selection or test sample is drawn once and kept (read-only), as it is scored every epoch."""
+        validation or selection sample, scored every epoch, is drawn once and kept (read-only) while the dataset
+        lives."""
         _, split, index = sample.image.split('_')
         key = (sample.image, tuple(image_shape))
         if key in self._kept:
@@ -142,7 +144,7 @@ class Shapes(Dataset):
                                   shapes=self.train_shapes if split == 'train' else SHAPES_PER_IMAGE)
         else:
             drawn = render(tuple(image_shape), self.seed, split, int(index))
-        if split != 'train':  # the training samples are drawn once into batches.TrainingSet
+        if split in KEPT_SPLITS:
             for array in drawn:
                 array.setflags(write=False)
             self._kept[key] = drawn
