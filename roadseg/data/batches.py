@@ -20,13 +20,17 @@ def half_shape(image_shape):
 
 
 def resize_rgb(image, image_shape):
-    """Bilinear resize of uint8 (H, W, 3) to image_shape (height, width)."""
+    """Bilinear resize of uint8 (H, W, 3) to image_shape (height, width); the image itself when already that size."""
+    if image.shape[:2] == tuple(image_shape):
+        return image
     return np.asarray(Image.fromarray(image).resize((image_shape[1], image_shape[0]), Image.BILINEAR))
 
 
 def resize_classes(classes, image_shape, box=None):
     """Nearest-neighbour resize of a uint8 label (H, W) or (H, W, C) (of box, a crop (x0, y0, x1, y1), when
-    given), so no new labels appear at edges."""
+    given), so no new labels appear at edges; the label itself when already that size and not cropped."""
+    if box is None and classes.shape[:2] == tuple(image_shape):
+        return classes
     if classes.ndim == 3:
         return np.stack([resize_classes(classes[..., c], image_shape, box) for c in range(classes.shape[-1])], -1)
     return np.asarray(Image.fromarray(classes).resize((image_shape[1], image_shape[0]), Image.NEAREST, box=box))
@@ -100,8 +104,6 @@ class TrainingSet:
         self.classes = np.stack([c for _, c in loaded])
 
     def _resized(self, image, classes):
-        if image.shape[:2] == self.image_shape and classes.shape[:2] == self.image_shape:
-            return image, classes
         return resize_rgb(image, self.image_shape), resize_classes(classes, self.image_shape)
 
     def __len__(self):

@@ -69,8 +69,7 @@ def predict_resized(run_batch, images, image_shape, batch_size, flips='none'):
     run_batch = averaged_over_flips(run_batch, flips)
 
     def flush():
-        net_in = np.stack([im if im.shape[:2] == tuple(image_shape) else resize_rgb(im, image_shape)
-                           for im in batch]).astype(np.float32)
+        net_in = np.stack([resize_rgb(im, image_shape) for im in batch]).astype(np.float32)
         for image, probs in zip(batch, run_batch(net_in)):
             if image.shape[:2] != probs.shape[:2]:
                 probs = np.stack([resize_prob(probs[..., c], image.shape[:2]) for c in range(probs.shape[-1])], -1)

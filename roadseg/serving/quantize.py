@@ -140,9 +140,7 @@ def calibration_batches(dataset, samples, image_shape):
     batches = []
     for sample in bar(samples, desc='Loading calibration images', unit='image'):
         image = dataset.load(sample)[0]  # InputError naming the file when it is not a readable image
-        if image.shape[:2] != tuple(image_shape):
-            image = resize_rgb(image, image_shape)
-        batches.append(image[None].astype(np.float32))
+        batches.append(resize_rgb(image, image_shape)[None].astype(np.float32))
     return batches
 
 
