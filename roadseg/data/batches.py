@@ -70,7 +70,7 @@ def drawing_processes(dataset, alone=True):
     hold live connections a fork would copy)."""
     if not (dataset.generated and alone and sys.platform.startswith('linux')):
         return 0
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
+    cores = len(os.sched_getaffinity(0))  # Linux, checked above
     return cores if cores > 1 else 0
 
 
